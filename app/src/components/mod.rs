@@ -1,0 +1,9 @@
+//! Small pieces shared by the pages.
+
+mod connection_banner;
+mod header;
+mod superseded_notice;
+
+pub use connection_banner::ConnectionBanner;
+pub use header::Header;
+pub use superseded_notice::SupersededNotice;

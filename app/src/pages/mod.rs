@@ -1,0 +1,13 @@
+//! One component per route.
+
+mod about;
+mod home;
+mod login;
+mod not_found;
+mod register;
+
+pub use about::AboutPage;
+pub use home::HomePage;
+pub use login::LoginPage;
+pub use not_found::NotFoundPage;
+pub use register::RegisterPage;

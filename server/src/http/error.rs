@@ -1,0 +1,150 @@
+//! The HTTP edge's one error type: every failure becomes a status and a stable JSON code.
+
+use app::contract::{ErrorBody, ErrorCode};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::passwords::PasswordError;
+use crate::registry::Rejection;
+use crate::store::StoreError;
+
+/// Why a protected request's tab UID was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TabRefusal {
+    Missing,
+    Malformed,
+    Rejected(Rejection),
+}
+
+impl TabRefusal {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TabRefusal::Missing => ErrorCode::MissingUid,
+            TabRefusal::Malformed => ErrorCode::MalformedUid,
+            TabRefusal::Rejected(Rejection::Unknown) => ErrorCode::UnknownUid,
+            TabRefusal::Rejected(Rejection::Superseded { .. }) => ErrorCode::Superseded,
+            TabRefusal::Rejected(Rejection::LoggedOut { .. }) => ErrorCode::LoggedOut,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    Refused(TabRefusal),
+    InvalidCredentials,
+    InvalidInput(String),
+    UsernameTaken,
+    MalformedJson(String),
+    BodyTooLarge,
+    UnsupportedMediaType,
+    NotFound,
+    MethodNotAllowed,
+    /// Something on our side failed. The detail is logged once, never sent.
+    Unavailable(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError::Unavailable(err.to_string())
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(err: PasswordError) -> Self {
+        ApiError::Unavailable(err.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::JsonDataError(e) => ApiError::MalformedJson(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => ApiError::MalformedJson(e.body_text()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge,
+            other => ApiError::MalformedJson(other.body_text()),
+        }
+    }
+}
+
+impl ApiError {
+    fn parts(self) -> (StatusCode, ErrorBody) {
+        let body = |code: ErrorCode, message: String| ErrorBody {
+            error: code,
+            message,
+            superseded_at: None,
+            user_agent: None,
+            ip: None,
+        };
+        match self {
+            ApiError::Refused(refusal) => {
+                let code = refusal.code();
+                let message = match &refusal {
+                    TabRefusal::Missing => "This request needs the tab's UID in the x-tab-uid header. Sign in first.".into(),
+                    TabRefusal::Malformed => "The x-tab-uid header must be a lower-case hyphenated UUID v4.".into(),
+                    TabRefusal::Rejected(Rejection::Unknown) => "This tab's sign-in is not known (it may have expired). Sign in again.".into(),
+                    TabRefusal::Rejected(Rejection::Superseded { at, .. }) => format!(
+                        "Your account was signed in elsewhere at {}; this tab is no longer active.",
+                        at.to_rfc3339()
+                    ),
+                    TabRefusal::Rejected(Rejection::LoggedOut { .. }) => "This tab has signed out. Sign in again.".into(),
+                };
+                let mut body = body(code, message);
+                if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = refusal {
+                    body.superseded_at = Some(at.to_rfc3339());
+                    body.user_agent = by.user_agent;
+                    body.ip = Some(by.ip.to_string());
+                }
+                (StatusCode::UNAUTHORIZED, body)
+            }
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                body(ErrorCode::InvalidCredentials, "Wrong username or password.".into()),
+            ),
+            ApiError::InvalidInput(message) => (StatusCode::BAD_REQUEST, body(ErrorCode::InvalidInput, message)),
+            ApiError::UsernameTaken => (
+                StatusCode::CONFLICT,
+                body(ErrorCode::UsernameTaken, "That username is taken. Choose another one.".into()),
+            ),
+            ApiError::MalformedJson(detail) => (
+                StatusCode::BAD_REQUEST,
+                body(ErrorCode::MalformedJson, format!("The request body is not the JSON expected: {detail}")),
+            ),
+            ApiError::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body(
+                    ErrorCode::BodyTooLarge,
+                    format!("The request body is over {} KiB.", app::contract::MAX_BODY_BYTES / 1024),
+                ),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                body(ErrorCode::UnsupportedMediaType, "Send the request body as application/json.".into()),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                body(ErrorCode::NotFound, "There is no such API endpoint.".into()),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                body(ErrorCode::MethodNotAllowed, "This endpoint does not accept that method.".into()),
+            ),
+            ApiError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "request failed on the server side");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    body(ErrorCode::Unavailable, "The server cannot handle this right now. Try again shortly.".into()),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.parts();
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,93 @@
+//! Extractors: the request's JSON body, the tab it comes from, and where a login came from.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use app::contract::TAB_UID_HEADER;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts};
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
+
+use super::error::{ApiError, TabRefusal};
+use crate::registry::Registry;
+use crate::store::{ActiveSession, LoginOrigin};
+use crate::uid::Uid;
+
+/// `axum::Json`, but its rejections speak the contract (`malformed_json`, 413, 415).
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// The active tab a protected request comes from.
+///
+/// Taking this extractor is what makes a handler protected: the request is answered with
+/// the contract's 401 unless `x-tab-uid` names the account's current UID. The check is a
+/// memory lookup (see [`Registry::check`]).
+#[derive(Debug, Clone)]
+pub struct ActiveTab {
+    pub uid: Uid,
+    pub session: ActiveSession,
+}
+
+impl<S> FromRequestParts<S> for ActiveTab
+where
+    Registry: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let registry = Registry::from_ref(state);
+        let refuse = |refusal: TabRefusal, username: Option<&str>| {
+            tracing::info!(code = refusal.code().as_str(), account = username, "request rejected");
+            ApiError::Refused(refusal)
+        };
+        let mut values = parts.headers.get_all(TAB_UID_HEADER).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            let refusal = if parts.headers.contains_key(TAB_UID_HEADER) {
+                TabRefusal::Malformed // sent more than once
+            } else {
+                TabRefusal::Missing
+            };
+            return Err(refuse(refusal, None));
+        };
+        let uid = value
+            .to_str()
+            .ok()
+            .and_then(|text| Uid::parse(text).ok())
+            .ok_or_else(|| refuse(TabRefusal::Malformed, None))?;
+        match registry.check(&uid) {
+            Ok(session) => Ok(ActiveTab { uid, session }),
+            Err(refused) => {
+                Err(refuse(TabRefusal::Rejected(refused.rejection), refused.username.as_deref()))
+            }
+        }
+    }
+}
+
+/// Longest User-Agent kept with a login; longer ones are cut (they are shown, not parsed).
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+impl<S: Send + Sync> FromRequestParts<S> for LoginOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.trim().is_empty());
+        // The peer address as this server sees it. The server is always served with
+        // connect info; the fallback only keeps a misconfigured embedding from failing.
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip().to_canonical());
+        Ok(LoginOrigin { user_agent, ip })
+    }
+}

@@ -1,0 +1,19 @@
+//! Solotab's server library.
+//!
+//! The enforcement core reads on its own and knows nothing of Leptos or HTTP:
+//! - [`uid`]: the per-login UID, a credential (CSPRNG, constant-time equality, redacted);
+//! - [`registry`]: which UID each account accepts (`claim`, `check`, `release`);
+//! - [`store`]: the one trait per concern that backends implement (memory, SQLite).
+//!
+//! Around it: [`passwords`] (argon2id, bounded), [`http`] (the JSON API, thin),
+//! [`site`] (the Leptos pages), [`config`] and [`startup`].
+
+pub mod config;
+pub mod http;
+pub mod passwords;
+pub mod registry;
+pub mod site;
+pub mod startup;
+pub mod store;
+pub mod time;
+pub mod uid;

@@ -1,0 +1,204 @@
+//! The enforcement core: which tab UID each account accepts.
+//!
+//! "Latest wins": [`Registry::claim`] makes a fresh UID the account's only active one and
+//! reports what it superseded. [`Registry::check`] answers every protected request from
+//! memory, without I/O and without holding a lock across an await. [`Registry::release`]
+//! ends a UID on logout.
+//!
+//! The [`SessionStore`] is the durable truth; memory is its write-through cache. Writes go
+//! through one async mutex so that memory applies store results in the order the store
+//! committed them (otherwise two racing claims could leave both UIDs active in memory).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::store::{
+    AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin, SessionStore, StoreError,
+};
+use crate::time::UnixMillis;
+use crate::uid::Uid;
+
+/// How long superseded and logged-out UIDs are remembered by default.
+pub const DEFAULT_HISTORY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Why a UID is not accepted. Policies to come (timeouts, forced sign-out, deny-new) add
+/// variants here, and every layer above maps them to the wire by matching on this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Never issued here, or forgotten after the history period.
+    Unknown,
+    /// A newer login of the same account took over at `at`, from `by`.
+    Superseded { at: UnixMillis, by: LoginOrigin },
+    /// The tab logged out at `at`.
+    LoggedOut { at: UnixMillis },
+}
+
+/// A UID that was refused, with the account it belonged to if known (for logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub rejection: Rejection,
+    pub username: Option<String>,
+}
+
+/// The outcome of a successful [`Registry::claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub uid: Uid,
+    pub session: ActiveSession,
+    /// Every session this login ended. Under latest-wins at most one; the type allows several.
+    pub superseded: Vec<(Uid, EndedSession)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("the uid is not active")]
+    Refused(Refused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    active: HashMap<Uid, ActiveSession>,
+    ended: HashMap<Uid, EndedSession>,
+}
+
+impl Sessions {
+    fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
+        if let Some(session) = self.active.get(uid) {
+            return Ok(session.clone());
+        }
+        match self.ended.get(uid) {
+            None => Err(Refused { rejection: Rejection::Unknown, username: None }),
+            Some(ended) => Err(Refused {
+                rejection: match &ended.reason {
+                    EndReason::Superseded { by } => {
+                        Rejection::Superseded { at: ended.ended_at, by: by.clone() }
+                    }
+                    EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
+                },
+                username: Some(ended.username.clone()),
+            }),
+        }
+    }
+
+    fn end(&mut self, uid: Uid, ended: EndedSession) {
+        self.active.remove(&uid);
+        self.ended.insert(uid, ended);
+    }
+}
+
+/// Cheap to clone: clones share one registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: Arc<dyn SessionStore>,
+    // std RwLock, not tokio's: it is held only for a map operation and never across an
+    // await, so readers on the hot path never yield.
+    sessions: Arc<RwLock<Sessions>>,
+    // Serialises store write + memory update (see the module docs). Held across the store's
+    // await, which is why it is tokio's.
+    writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Registry {
+    /// Loads what the store holds (active sessions, and ended ones within `history`).
+    pub async fn load(store: Arc<dyn SessionStore>, history: Duration) -> Result<Self, StoreError> {
+        let snapshot = store.load(UnixMillis::now().minus(history)).await?;
+        let sessions = Sessions {
+            active: snapshot.active.into_iter().collect(),
+            ended: snapshot.ended.into_iter().collect(),
+        };
+        Ok(Self {
+            store,
+            sessions: Arc::new(RwLock::new(sessions)),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Is `uid` the active UID of its account? Memory only: no I/O, no await.
+    pub fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
+        self.read().check(uid)
+    }
+
+    /// Issues a fresh UID for `account` and makes it the only one accepted, superseding any
+    /// other; returns once the store has committed it.
+    ///
+    /// The work runs in its own task, so a client that hangs up mid-login cannot leave the
+    /// store committed but memory not updated.
+    pub async fn claim(
+        &self,
+        account: AccountId,
+        username: String,
+        origin: LoginOrigin,
+    ) -> Result<Claimed, StoreError> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _write = this.writes.lock().await;
+            let uid = Uid::generate();
+            let session = ActiveSession { account, username, issued_at: UnixMillis::now(), origin };
+            let superseded = this.store.claim(uid, &session).await?;
+            let mut sessions = this.write();
+            for (old, ended) in &superseded {
+                sessions.end(*old, ended.clone());
+            }
+            sessions.active.insert(uid, session.clone());
+            Ok(Claimed { uid, session, superseded })
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+
+    /// Ends `uid` (logout). A UID that is not active is refused with its rejection, and
+    /// nothing changes.
+    pub async fn release(&self, uid: Uid) -> Result<EndedSession, ReleaseError> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _write = this.writes.lock().await;
+            let session = this.check(&uid).map_err(ReleaseError::Refused)?;
+            let at = UnixMillis::now();
+            if !this.store.release(uid, at).await? {
+                // Memory said active but the store disagrees: only possible if the store was
+                // changed behind our back. Fail closed rather than guess.
+                return Err(StoreError::Backend("store and memory disagree on a uid".into()).into());
+            }
+            let ended = EndedSession {
+                account: session.account,
+                username: session.username,
+                ended_at: at,
+                reason: EndReason::LoggedOut,
+            };
+            this.write().end(uid, ended.clone());
+            Ok(ended)
+        })
+        .await
+        .map_err(|_| ReleaseError::Store(StoreError::Task))?
+    }
+
+    /// Forgets sessions that ended before `ended_before`, in the store and in memory.
+    pub async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
+        let _write = self.writes.lock().await;
+        let removed = self.store.prune(ended_before).await?;
+        self.write().ended.retain(|_, e| e.ended_at >= ended_before);
+        Ok(removed)
+    }
+
+    /// How many sessions are active and remembered (for logs and metrics).
+    pub fn counts(&self) -> (usize, usize) {
+        let sessions = self.read();
+        (sessions.active.len(), sessions.ended.len())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Sessions> {
+        // Updates under the write guard are plain map operations that cannot panic halfway,
+        // so a poisoned lock still guards consistent data.
+        self.sessions.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Sessions> {
+        self.sessions.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;

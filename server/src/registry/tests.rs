@@ -1,0 +1,288 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::store::{AccountStore, MemoryStore, SqliteStore};
+
+fn origin(n: u8) -> LoginOrigin {
+    LoginOrigin {
+        user_agent: Some(format!("browser {n}")),
+        ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+    }
+}
+
+async fn registry_on(store: Arc<dyn SessionStore>) -> Registry {
+    Registry::load(store, DEFAULT_HISTORY).await.unwrap()
+}
+
+/// Accounts every test store holds: ids 1, 2 and 3.
+const USERNAMES: [&str; 3] = ["ann", "bob", "cyd"];
+
+async fn seeded<S: SessionStore + AccountStore>(store: S) -> Arc<dyn SessionStore> {
+    for (i, name) in USERNAMES.iter().enumerate() {
+        let id = store.create(name, "not-a-real-hash", UnixMillis::now()).await.unwrap();
+        assert_eq!(id, AccountId(i as i64 + 1));
+    }
+    Arc::new(store)
+}
+
+async fn stores() -> Vec<Arc<dyn SessionStore>> {
+    vec![
+        seeded(MemoryStore::new()).await,
+        seeded(SqliteStore::open_in_memory().unwrap()).await,
+    ]
+}
+
+/// Every registry test runs on every store.
+macro_rules! on_every_store {
+    ($($name:ident: |$reg:ident| $body:block)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for store in stores().await {
+                let $reg = registry_on(store).await;
+                $body
+            }
+        }
+    )*};
+}
+
+const ANN: AccountId = AccountId(1);
+const BOB: AccountId = AccountId(2);
+
+on_every_store! {
+    a_claimed_uid_is_accepted: |reg| {
+        let claimed = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        assert!(claimed.superseded.is_empty());
+        let session = reg.check(&claimed.uid).unwrap();
+        assert_eq!(session.username, "ann");
+        assert_eq!(session.origin, origin(1));
+    }
+
+    a_newer_login_supersedes_the_older_and_says_when_and_from_where: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        assert_eq!(second.superseded.len(), 1);
+        assert_eq!(second.superseded[0].0, first.uid);
+        let refused = reg.check(&first.uid).unwrap_err();
+        assert_eq!(
+            refused.rejection,
+            Rejection::Superseded { at: second.session.issued_at, by: origin(2) }
+        );
+        assert_eq!(refused.username.as_deref(), Some("ann"));
+        assert!(reg.check(&second.uid).is_ok());
+    }
+
+    other_accounts_are_untouched: |reg| {
+        let ann = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let bob = reg.claim(BOB, "bob".into(), origin(2)).await.unwrap();
+        assert!(bob.superseded.is_empty());
+        assert!(reg.check(&ann.uid).is_ok());
+        assert!(reg.check(&bob.uid).is_ok());
+    }
+
+    an_unknown_uid_is_unknown: |reg| {
+        let refused = reg.check(&Uid::generate()).unwrap_err();
+        assert_eq!(refused, Refused { rejection: Rejection::Unknown, username: None });
+    }
+
+    release_logs_out_once_and_refuses_what_is_not_active: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+
+        // Releasing the superseded UID is refused and changes nothing.
+        let err = reg.release(first.uid).await.unwrap_err();
+        assert!(matches!(err, ReleaseError::Refused(Refused { rejection: Rejection::Superseded { .. }, .. })));
+        assert!(reg.check(&second.uid).is_ok());
+
+        let ended = reg.release(second.uid).await.unwrap();
+        assert_eq!(ended.reason, EndReason::LoggedOut);
+        assert_eq!(
+            reg.check(&second.uid).unwrap_err().rejection,
+            Rejection::LoggedOut { at: ended.ended_at }
+        );
+        let again = reg.release(second.uid).await.unwrap_err();
+        assert!(matches!(again, ReleaseError::Refused(Refused { rejection: Rejection::LoggedOut { .. }, .. })));
+        assert!(matches!(
+            reg.release(Uid::generate()).await.unwrap_err(),
+            ReleaseError::Refused(Refused { rejection: Rejection::Unknown, .. })
+        ));
+    }
+
+    pruning_forgets_only_what_ended_before_the_cutoff: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        // Nothing ended before the first supersession: nothing goes.
+        assert_eq!(reg.prune(second.session.issued_at).await.unwrap(), 0);
+        assert!(matches!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Superseded { .. }));
+        // A cutoff after it forgets the superseded UID but never the active one.
+        let later = UnixMillis::from_millis(second.session.issued_at.as_millis() + 1);
+        assert_eq!(reg.prune(later).await.unwrap(), 1);
+        assert_eq!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Unknown);
+        assert!(reg.check(&second.uid).is_ok());
+        assert_eq!(reg.counts(), (1, 0));
+    }
+
+    racing_logins_leave_exactly_one_uid_accepted: |reg| {
+        let tasks: Vec<_> = (0..64u8)
+            .map(|n| {
+                let reg = reg.clone();
+                tokio::spawn(async move { reg.claim(ANN, "ann".into(), origin(n)).await.unwrap() })
+            })
+            .collect();
+        let mut claims = Vec::new();
+        for task in tasks {
+            claims.push(task.await.unwrap());
+        }
+        let accepted: Vec<_> = claims.iter().filter(|c| reg.check(&c.uid).is_ok()).collect();
+        assert_eq!(accepted.len(), 1, "exactly one of 64 racing logins may stay active");
+        let superseded_total: usize = claims.iter().map(|c| c.superseded.len()).sum();
+        assert_eq!(superseded_total, 63, "each loser is superseded exactly once");
+        // And the store agrees with memory: a registry reloaded from it accepts the same one.
+        let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
+        for claim in &claims {
+            assert_eq!(reloaded.check(&claim.uid).is_ok(), reg.check(&claim.uid).is_ok());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_sqlite_file_keeps_active_and_superseded_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("solotab.db");
+    let (first, second, third) = {
+        let reg = registry_on(seeded(SqliteStore::open(&path).unwrap()).await).await;
+        let id = ANN;
+        let first = reg.claim(id, "ann".into(), origin(1)).await.unwrap();
+        let _second = reg.claim(id, "ann".into(), origin(2)).await.unwrap();
+        let third = reg.claim(id, "ann".into(), origin(3)).await.unwrap();
+        reg.release(third.uid).await.unwrap();
+        let fourth = reg.claim(id, "ann".into(), origin(4)).await.unwrap();
+        (first, fourth, third)
+    };
+    let reg = registry_on(Arc::new(SqliteStore::open(&path).unwrap())).await;
+    assert!(matches!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Superseded { .. }));
+    assert!(matches!(reg.check(&third.uid).unwrap_err().rejection, Rejection::LoggedOut { .. }));
+    assert_eq!(reg.check(&second.uid).unwrap(), second.session);
+}
+
+#[tokio::test]
+async fn a_second_open_of_one_file_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("solotab.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, crate::store::OpenError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("already using"), "{err}");
+    drop(first);
+    SqliteStore::open(&path).unwrap();
+}
+
+/// The reference model: what latest-wins means, in the simplest terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelState {
+    Active,
+    SupersededBy(usize),
+    LoggedOut,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Claim(u8),
+    Check(usize),
+    Release(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..3).prop_map(Op::Claim),
+        (0usize..12).prop_map(Op::Check),
+        (0usize..12).prop_map(Op::Release),
+    ]
+}
+
+/// What the registry answered, reduced to what the model can predict.
+fn observed(result: Result<ActiveSession, Refused>, issued: &[Claimed]) -> Option<ModelState> {
+    match result {
+        Ok(_) => Some(ModelState::Active),
+        Err(Refused { rejection: Rejection::Unknown, .. }) => None,
+        Err(Refused { rejection: Rejection::LoggedOut { .. }, .. }) => Some(ModelState::LoggedOut),
+        Err(Refused { rejection: Rejection::Superseded { at, by }, .. }) => {
+            // Identify the superseding login by its time and origin.
+            let index = issued
+                .iter()
+                .position(|c| c.session.issued_at == at && c.session.origin == by)
+                .expect("superseded by a login that was issued");
+            Some(ModelState::SupersededBy(index))
+        }
+    }
+}
+
+fn run_model_case<S: SessionStore + AccountStore>(store: S, ops: &[Op]) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let reg = registry_on(seeded(store).await).await;
+        let mut issued: Vec<Claimed> = Vec::new();
+        let mut model: Vec<ModelState> = Vec::new();
+        let mut current: HashMap<u8, usize> = HashMap::new();
+        // UIDs beyond those issued are unknown ones.
+        let unknown: Vec<Uid> = (0..12).map(|_| Uid::generate()).collect();
+        let uid_at = |issued: &[Claimed], i: usize| issued.get(i).map_or(unknown[i], |c| c.uid);
+        for op in ops {
+            match *op {
+                Op::Claim(account) => {
+                    // Distinct origins per login so a supersession names exactly one login.
+                    let n = u8::try_from(issued.len()).unwrap();
+                    let username = USERNAMES[usize::from(account)].to_owned();
+                    let claimed =
+                        reg.claim(AccountId(i64::from(account) + 1), username, origin(n)).await.unwrap();
+                    let index = issued.len();
+                    let expected_superseded: Vec<usize> = current.get(&account).copied().into_iter().collect();
+                    prop_assert_eq!(claimed.superseded.len(), expected_superseded.len());
+                    for old in expected_superseded {
+                        model[old] = ModelState::SupersededBy(index);
+                    }
+                    current.insert(account, index);
+                    issued.push(claimed);
+                    model.push(ModelState::Active);
+                }
+                Op::Check(i) => {
+                    let got = observed(reg.check(&uid_at(&issued, i)), &issued);
+                    prop_assert_eq!(got, model.get(i).copied());
+                }
+                Op::Release(i) => {
+                    let result = reg.release(uid_at(&issued, i)).await;
+                    match model.get(i).copied() {
+                        Some(ModelState::Active) => {
+                            prop_assert!(result.is_ok());
+                            model[i] = ModelState::LoggedOut;
+                            current.retain(|_, idx| *idx != i);
+                        }
+                        expected => match result {
+                            Err(ReleaseError::Refused(refused)) => {
+                                prop_assert_eq!(observed(Err(refused), &issued), expected);
+                            }
+                            other => prop_assert!(false, "release of a non-active uid gave {other:?}"),
+                        },
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_registry_on_the_memory_store_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run_model_case(MemoryStore::new(), &ops)?;
+    }
+
+    #[test]
+    fn the_registry_on_sqlite_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run_model_case(SqliteStore::open_in_memory().unwrap(), &ops)?;
+    }
+}

@@ -1,0 +1,98 @@
+//! Putting the pieces together: open the store, load the registry, serve until stopped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::AppState;
+use crate::passwords::{PasswordError, Passwords};
+use crate::registry::Registry;
+use crate::store::{OpenError, SqliteStore, StoreError};
+use crate::time::UnixMillis;
+
+/// How often remembered sessions older than the history period are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot load sessions: {0}")]
+    Load(#[from] StoreError),
+    #[error(transparent)]
+    Passwords(#[from] PasswordError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Opens the database named by `config` (exclusively) and loads the registry from it.
+pub async fn state(config: &Config) -> Result<AppState, StartError> {
+    let store = Arc::new(SqliteStore::open(&config.db)?);
+    let registry = Registry::load(store.clone(), config.history()).await?;
+    let (active, remembered) = registry.counts();
+    tracing::info!(db = %config.db.display(), active, remembered, "sessions loaded");
+    Ok(AppState { registry, accounts: store, passwords: Passwords::new(config.hash_concurrency())? })
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, pruning old history hourly.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    registry: Registry,
+    history: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let pruner = tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            match registry.prune(UnixMillis::now().minus(history)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "forgot sessions past the history period"),
+                Err(e) => tracing::warn!(error = %e, "pruning old sessions failed; will retry"),
+            }
+        }
+    });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("listening on http://{addr}");
+    }
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    pruner.abort();
+    served
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

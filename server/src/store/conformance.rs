@@ -1,0 +1,106 @@
+//! One suite, run against every store: they must all mean the same thing.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::*;
+
+fn session(account: i64, issued_at: i64, n: u16) -> ActiveSession {
+    ActiveSession {
+        account: AccountId(account),
+        username: if account == 1 { "Ann".into() } else { "bob".into() },
+        issued_at: UnixMillis::from_millis(issued_at),
+        origin: LoginOrigin {
+            user_agent: (n % 2 == 0).then(|| format!("agent {n}")),
+            ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)),
+        },
+    }
+}
+
+async fn with_accounts<S: AccountStore>(store: S) -> S {
+    assert_eq!(store.create("Ann", "h1", UnixMillis::from_millis(1)).await.unwrap(), AccountId(1));
+    assert_eq!(store.create("bob", "h2", UnixMillis::from_millis(2)).await.unwrap(), AccountId(2));
+    store
+}
+
+macro_rules! conformance {
+    ($($backend:ident => $make:expr;)*) => {$(
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn claim_supersedes_the_accounts_active_session_only() {
+                let store = with_accounts($make).await;
+                let (a1, a2, b1) = (Uid::generate(), Uid::generate(), Uid::generate());
+                assert!(store.claim(a1, &session(1, 10, 1)).await.unwrap().is_empty());
+                assert!(store.claim(b1, &session(2, 11, 2)).await.unwrap().is_empty());
+                let ended = store.claim(a2, &session(1, 20, 3)).await.unwrap();
+                assert_eq!(ended.len(), 1);
+                assert_eq!(ended[0].0, a1);
+                assert_eq!(ended[0].1.ended_at, UnixMillis::from_millis(20));
+                assert_eq!(ended[0].1.reason, EndReason::Superseded { by: session(1, 20, 3).origin });
+
+                let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
+                let mut active: Vec<_> = snap.active.iter().map(|(u, s)| (*u, s.account)).collect();
+                active.sort_by_key(|(_, a)| *a);
+                assert_eq!(active, vec![(a2, AccountId(1)), (b1, AccountId(2))]);
+                assert_eq!(snap.ended.len(), 1);
+                assert_eq!(snap.ended[0].0, a1);
+                assert_eq!(snap.ended[0].1.username, "Ann");
+            }
+
+            #[tokio::test]
+            async fn release_ends_an_active_session_once() {
+                let store = with_accounts($make).await;
+                let uid = Uid::generate();
+                store.claim(uid, &session(1, 10, 1)).await.unwrap();
+                assert!(store.release(uid, UnixMillis::from_millis(15)).await.unwrap());
+                assert!(!store.release(uid, UnixMillis::from_millis(16)).await.unwrap());
+                assert!(!store.release(Uid::generate(), UnixMillis::from_millis(17)).await.unwrap());
+                let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
+                assert!(snap.active.is_empty());
+                assert_eq!(snap.ended[0].1.reason, EndReason::LoggedOut);
+                assert_eq!(snap.ended[0].1.ended_at, UnixMillis::from_millis(15));
+            }
+
+            #[tokio::test]
+            async fn load_and_prune_respect_the_cutoff() {
+                let store = with_accounts($make).await;
+                let (old, mid, now) = (Uid::generate(), Uid::generate(), Uid::generate());
+                store.claim(old, &session(1, 10, 1)).await.unwrap();
+                store.claim(mid, &session(1, 20, 2)).await.unwrap(); // old ended at 20
+                store.claim(now, &session(1, 30, 3)).await.unwrap(); // mid ended at 30
+                let snap = store.load(UnixMillis::from_millis(25)).await.unwrap();
+                assert_eq!(snap.ended.iter().map(|(u, _)| *u).collect::<Vec<_>>(), vec![mid]);
+                assert_eq!(snap.active.len(), 1);
+                assert_eq!(store.prune(UnixMillis::from_millis(25)).await.unwrap(), 1);
+                let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
+                assert_eq!(snap.ended.iter().map(|(u, _)| *u).collect::<Vec<_>>(), vec![mid]);
+                assert_eq!(snap.active[0].0, now, "pruning never touches active sessions");
+            }
+
+            #[tokio::test]
+            async fn usernames_are_unique_without_regard_to_case() {
+                let store = with_accounts($make).await;
+                assert!(matches!(
+                    store.create("ANN", "h3", UnixMillis::from_millis(3)).await,
+                    Err(CreateAccountError::Taken)
+                ));
+                let found = store.find("ann").await.unwrap().unwrap();
+                assert_eq!(found.id, AccountId(1));
+                assert_eq!(found.username, "Ann", "shown as typed");
+                assert_eq!(found.password_hash, "h1");
+                assert!(store.find("nobody").await.unwrap().is_none());
+            }
+        }
+    )*};
+}
+
+conformance! {
+    memory => MemoryStore::new();
+    sqlite_in_memory => SqliteStore::open_in_memory().unwrap();
+    sqlite_file => {
+        // The directory lives as long as the test process; the file is the point.
+        let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+        SqliteStore::open(&dir.path().join("nested/dir/solotab.db")).unwrap()
+    };
+}

@@ -1,0 +1,135 @@
+//! A store that keeps everything in process memory: for tests, and as the reference that
+//! the durable stores must agree with (see the conformance suite).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, EndReason,
+    EndedSession, SessionStore, Snapshot, StoreError,
+};
+use crate::time::UnixMillis;
+use crate::uid::Uid;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    // A std Mutex: every critical section is short and never awaits.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    active: HashMap<Uid, ActiveSession>,
+    ended: HashMap<Uid, EndedSession>,
+    accounts: HashMap<String, AccountRecord>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave Inner half-updated: every update is a
+        // few infallible map operations, so the data is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
+        let inner = self.lock();
+        Ok(Snapshot {
+            active: inner.active.iter().map(|(u, s)| (*u, s.clone())).collect(),
+            ended: inner
+                .ended
+                .iter()
+                .filter(|(_, e)| e.ended_at >= ended_since)
+                .map(|(u, e)| (*u, e.clone()))
+                .collect(),
+        })
+    }
+
+    async fn claim(
+        &self,
+        uid: Uid,
+        session: &ActiveSession,
+    ) -> Result<Vec<(Uid, EndedSession)>, StoreError> {
+        let mut inner = self.lock();
+        let previous: Vec<Uid> = inner
+            .active
+            .iter()
+            .filter(|(_, s)| s.account == session.account)
+            .map(|(u, _)| *u)
+            .collect();
+        let mut superseded = Vec::with_capacity(previous.len());
+        for old in previous {
+            let Some(old_session) = inner.active.remove(&old) else { continue };
+            let ended = EndedSession {
+                account: old_session.account,
+                username: old_session.username,
+                ended_at: session.issued_at,
+                reason: EndReason::Superseded { by: session.origin.clone() },
+            };
+            inner.ended.insert(old, ended.clone());
+            superseded.push((old, ended));
+        }
+        inner.active.insert(uid, session.clone());
+        Ok(superseded)
+    }
+
+    async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(session) = inner.active.remove(&uid) else { return Ok(false) };
+        inner.ended.insert(
+            uid,
+            EndedSession {
+                account: session.account,
+                username: session.username,
+                ended_at: at,
+                reason: EndReason::LoggedOut,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.ended.len();
+        inner.ended.retain(|_, e| e.ended_at >= ended_before);
+        Ok((before - inner.ended.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+        _at: UnixMillis,
+    ) -> Result<AccountId, CreateAccountError> {
+        let mut inner = self.lock();
+        let key = app::rules::username_key(username);
+        if inner.accounts.contains_key(&key) {
+            return Err(CreateAccountError::Taken);
+        }
+        let id = AccountId(inner.accounts.len() as i64 + 1);
+        inner.accounts.insert(
+            key,
+            AccountRecord {
+                id,
+                username: username.to_owned(),
+                password_hash: password_hash.to_owned(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.lock().accounts.get(username_key).cloned())
+    }
+}

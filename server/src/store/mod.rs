@@ -1,0 +1,147 @@
+//! Where sessions and accounts live: one object-safe trait per concern, several backends.
+//!
+//! The [`Registry`](crate::registry::Registry) keeps every session it must answer for in
+//! memory and writes through to a [`SessionStore`], which is the durable truth. Backends:
+//! [`MemoryStore`] (tests, and the reference the others must agree with) and [`SqliteStore`]
+//! (the embedded default). Redis and PostgreSQL will implement the same traits.
+
+use std::fmt::Debug;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+
+use crate::time::UnixMillis;
+use crate::uid::Uid;
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::{OpenError, SqliteStore};
+
+/// An account's stable identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub i64);
+
+/// Where a login came from, as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginOrigin {
+    pub user_agent: Option<String>,
+    pub ip: IpAddr,
+}
+
+/// A tab that may use its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSession {
+    pub account: AccountId,
+    pub username: String,
+    pub issued_at: UnixMillis,
+    pub origin: LoginOrigin,
+}
+
+/// Why a session stopped being active. Policies to come (idle and absolute timeouts,
+/// forced sign-out) add variants here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// A newer login of the same account took over.
+    Superseded { by: LoginOrigin },
+    /// The tab logged out.
+    LoggedOut,
+}
+
+/// A session that is no longer active, remembered so its tab can be told why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    pub account: AccountId,
+    pub username: String,
+    pub ended_at: UnixMillis,
+    pub reason: EndReason,
+}
+
+/// Everything a store holds that the registry must answer for.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub active: Vec<(Uid, ActiveSession)>,
+    pub ended: Vec<(Uid, EndedSession)>,
+}
+
+/// A store failed; the request cannot be served, and nothing was changed by halves.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("storage task was cancelled or panicked")]
+    Task,
+}
+
+/// The durable side of the registry.
+///
+/// Implementations must make each method atomic: a crash leaves either all of a call's
+/// effect or none of it, and a method returns only once its effect is durable.
+#[async_trait]
+pub trait SessionStore: Debug + Send + Sync + 'static {
+    /// Everything active, and every ended session that ended at or after `ended_since`.
+    async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError>;
+
+    /// Makes `uid` an active session of `session.account` and, in the same atomic step,
+    /// ends every other active session of that account as superseded by `session.origin`.
+    /// Returns the sessions it ended (their `ended_at` is `session.issued_at`).
+    ///
+    /// This is "latest wins": however many claims race, each account ends with exactly one
+    /// active session, the last one committed.
+    async fn claim(
+        &self,
+        uid: Uid,
+        session: &ActiveSession,
+    ) -> Result<Vec<(Uid, EndedSession)>, StoreError>;
+
+    /// Ends `uid` as logged out if it is active; returns whether it was.
+    async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError>;
+
+    /// Forgets ended sessions that ended before `ended_before`; returns how many.
+    async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError>;
+}
+
+/// A stored account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    /// As the user typed it at registration.
+    pub username: String,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+}
+
+impl Debug for AccountRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateAccountError {
+    #[error("that username is taken")]
+    Taken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Accounts and their password hashes. Usernames are unique by [`app::rules::username_key`].
+#[async_trait]
+pub trait AccountStore: Debug + Send + Sync + 'static {
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: UnixMillis,
+    ) -> Result<AccountId, CreateAccountError>;
+
+    /// The account whose username has this key (see [`app::rules::username_key`]).
+    async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError>;
+}
+
+#[cfg(test)]
+mod conformance;

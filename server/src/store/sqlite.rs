@@ -1,0 +1,367 @@
+//! The embedded default: one SQLite file, created and migrated on first start.
+//!
+//! One process owns a database file. The registry answers `check` from memory, so two
+//! servers on one file would each trust their own copy and disagree; [`SqliteStore::open`]
+//! therefore takes an exclusive lock (on `<db>.lock`, held until the process exits, released
+//! by the OS even after `kill -9`) and refuses to start when another process holds it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, EndReason,
+    EndedSession, LoginOrigin, SessionStore, Snapshot, StoreError,
+};
+use crate::time::UnixMillis;
+use crate::uid::Uid;
+
+/// Schema migrations, in order, embedded in the binary. `PRAGMA user_version` records how
+/// many have been applied. Never edit one that has shipped; append a new one.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_accounts_and_sessions.sql")];
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    // rusqlite is blocking: every call runs on the blocking pool. A std Mutex is right here
+    // because it is only ever taken inside spawn_blocking, never across an await.
+    conn: Arc<Mutex<Connection>>,
+    // Held for the store's lifetime: dropping it releases the one-process-per-file lock.
+    _lock: Option<Arc<File>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "another Solotab server is already using {db} (it holds the lock on {lock}); \
+         stop that server or pass a different --db / SOLOTAB_DB"
+    )]
+    Locked { db: PathBuf, lock: PathBuf },
+    #[error("cannot open {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot open SQLite database {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "{path} has schema version {found}, but this server knows only up to {known}; \
+         run a newer Solotab server on it"
+    )]
+    TooNew { path: PathBuf, found: i64, known: usize },
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`, holding it exclusively.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| OpenError::Io { path: dir.to_owned(), source })?;
+        }
+        let lock = lock_path(path);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|source| OpenError::Io { path: lock.clone(), source })?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked { db: path.to_owned(), lock });
+            }
+            Err(TryLockError::Error(source)) => return Err(OpenError::Io { path: lock, source }),
+        }
+        let sqlite_err = |source| OpenError::Sqlite { path: path.to_owned(), source };
+        let mut conn = Connection::open(path).map_err(sqlite_err)?;
+        // WAL + synchronous=FULL: a commit is on disk before the call returns, so a 200 that
+        // follows it survives kill -9 and power loss alike.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(sqlite_err)?;
+        migrate(&mut conn, path)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), _lock: Some(Arc::new(lock_file)) })
+    }
+
+    /// A private in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, OpenError> {
+        let path = PathBuf::from(":memory:");
+        let mut conn = Connection::open_in_memory()
+            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
+        migrate(&mut conn, &path)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), _lock: None })
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside `work` rolls back its transaction (rusqlite's Drop), so the
+            // connection is still usable after poisoning.
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+}
+
+/// The lock file beside the database: `solotab.db` -> `solotab.db.lock`.
+fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let sqlite_err = |source| OpenError::Sqlite { path: path.to_owned(), source };
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite_err)?;
+    if applied > MIGRATIONS.len() as i64 {
+        return Err(OpenError::TooNew { path: path.to_owned(), found: applied, known: MIGRATIONS.len() });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sqlite_err)?;
+        tx.execute_batch(sql).map_err(sqlite_err)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(sqlite_err)?;
+        tx.commit().map_err(sqlite_err)?;
+    }
+    Ok(())
+}
+
+fn backend(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn uid_from_column(bytes: Vec<u8>) -> Result<Uid, StoreError> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Backend("a stored uid is not 16 bytes".into()))?;
+    Ok(Uid::from_bytes(bytes))
+}
+
+fn ip_from_column(text: &str) -> Result<IpAddr, StoreError> {
+    text.parse().map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
+        self.run(move |conn| {
+            let mut snapshot = Snapshot::default();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT s.uid, s.account_id, a.username, s.issued_at, s.user_agent, s.ip,
+                            s.ended_at, s.end_reason, s.ended_by_user_agent, s.ended_by_ip
+                     FROM sessions s JOIN accounts a ON a.id = s.account_id
+                     WHERE s.ended_at IS NULL OR s.ended_at >= ?1",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt.query([ended_since.as_millis()]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let uid = uid_from_column(row.get(0).map_err(backend)?)?;
+                let account = AccountId(row.get(1).map_err(backend)?);
+                let username: String = row.get(2).map_err(backend)?;
+                let ended_at: Option<i64> = row.get(6).map_err(backend)?;
+                match ended_at {
+                    None => {
+                        let ip: String = row.get(5).map_err(backend)?;
+                        snapshot.active.push((
+                            uid,
+                            ActiveSession {
+                                account,
+                                username,
+                                issued_at: UnixMillis::from_millis(row.get(3).map_err(backend)?),
+                                origin: LoginOrigin {
+                                    user_agent: row.get(4).map_err(backend)?,
+                                    ip: ip_from_column(&ip)?,
+                                },
+                            },
+                        ));
+                    }
+                    Some(ended_at) => {
+                        let reason: String = row.get(7).map_err(backend)?;
+                        let reason = match reason.as_str() {
+                            "logged_out" => EndReason::LoggedOut,
+                            "superseded" => {
+                                let ip: Option<String> = row.get(9).map_err(backend)?;
+                                EndReason::Superseded {
+                                    by: LoginOrigin {
+                                        user_agent: row.get(8).map_err(backend)?,
+                                        ip: ip_from_column(ip.as_deref().unwrap_or_default())?,
+                                    },
+                                }
+                            }
+                            other => {
+                                return Err(StoreError::Backend(format!(
+                                    "unknown end_reason {other:?}"
+                                )));
+                            }
+                        };
+                        snapshot.ended.push((
+                            uid,
+                            EndedSession {
+                                account,
+                                username,
+                                ended_at: UnixMillis::from_millis(ended_at),
+                                reason,
+                            },
+                        ));
+                    }
+                }
+            }
+            Ok(snapshot)
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        uid: Uid,
+        session: &ActiveSession,
+    ) -> Result<Vec<(Uid, EndedSession)>, StoreError> {
+        let session = session.clone();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let ip = session.origin.ip.to_string();
+            let ended_uids = {
+                let mut stmt = tx
+                    .prepare(
+                        "UPDATE sessions
+                         SET ended_at = ?1, end_reason = 'superseded',
+                             ended_by_user_agent = ?2, ended_by_ip = ?3
+                         WHERE account_id = ?4 AND ended_at IS NULL
+                         RETURNING uid",
+                    )
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            session.issued_at.as_millis(),
+                            session.origin.user_agent,
+                            ip,
+                            session.account.0
+                        ],
+                        |row| row.get::<_, Vec<u8>>(0),
+                    )
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
+            };
+            tx.execute(
+                "INSERT INTO sessions (uid, account_id, issued_at, user_agent, ip)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    uid.as_bytes().as_slice(),
+                    session.account.0,
+                    session.issued_at.as_millis(),
+                    session.origin.user_agent,
+                    ip
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            ended_uids
+                .into_iter()
+                .map(|bytes| {
+                    Ok((
+                        uid_from_column(bytes)?,
+                        EndedSession {
+                            account: session.account,
+                            username: session.username.clone(),
+                            ended_at: session.issued_at,
+                            reason: EndReason::Superseded { by: session.origin.clone() },
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE sessions SET ended_at = ?1, end_reason = 'logged_out'
+                     WHERE uid = ?2 AND ended_at IS NULL",
+                    params![at.as_millis(), uid.as_bytes().as_slice()],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
+        self.run(move |conn| {
+            let removed = conn
+                .execute(
+                    "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1",
+                    [ended_before.as_millis()],
+                )
+                .map_err(backend)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: UnixMillis,
+    ) -> Result<AccountId, CreateAccountError> {
+        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
+        let key = app::rules::username_key(&username);
+        let inserted = self
+            .run(move |conn| {
+                let result = conn.execute(
+                    "INSERT INTO accounts (username, username_key, password_hash, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![username, key, password_hash, at.as_millis()],
+                );
+                match result {
+                    Ok(_) => Ok(Some(AccountId(conn.last_insert_rowid()))),
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(backend(e)),
+                }
+            })
+            .await?;
+        inserted.ok_or(CreateAccountError::Taken)
+    }
+
+    async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let key = username_key.to_owned();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT id, username, password_hash FROM accounts WHERE username_key = ?1",
+                [key],
+                |row| {
+                    Ok(AccountRecord {
+                        id: AccountId(row.get(0)?),
+                        username: row.get(1)?,
+                        password_hash: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+}

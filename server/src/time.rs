@@ -1,0 +1,47 @@
+//! Wall-clock instants as stored and sent: milliseconds since the Unix epoch, UTC.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// An instant in milliseconds since the Unix epoch. Stored as an integer; sent as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMillis(i64);
+
+impl UnixMillis {
+    pub fn now() -> Self {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis)
+    }
+
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// This instant moved back by `by`, saturating at the epoch's far past.
+    pub fn minus(self, by: Duration) -> Self {
+        Self(self.0.saturating_sub(i64::try_from(by.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-23T17:39:31.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let millis = u64::try_from(self.0).unwrap_or(0);
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis)).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_as_rfc3339_utc_with_milliseconds() {
+        assert_eq!(UnixMillis::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            UnixMillis::from_millis(1_795_455_571_123).to_rfc3339(),
+            "2026-11-23T17:39:31.123Z"
+        );
+    }
+}
