@@ -9,7 +9,7 @@ use std::sync::Arc;
 use app::contract::{Credentials, Health, LoggedIn, MAX_BODY_BYTES, Me, Premium, Registered};
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -46,13 +46,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    Router::new()
+        .nest("/api", api)
+        // `nest` matches `/api` and `/api/...` but not `/api/` itself.
+        .route("/api/", any(|| async { ApiError::NotFound }))
+        .route("/healthz", get(healthz))
         // API answers are per-tab and often secret: no cache may keep them.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .with_state(state);
-    Router::new().nest("/api", api).route("/healthz", get(healthz))
 }
 
 /// The API routes that need no tab UID.

@@ -1,0 +1,158 @@
+//! The real binary: state survives `kill -9`, and one database file has one server.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Server {
+    child: Child,
+    base: String,
+    /// Everything the server printed, for the "never log a UID" check.
+    output: mpsc::Receiver<String>,
+}
+
+fn start(db: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("SOLOTAB_DB", db)
+        .env("SOLOTAB_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("LEPTOS_OUTPUT_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    let (lines, output) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    loop {
+        let line = output
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the server did not say where it listens; it printed {seen:#?}"));
+        if let Some(at) = line.find("listening on http://") {
+            let addr: String = line[at + "listening on http://".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            return Server { child, base: format!("http://{addr}"), output };
+        }
+        seen.push(line);
+    }
+}
+
+impl Server {
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn me(&self, uid: &str) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/me", self.base))
+            .header("x-tab-uid", uid)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    async fn login(&self) -> String {
+        let (status, body) = self.post("/api/login", json!({"username": "ann", "password": PASSWORD})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["uid"].as_str().unwrap().to_owned()
+    }
+
+    /// SIGKILL: no shutdown hook, no flush; only what was committed survives.
+    fn kill_9(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        self.output.try_iter().collect()
+    }
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_and_history_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("solotab.db");
+
+    let first = start(&db);
+    let (status, _) = first.post("/api/register", json!({"username": "ann", "password": PASSWORD})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let superseded = first.login().await;
+    let logged_out = first.login().await;
+    let (status, _) = {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/logout", first.base))
+            .header("x-tab-uid", &logged_out)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), ())
+    };
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let older = first.login().await;
+    let active = first.login().await; // answered 200: committed, whatever happens next
+    let printed = first.kill_9();
+
+    let second = start(&db);
+    let (status, body) = second.me(&active).await;
+    assert_eq!(status, StatusCode::OK, "the active tab keeps working after kill -9: {body}");
+    assert_eq!(body["username"], "ann");
+    for (uid, code) in [(&superseded, "superseded"), (&older, "superseded"), (&logged_out, "logged_out")] {
+        let (status, body) = second.me(uid).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], code, "{body}");
+    }
+    let printed_after = second.kill_9();
+
+    // The UID is a credential: it never appears in the logs, and neither does the password.
+    let logs = [printed, printed_after].concat().join("\n");
+    assert!(logs.contains("logged in"), "the server logs logins: {logs}");
+    for secret in [&superseded, &logged_out, &older, &active] {
+        assert!(!logs.contains(secret.as_str()), "a UID was logged:\n{logs}");
+    }
+    assert!(!logs.contains(PASSWORD), "the password was logged");
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_file_exits_at_once_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("solotab.db");
+    let first = start(&db);
+
+    let started = std::time::Instant::now();
+    let second = Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("SOLOTAB_DB", &db)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20), "it must not wait for the lock");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another Solotab server is already using"), "{stderr}");
+    assert!(stderr.contains("solotab.db"), "{stderr}");
+
+    // And the first one is unharmed.
+    let response = reqwest::get(format!("{}/healthz", first.base)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    first.kill_9();
+}
