@@ -29,18 +29,20 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="data:,"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
             <body>
+                <App/>
+                // After the app: hydration walks the body from its first node.
                 <noscript>
                     <p class="noscript">
                         "Solotab needs JavaScript: it keeps your sign-in in this tab's memory, "
                         "which only a running app can do. Please enable JavaScript and reload."
                     </p>
                 </noscript>
-                <App/>
             </body>
         </html>
     }
@@ -58,12 +60,7 @@ pub fn App() -> impl IntoView {
     let (hydrated, set_hydrated) = signal(false);
     provide_context(Hydrated(hydrated));
     // Effects run only in the browser, after hydration.
-    Effect::new(move |_| {
-        set_hydrated.set(true);
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
+    Effect::new(move |_| set_hydrated.set(true));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/solotab.css"/>
