@@ -58,7 +58,8 @@ pub async fn register(session: Session, creds: &Credentials) -> Result<Registere
 
 /// Signs this tab in; on success the session holds the new UID.
 pub async fn login(session: Session, creds: &Credentials) -> Result<(), ApiError> {
-    let done: LoggedIn = json(send(session, Request::post("/api/login"), Some(creds), false).await?).await?;
+    let done: LoggedIn =
+        json(send(session, Request::post("/api/login"), Some(creds), false).await?).await?;
     session.set(TabState::Active {
         uid: TabUid(done.uid),
         username: done.username,
@@ -84,7 +85,10 @@ pub async fn logout(session: Session) -> Result<(), ApiError> {
 
 /// A 2xx answer's JSON body. One that does not parse is a server fault: retry later.
 async fn json<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
-    response.json::<T>().await.map_err(|_| ApiError::Unreachable)
+    response
+        .json::<T>()
+        .await
+        .map_err(|_| ApiError::Unreachable)
 }
 
 /// The one place a request is sent, the UID attached, and the answer interpreted.
@@ -122,13 +126,16 @@ async fn send<B: Serialize>(
     if (200..300).contains(&status) {
         return Ok(response);
     }
-    let error = response.json::<ErrorBody>().await.unwrap_or_else(|_| ErrorBody {
-        error: ErrorCode::Other,
-        message: format!("The server answered {status}."),
-        superseded_at: None,
-        user_agent: None,
-        ip: None,
-    });
+    let error = response
+        .json::<ErrorBody>()
+        .await
+        .unwrap_or_else(|_| ErrorBody {
+            error: ErrorCode::Other,
+            message: format!("The server answered {status}."),
+            superseded_at: None,
+            user_agent: None,
+            ip: None,
+        });
     if status == 401 && with_uid {
         refused(session, error);
         return Err(ApiError::SignedOut);
@@ -146,6 +153,8 @@ fn refused(session: Session, error: ErrorBody) {
             ip: error.ip,
         }),
         ErrorCode::LoggedOut => session.sign_out(Some("This tab was signed out.".into())),
-        _ => session.sign_out(Some("Your sign-in is no longer valid. Please sign in again.".into())),
+        _ => session.sign_out(Some(
+            "Your sign-in is no longer valid. Please sign in again.".into(),
+        )),
     }
 }

@@ -180,7 +180,10 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug_output() {
-        let creds = Credentials { username: "ann".into(), password: "hunter22".into() };
+        let creds = Credentials {
+            username: "ann".into(),
+            password: "hunter22".into(),
+        };
         assert!(!format!("{creds:?}").contains("hunter22"));
         let login = LoggedIn {
             uid: "6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10".into(),

@@ -7,7 +7,9 @@ pub fn local_time(rfc3339: &str) -> String {
     {
         let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(rfc3339));
         if !date.get_time().is_nan() {
-            return String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED));
+            return String::from(
+                date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED),
+            );
         }
     }
     rfc3339.to_owned()
@@ -19,13 +21,22 @@ pub fn browser_summary(user_agent: Option<&str>) -> String {
         return "an unknown browser".into();
     };
     // Order matters: Edge and Chrome both say "Chrome/", Chrome and Safari both "Safari/".
-    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Version/", "Safari")]
-        .iter()
-        .find_map(|(token, name)| {
-            let at = ua.find(token)? + token.len();
-            let major: String = ua[at..].chars().take_while(char::is_ascii_digit).collect();
-            Some(if major.is_empty() { (*name).to_owned() } else { format!("{name} {major}") })
-        });
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Version/", "Safari"),
+    ]
+    .iter()
+    .find_map(|(token, name)| {
+        let at = ua.find(token)? + token.len();
+        let major: String = ua[at..].chars().take_while(char::is_ascii_digit).collect();
+        Some(if major.is_empty() {
+            (*name).to_owned()
+        } else {
+            format!("{name} {major}")
+        })
+    });
     let os = [
         ("Android", "Android"),
         ("iPhone", "iPhone"),
@@ -56,14 +67,21 @@ mod tests {
         assert_eq!(browser_summary(Some(chrome)), "Chrome 156 on Linux");
         let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 Edg/130.0.0.0";
         assert_eq!(browser_summary(Some(edge)), "Edge 130 on Windows");
-        let firefox = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let firefox =
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.1; rv:133.0) Gecko/20100101 Firefox/133.0";
         assert_eq!(browser_summary(Some(firefox)), "Firefox 133 on macOS");
-        assert_eq!(browser_summary(Some("curl/8.5.0")), "an unrecognised client");
+        assert_eq!(
+            browser_summary(Some("curl/8.5.0")),
+            "an unrecognised client"
+        );
         assert_eq!(browser_summary(None), "an unknown browser");
     }
 
     #[test]
     fn off_the_browser_times_are_shown_as_given() {
-        assert_eq!(local_time("2026-11-23T17:39:31.123Z"), "2026-11-23T17:39:31.123Z");
+        assert_eq!(
+            local_time("2026-11-23T17:39:31.123Z"),
+            "2026-11-23T17:39:31.123Z"
+        );
     }
 }

@@ -12,7 +12,7 @@ pub const PASSWORD_MAX: usize = 128;
 pub fn username(raw: &str) -> Result<&str, String> {
     let name = raw.trim();
     let len = name.chars().count();
-    if len < USERNAME_MIN || len > USERNAME_MAX {
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
         return Err(format!(
             "Username must be {USERNAME_MIN} to {USERNAME_MAX} characters long (it is {len})."
         ));
@@ -37,10 +37,14 @@ pub fn username_key(valid_username: &str) -> String {
 pub fn password(raw: &str) -> Result<(), String> {
     let len = raw.chars().count();
     if len < PASSWORD_MIN {
-        return Err(format!("Password must be at least {PASSWORD_MIN} characters long."));
+        return Err(format!(
+            "Password must be at least {PASSWORD_MIN} characters long."
+        ));
     }
     if len > PASSWORD_MAX {
-        return Err(format!("Password must be at most {PASSWORD_MAX} characters long."));
+        return Err(format!(
+            "Password must be at most {PASSWORD_MAX} characters long."
+        ));
     }
     Ok(())
 }

@@ -10,11 +10,23 @@ use crate::api::TabUid;
 pub enum TabState {
     /// No UID. `notice` says why, when there is something to say; `username` pre-fills the
     /// login form.
-    SignedOut { notice: Option<String>, username: Option<String> },
+    SignedOut {
+        notice: Option<String>,
+        username: Option<String>,
+    },
     /// This tab holds its account's current UID.
-    Active { uid: TabUid, username: String, issued_at: String },
+    Active {
+        uid: TabUid,
+        username: String,
+        issued_at: String,
+    },
     /// A newer login of the account took over; the details come from the server.
-    Superseded { username: String, at: String, user_agent: Option<String>, ip: Option<String> },
+    Superseded {
+        username: String,
+        at: String,
+        user_agent: Option<String>,
+        ip: Option<String>,
+    },
 }
 
 /// The tab's session, shared through context. Copy: it is a handle to one signal.
@@ -28,7 +40,10 @@ pub struct Session {
 impl Session {
     pub fn provide() -> Self {
         let session = Self {
-            state: RwSignal::new(TabState::SignedOut { notice: None, username: None }),
+            state: RwSignal::new(TabState::SignedOut {
+                notice: None,
+                username: None,
+            }),
             unreachable: RwSignal::new(false),
         };
         provide_context(session);

@@ -61,7 +61,13 @@ mod tests {
     #[test]
     fn help_names_every_environment_variable() {
         let help = Config::command().render_long_help().to_string();
-        for var in ["SOLOTAB_DB", "LEPTOS_SITE_ADDR", "SOLOTAB_HISTORY_DAYS", "SOLOTAB_HASH_CONCURRENCY", "SOLOTAB_LOG"] {
+        for var in [
+            "SOLOTAB_DB",
+            "LEPTOS_SITE_ADDR",
+            "SOLOTAB_HISTORY_DAYS",
+            "SOLOTAB_HASH_CONCURRENCY",
+            "SOLOTAB_LOG",
+        ] {
             assert!(help.contains(var), "--help does not mention {var}:\n{help}");
         }
     }

@@ -29,16 +29,24 @@ async fn run(config: Config) -> Result<(), String> {
     let registry = state.registry.clone();
     let router = site::router(options).merge(http::router(state));
     let listener = startup::bind(addr).await.map_err(|e| e.to_string())?;
-    startup::serve(listener, router, registry, config.history(), startup::shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    startup::serve(
+        listener,
+        router,
+        registry,
+        config.history(),
+        startup::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| format!("server error: {e}"))
 }
 
 /// cargo-leptos passes the site's settings as LEPTOS_* variables; a binary started on its
 /// own (tests, a plain `target/debug/server`) falls back to the workspace defaults.
 fn leptos_options() -> Result<LeptosOptions, String> {
     if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
-        return get_configuration(None).map(|conf| conf.leptos_options).map_err(|e| e.to_string());
+        return get_configuration(None)
+            .map(|conf| conf.leptos_options)
+            .map_err(|e| e.to_string());
     }
     Ok(LeptosOptions::builder()
         .output_name("solotab")

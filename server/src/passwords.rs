@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
@@ -36,7 +38,10 @@ impl Passwords {
     /// At most `concurrency` hashes run at once (each holds 19 MiB while it runs).
     pub fn new(concurrency: usize) -> Result<Self, PasswordError> {
         let dummy_hash = hash_now("solotab dummy password, never valid")?;
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy_hash.into() })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy_hash.into(),
+        })
     }
 
     /// A PHC-format argon2id hash with a fresh random salt.
@@ -46,13 +51,20 @@ impl Passwords {
 
     /// Whether `password` matches `stored`; with no stored hash, verifies against the dummy
     /// hash (same cost) and answers false.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
             .blocking(move || {
-                let parsed = PasswordHash::new(&hash).map_err(|e| PasswordError::Hash(e.to_string()))?;
-                Ok(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                let parsed =
+                    PasswordHash::new(&hash).map_err(|e| PasswordError::Hash(e.to_string()))?;
+                Ok(argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok())
             })
             .await??;
         Ok(known && matches)
@@ -63,8 +75,14 @@ impl Passwords {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         // The semaphore is never closed, so acquire only fails if it were.
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Task)?;
-        tokio::task::spawn_blocking(work).await.map_err(|_| PasswordError::Task)
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Task)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| PasswordError::Task)
     }
 }
 
@@ -84,10 +102,27 @@ mod tests {
     async fn hashes_verify_and_use_argon2id_with_owasp_parameters() {
         let passwords = Passwords::new(2).unwrap();
         let hash = passwords.hash("correct horse".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(passwords.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!passwords.verify("wrong horse".into(), Some(hash.clone())).await.unwrap());
-        assert_ne!(hash, passwords.hash("correct horse".into()).await.unwrap(), "salted");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("wrong horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert_ne!(
+            hash,
+            passwords.hash("correct horse".into()).await.unwrap(),
+            "salted"
+        );
     }
 
     #[tokio::test]

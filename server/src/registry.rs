@@ -70,12 +70,16 @@ impl Sessions {
             return Ok(session.clone());
         }
         match self.ended.get(uid) {
-            None => Err(Refused { rejection: Rejection::Unknown, username: None }),
+            None => Err(Refused {
+                rejection: Rejection::Unknown,
+                username: None,
+            }),
             Some(ended) => Err(Refused {
                 rejection: match &ended.reason {
-                    EndReason::Superseded { by } => {
-                        Rejection::Superseded { at: ended.ended_at, by: by.clone() }
-                    }
+                    EndReason::Superseded { by } => Rejection::Superseded {
+                        at: ended.ended_at,
+                        by: by.clone(),
+                    },
                     EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
                 },
                 username: Some(ended.username.clone()),
@@ -136,14 +140,23 @@ impl Registry {
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
             let uid = Uid::generate();
-            let session = ActiveSession { account, username, issued_at: UnixMillis::now(), origin };
+            let session = ActiveSession {
+                account,
+                username,
+                issued_at: UnixMillis::now(),
+                origin,
+            };
             let superseded = this.store.claim(uid, &session).await?;
             let mut sessions = this.write();
             for (old, ended) in &superseded {
                 sessions.end(*old, ended.clone());
             }
             sessions.active.insert(uid, session.clone());
-            Ok(Claimed { uid, session, superseded })
+            Ok(Claimed {
+                uid,
+                session,
+                superseded,
+            })
         })
         .await
         .map_err(|_| StoreError::Task)?
@@ -160,7 +173,9 @@ impl Registry {
             if !this.store.release(uid, at).await? {
                 // Memory said active but the store disagrees: only possible if the store was
                 // changed behind our back. Fail closed rather than guess.
-                return Err(StoreError::Backend("store and memory disagree on a uid".into()).into());
+                return Err(
+                    StoreError::Backend("store and memory disagree on a uid".into()).into(),
+                );
             }
             let ended = EndedSession {
                 account: session.account,
@@ -192,11 +207,15 @@ impl Registry {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Sessions> {
         // Updates under the write guard are plain map operations that cannot panic halfway,
         // so a poisoned lock still guards consistent data.
-        self.sessions.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Sessions> {
-        self.sessions.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -27,7 +27,10 @@ pub enum StartError {
     #[error(transparent)]
     Passwords(#[from] PasswordError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the database named by `config` (exclusively) and loads the registry from it.
@@ -36,11 +39,17 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     let registry = Registry::load(store.clone(), config.history()).await?;
     let (active, remembered) = registry.counts();
     tracing::info!(db = %config.db.display(), active, remembered, "sessions loaded");
-    Ok(AppState { registry, accounts: store, passwords: Passwords::new(config.hash_concurrency())? })
+    Ok(AppState {
+        registry,
+        accounts: store,
+        passwords: Passwords::new(config.hash_concurrency())?,
+    })
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, pruning old history hourly.
@@ -65,9 +74,12 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("listening on http://{addr}");
     }
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     pruner.abort();
     served
 }

@@ -8,7 +8,9 @@ pub struct UnixMillis(i64);
 
 impl UnixMillis {
     pub fn now() -> Self {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Self(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 
@@ -22,7 +24,10 @@ impl UnixMillis {
 
     /// This instant moved back by `by`, saturating at the epoch's far past.
     pub fn minus(self, by: Duration) -> Self {
-        Self(self.0.saturating_sub(i64::try_from(by.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(by.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// RFC 3339 UTC with milliseconds, e.g. `2026-11-23T17:39:31.123Z`.
@@ -38,7 +43,10 @@ mod tests {
 
     #[test]
     fn formats_as_rfc3339_utc_with_milliseconds() {
-        assert_eq!(UnixMillis::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            UnixMillis::from_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             UnixMillis::from_millis(1_795_455_571_123).to_rfc3339(),
             "2026-11-23T17:39:31.123Z"

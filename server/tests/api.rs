@@ -28,17 +28,29 @@ async fn healthz_answers_ok() {
 #[tokio::test]
 async fn register_creates_an_account_shown_as_typed_and_trimmed() {
     let app = spawn_app().await;
-    let reply = app.post_json("/api/register", json!({"username": "  Ann.Lee_1 ", "password": PASSWORD})).await;
+    let reply = app
+        .post_json(
+            "/api/register",
+            json!({"username": "  Ann.Lee_1 ", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.body, json!({"username": "Ann.Lee_1"}));
-    assert!(reply.body.get("uid").is_none(), "registering does not log in");
+    assert!(
+        reply.body.get("uid").is_none(),
+        "registering does not log in"
+    );
 }
 
 #[tokio::test]
 async fn register_refuses_a_taken_username_whatever_its_case() {
     let app = app_with("Ann").await;
-    app.register("ann").await.assert_error(StatusCode::CONFLICT, "username_taken");
-    app.register(" ANN ").await.assert_error(StatusCode::CONFLICT, "username_taken");
+    app.register("ann")
+        .await
+        .assert_error(StatusCode::CONFLICT, "username_taken");
+    app.register(" ANN ")
+        .await
+        .assert_error(StatusCode::CONFLICT, "username_taken");
 }
 
 #[tokio::test]
@@ -54,32 +66,69 @@ async fn register_says_what_is_wrong_with_the_input() {
         ("ann", &"x".repeat(129), "at most 128"),
     ];
     for (username, password, says) in cases {
-        let reply = app.post_json("/api/register", json!({"username": username, "password": password})).await;
+        let reply = app
+            .post_json(
+                "/api/register",
+                json!({"username": username, "password": password}),
+            )
+            .await;
         reply.assert_error(StatusCode::BAD_REQUEST, "invalid_input");
         let message = reply.body["message"].as_str().unwrap();
-        assert!(message.contains(says), "{username:?}/{password:?}: {message}");
+        assert!(
+            message.contains(says),
+            "{username:?}/{password:?}: {message}"
+        );
     }
 }
 
 #[tokio::test]
 async fn login_issues_a_fresh_uid_with_its_time() {
     let app = app_with("Ann").await;
-    let reply = app.post_json("/api/login", json!({"username": "aNN", "password": PASSWORD})).await;
+    let reply = app
+        .post_json(
+            "/api/login",
+            json!({"username": "aNN", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     let uid = reply.body["uid"].as_str().unwrap();
     assert!(is_canonical_uuid_v4(uid), "{uid}");
     assert_eq!(reply.body["username"], "Ann", "shown as registered");
-    assert!(is_rfc3339_millis_utc(reply.body["issued_at"].as_str().unwrap()), "{:?}", reply.body);
-    let again = app.post_json("/api/login", json!({"username": "Ann", "password": PASSWORD})).await;
-    assert_ne!(again.body["uid"], reply.body["uid"], "every login gets a new UID");
+    assert!(
+        is_rfc3339_millis_utc(reply.body["issued_at"].as_str().unwrap()),
+        "{:?}",
+        reply.body
+    );
+    let again = app
+        .post_json(
+            "/api/login",
+            json!({"username": "Ann", "password": PASSWORD}),
+        )
+        .await;
+    assert_ne!(
+        again.body["uid"], reply.body["uid"],
+        "every login gets a new UID"
+    );
 }
 
 #[tokio::test]
 async fn login_answers_unknown_users_and_wrong_passwords_alike() {
     let app = app_with("ann").await;
-    let wrong = app.post_json("/api/login", json!({"username": "ann", "password": "wrong password"})).await;
-    let unknown = app.post_json("/api/login", json!({"username": "nobody", "password": PASSWORD})).await;
-    let impossible = app.post_json("/api/login", json!({"username": "a b", "password": "x"})).await;
+    let wrong = app
+        .post_json(
+            "/api/login",
+            json!({"username": "ann", "password": "wrong password"}),
+        )
+        .await;
+    let unknown = app
+        .post_json(
+            "/api/login",
+            json!({"username": "nobody", "password": PASSWORD}),
+        )
+        .await;
+    let impossible = app
+        .post_json("/api/login", json!({"username": "a b", "password": "x"}))
+        .await;
     for reply in [&wrong, &unknown, &impossible] {
         reply.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
@@ -97,12 +146,16 @@ async fn the_active_tab_reads_me_and_premium() {
     let me = app.get_with_uid("/api/me", &uid).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["username"], "ann");
-    assert!(is_rfc3339_millis_utc(me.body["issued_at"].as_str().unwrap()));
+    assert!(is_rfc3339_millis_utc(
+        me.body["issued_at"].as_str().unwrap()
+    ));
     let premium = app.get_with_uid("/api/premium", &uid).await;
     assert_eq!(premium.status, StatusCode::OK);
     assert!(!premium.body["title"].as_str().unwrap().is_empty());
     assert!(!premium.body["body"].as_str().unwrap().is_empty());
-    assert!(is_rfc3339_millis_utc(premium.body["served_at"].as_str().unwrap()));
+    assert!(is_rfc3339_millis_utc(
+        premium.body["served_at"].as_str().unwrap()
+    ));
 }
 
 #[tokio::test]
@@ -115,11 +168,21 @@ async fn a_newer_login_supersedes_the_older_tab_and_says_when_and_from_where() {
     for path in ["/api/me", "/api/premium"] {
         let reply = app.get_with_uid(path, &tab_a).await;
         reply.assert_error(StatusCode::UNAUTHORIZED, "superseded");
-        assert_eq!(reply.body["superseded_at"], b_issued, "superseded when the newer login happened");
-        assert_eq!(reply.body["user_agent"], FIREFOX, "by the newer login's browser");
+        assert_eq!(
+            reply.body["superseded_at"], b_issued,
+            "superseded when the newer login happened"
+        );
+        assert_eq!(
+            reply.body["user_agent"], FIREFOX,
+            "by the newer login's browser"
+        );
         assert_eq!(reply.body["ip"], "127.0.0.1");
     }
-    assert_eq!(app.get_with_uid("/api/premium", &tab_b).await.status, StatusCode::OK, "B keeps working");
+    assert_eq!(
+        app.get_with_uid("/api/premium", &tab_b).await.status,
+        StatusCode::OK,
+        "B keeps working"
+    );
 }
 
 #[tokio::test]
@@ -128,8 +191,12 @@ async fn logout_ends_the_uid_at_once() {
     let uid = app.login_as("ann", CHROME).await;
     let reply = app.call(Method::POST, "/api/logout", Some(&uid)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    app.get_with_uid("/api/me", &uid).await.assert_error(StatusCode::UNAUTHORIZED, "logged_out");
-    app.call(Method::POST, "/api/logout", Some(&uid)).await.assert_error(StatusCode::UNAUTHORIZED, "logged_out");
+    app.get_with_uid("/api/me", &uid)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "logged_out");
+    app.call(Method::POST, "/api/logout", Some(&uid))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "logged_out");
 }
 
 #[tokio::test]
@@ -137,17 +204,30 @@ async fn logout_with_a_superseded_uid_is_refused_and_changes_nothing() {
     let app = app_with("ann").await;
     let old = app.login_as("ann", CHROME).await;
     let new = app.login_as("ann", FIREFOX).await;
-    app.call(Method::POST, "/api/logout", Some(&old)).await.assert_error(StatusCode::UNAUTHORIZED, "superseded");
-    assert_eq!(app.get_with_uid("/api/me", &new).await.status, StatusCode::OK);
-    app.get_with_uid("/api/me", &old).await.assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    app.call(Method::POST, "/api/logout", Some(&old))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    assert_eq!(
+        app.get_with_uid("/api/me", &new).await.status,
+        StatusCode::OK
+    );
+    app.get_with_uid("/api/me", &old)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
 }
 
 #[tokio::test]
 async fn every_protected_route_refuses_a_missing_malformed_or_unknown_uid() {
     let app = app_with("ann").await;
-    let protected = [(Method::GET, "/api/me"), (Method::GET, "/api/premium"), (Method::POST, "/api/logout")];
+    let protected = [
+        (Method::GET, "/api/me"),
+        (Method::GET, "/api/premium"),
+        (Method::POST, "/api/logout"),
+    ];
     for (method, path) in protected {
-        app.call(method.clone(), path, None).await.assert_error(StatusCode::UNAUTHORIZED, "missing_uid");
+        app.call(method.clone(), path, None)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "missing_uid");
         for malformed in [
             "",
             "nope",
@@ -162,17 +242,29 @@ async fn every_protected_route_refuses_a_missing_malformed_or_unknown_uid() {
                 .await
                 .assert_error(StatusCode::UNAUTHORIZED, "malformed_uid");
         }
-        app.call(method.clone(), path, Some("6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10"))
-            .await
-            .assert_error(StatusCode::UNAUTHORIZED, "unknown_uid");
+        app.call(
+            method.clone(),
+            path,
+            Some("6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10"),
+        )
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unknown_uid");
     }
     // Non-UTF-8 bytes and a repeated header are malformed too.
     let raw = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap();
-    let reply = app.send(app.client.get(app.url("/api/me")).header("x-tab-uid", raw)).await;
+    let reply = app
+        .send(app.client.get(app.url("/api/me")).header("x-tab-uid", raw))
+        .await;
     reply.assert_error(StatusCode::UNAUTHORIZED, "malformed_uid");
     let uid = app.login_as("ann", CHROME).await;
-    let twice = app.client.get(app.url("/api/me")).header("x-tab-uid", &uid).header("x-tab-uid", &uid);
-    app.send(twice).await.assert_error(StatusCode::UNAUTHORIZED, "malformed_uid");
+    let twice = app
+        .client
+        .get(app.url("/api/me"))
+        .header("x-tab-uid", &uid)
+        .header("x-tab-uid", &uid);
+    app.send(twice)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "malformed_uid");
 }
 
 #[tokio::test]
@@ -186,19 +278,39 @@ async fn bad_bodies_get_their_own_codes() {
             }
             request
         };
-        for body in ["{", "not json", "[]", r#"{"username": 5, "password": "x"}"#, r#"{"username": "ann"}"#, ""] {
+        for body in [
+            "{",
+            "not json",
+            "[]",
+            r#"{"username": 5, "password": "x"}"#,
+            r#"{"username": "ann"}"#,
+            "",
+        ] {
             app.send(post(body, Some("application/json")))
                 .await
                 .assert_error(StatusCode::BAD_REQUEST, "malformed_json");
         }
-        for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            None,
+        ] {
             app.send(post(r#"{"username":"ann","password":"x"}"#, content_type))
                 .await
                 .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
         }
-        let big = format!(r#"{{"username":"ann","password":"{}"}}"#, "x".repeat(64 * 1024));
-        let request = app.client.post(app.url(path)).header(CONTENT_TYPE, "application/json").body(big);
-        app.send(request).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        let big = format!(
+            r#"{{"username":"ann","password":"{}"}}"#,
+            "x".repeat(64 * 1024)
+        );
+        let request = app
+            .client
+            .post(app.url(path))
+            .header(CONTENT_TYPE, "application/json")
+            .body(big);
+        app.send(request)
+            .await
+            .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
     }
 }
 
@@ -206,7 +318,9 @@ async fn bad_bodies_get_their_own_codes() {
 async fn unknown_paths_and_methods_under_api_are_json_errors() {
     let app = spawn_app().await;
     for path in ["/api/nope", "/api", "/api/", "/api/me/extra", "/api/ME"] {
-        app.call(Method::GET, path, None).await.assert_error(StatusCode::NOT_FOUND, "not_found");
+        app.call(Method::GET, path, None)
+            .await
+            .assert_error(StatusCode::NOT_FOUND, "not_found");
     }
     for (method, path) in [
         (Method::GET, "/api/login"),
@@ -215,7 +329,9 @@ async fn unknown_paths_and_methods_under_api_are_json_errors() {
         (Method::DELETE, "/api/me"),
         (Method::POST, "/api/premium"),
     ] {
-        app.call(method, path, None).await.assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        app.call(method, path, None)
+            .await
+            .assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     }
 }
 

@@ -29,8 +29,18 @@ pub async fn spawn_app() -> TestApp {
     let listener = startup::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let router = http::router(state);
-    tokio::spawn(startup::serve(listener, router, registry, config.history(), std::future::pending()));
-    TestApp { base: format!("http://{addr}"), client: reqwest::Client::new(), _dir: dir }
+    tokio::spawn(startup::serve(
+        listener,
+        router,
+        registry,
+        config.history(),
+        std::future::pending(),
+    ));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
 }
 
 /// A response, with the contract's invariants for `/api` already checked.
@@ -43,7 +53,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or_else(|| panic!("no error code in {:?}", self.body))
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {:?}", self.body))
     }
 
     /// Asserts an error reply: its status, its code, and a non-empty message.
@@ -51,7 +63,11 @@ impl Reply {
         assert_eq!(self.status, status, "{:?}", self.body);
         assert_eq!(self.code(), code, "{:?}", self.body);
         let message = self.body["message"].as_str().unwrap_or_default();
-        assert!(!message.trim().is_empty(), "an error must say in words what is wrong: {:?}", self.body);
+        assert!(
+            !message.trim().is_empty(),
+            "an error must say in words what is wrong: {:?}",
+            self.body
+        );
     }
 }
 
@@ -62,32 +78,52 @@ impl TestApp {
 
     /// Sends a request and checks what every `/api` answer must carry.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("the server answered (no dropped connection)");
+        let response = request
+            .send()
+            .await
+            .expect("the server answered (no dropped connection)");
         let status = response.status();
         let headers = response.headers().clone();
         let url = response.url().clone();
         let bytes = response.bytes().await.unwrap();
         assert!(status.as_u16() < 500, "{url} answered {status}: {bytes:?}");
         if url.path().starts_with("/api") {
-            assert_eq!(headers.get(CACHE_CONTROL).map(|v| v.to_str().unwrap()), Some("no-store"), "{url}");
+            assert_eq!(
+                headers.get(CACHE_CONTROL).map(|v| v.to_str().unwrap()),
+                Some("no-store"),
+                "{url}"
+            );
         }
         let body = if status == StatusCode::NO_CONTENT {
             assert!(bytes.is_empty());
             Value::Null
         } else {
-            let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
-            assert_eq!(content_type.as_deref(), Some("application/json"), "{url} {status}");
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {bytes:?}"))
+            let content_type = headers
+                .get(CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(
+                content_type.as_deref(),
+                Some("application/json"),
+                "{url} {status}"
+            );
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {bytes:?}"))
         };
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {
-        self.send(self.client.post(self.url(path)).json(&body)).await
+        self.send(self.client.post(self.url(path)).json(&body))
+            .await
     }
 
     pub async fn get_with_uid(&self, path: &str, uid: &str) -> Reply {
-        self.send(self.client.get(self.url(path)).header("x-tab-uid", uid)).await
+        self.send(self.client.get(self.url(path)).header("x-tab-uid", uid))
+            .await
     }
 
     pub async fn call(&self, method: Method, path: &str, uid: Option<&str>) -> Reply {
@@ -99,7 +135,11 @@ impl TestApp {
     }
 
     pub async fn register(&self, username: &str) -> Reply {
-        self.post_json("/api/register", json!({"username": username, "password": PASSWORD})).await
+        self.post_json(
+            "/api/register",
+            json!({"username": username, "password": PASSWORD}),
+        )
+        .await
     }
 
     /// Logs in and returns the new UID.

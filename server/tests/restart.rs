@@ -19,7 +19,7 @@ struct Server {
 }
 
 fn start(db: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+    let child = Command::new(env!("CARGO_BIN_EXE_server"))
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
         .env("SOLOTAB_DB", db)
         .env("SOLOTAB_LOG", "info")
@@ -30,9 +30,15 @@ fn start(db: &Path) -> Server {
         .spawn()
         .expect("the server binary starts");
     let (lines, output) = mpsc::channel();
+    // From here on, Drop reaps the process even if this test fails.
+    let mut server = Server {
+        child,
+        base: String::new(),
+        output,
+    };
     for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
+        Box::new(server.child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(server.child.stderr.take().unwrap()),
     ] {
         let lines = lines.clone();
         std::thread::spawn(move || {
@@ -43,24 +49,43 @@ fn start(db: &Path) -> Server {
     }
     let mut seen = Vec::new();
     loop {
-        let line = output
+        let line = server
+            .output
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the server did not say where it listens; it printed {seen:#?}"));
+            .unwrap_or_else(|_| {
+                panic!("the server did not say where it listens; it printed {seen:#?}")
+            });
         if let Some(at) = line.find("listening on http://") {
             let addr: String = line[at + "listening on http://".len()..]
                 .chars()
                 .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
                 .collect();
-            return Server { child, base: format!("http://{addr}"), output };
+            server.base = format!("http://{addr}");
+            return server;
         }
         seen.push(line);
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
-        (response.status(), response.json().await.unwrap_or(Value::Null))
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     async fn me(&self, uid: &str) -> (StatusCode, Value) {
@@ -74,14 +99,19 @@ impl Server {
     }
 
     async fn login(&self) -> String {
-        let (status, body) = self.post("/api/login", json!({"username": "ann", "password": PASSWORD})).await;
+        let (status, body) = self
+            .post(
+                "/api/login",
+                json!({"username": "ann", "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["uid"].as_str().unwrap().to_owned()
     }
 
     /// SIGKILL: no shutdown hook, no flush; only what was committed survives.
     fn kill_9(mut self) -> Vec<String> {
-        self.child.kill().unwrap();
+        self.child.kill().unwrap(); // std's kill is SIGKILL on Unix
         self.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         self.output.try_iter().collect()
@@ -94,7 +124,12 @@ async fn kill_9_loses_nothing_and_history_survives() {
     let db = dir.path().join("solotab.db");
 
     let first = start(&db);
-    let (status, _) = first.post("/api/register", json!({"username": "ann", "password": PASSWORD})).await;
+    let (status, _) = first
+        .post(
+            "/api/register",
+            json!({"username": "ann", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let superseded = first.login().await;
     let logged_out = first.login().await;
@@ -114,9 +149,17 @@ async fn kill_9_loses_nothing_and_history_survives() {
 
     let second = start(&db);
     let (status, body) = second.me(&active).await;
-    assert_eq!(status, StatusCode::OK, "the active tab keeps working after kill -9: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the active tab keeps working after kill -9: {body}"
+    );
     assert_eq!(body["username"], "ann");
-    for (uid, code) in [(&superseded, "superseded"), (&older, "superseded"), (&logged_out, "logged_out")] {
+    for (uid, code) in [
+        (&superseded, "superseded"),
+        (&older, "superseded"),
+        (&logged_out, "logged_out"),
+    ] {
         let (status, body) = second.me(uid).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], code, "{body}");
@@ -146,13 +189,21 @@ async fn a_second_server_on_the_same_file_exits_at_once_with_a_clear_message() {
         .output()
         .unwrap();
     assert!(!second.status.success());
-    assert!(started.elapsed() < Duration::from_secs(20), "it must not wait for the lock");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it must not wait for the lock"
+    );
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains("another Solotab server is already using"), "{stderr}");
+    assert!(
+        stderr.contains("another Solotab server is already using"),
+        "{stderr}"
+    );
     assert!(stderr.contains("solotab.db"), "{stderr}");
 
     // And the first one is unharmed.
-    let response = reqwest::get(format!("{}/healthz", first.base)).await.unwrap();
+    let response = reqwest::get(format!("{}/healthz", first.base))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     first.kill_9();
 }

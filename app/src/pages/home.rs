@@ -19,12 +19,17 @@ const RETRY_AFTER: Duration = Duration::from_secs(3);
 pub fn HomePage() -> impl IntoView {
     let session = Session::expect();
     move || match session.state() {
-        TabState::Active { username, issued_at, .. } => {
-            view! { <Dashboard username issued_at/> }.into_any()
-        }
-        TabState::Superseded { username, at, user_agent, ip } => {
-            view! { <SupersededNotice username at user_agent ip/> }.into_any()
-        }
+        TabState::Active {
+            username,
+            issued_at,
+            ..
+        } => view! { <Dashboard username issued_at/> }.into_any(),
+        TabState::Superseded {
+            username,
+            at,
+            user_agent,
+            ip,
+        } => view! { <SupersededNotice username at user_agent ip/> }.into_any(),
         TabState::SignedOut { .. } => view! { <Redirect path="/login"/> }.into_any(),
     }
 }
@@ -53,7 +58,12 @@ fn Dashboard(username: String, issued_at: String) -> impl IntoView {
                 }
                 Err(ApiError::Unreachable) => {
                     let _ = error.try_set(Some(ApiError::Unreachable.message()));
-                    set_timeout(move || { let _ = attempt.try_update(|n| *n += 1); }, RETRY_AFTER);
+                    set_timeout(
+                        move || {
+                            let _ = attempt.try_update(|n| *n += 1);
+                        },
+                        RETRY_AFTER,
+                    );
                 }
                 // The session now says superseded or signed out, and the page follows it.
                 Err(ApiError::SignedOut) => {}

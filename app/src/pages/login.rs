@@ -39,7 +39,10 @@ fn LoginForm(notice: Option<String>, prefill: String) -> impl IntoView {
         if pending.get_untracked() {
             return;
         }
-        let creds = Credentials { username: username.get_untracked(), password: password.get_untracked() };
+        let creds = Credentials {
+            username: username.get_untracked(),
+            password: password.get_untracked(),
+        };
         if creds.username.trim().is_empty() || creds.password.is_empty() {
             error.set(Some("Enter your username and password.".into()));
             return;

@@ -29,7 +29,10 @@ pub fn RegisterPage() -> impl IntoView {
         // The same rules the server applies, checked here first for a quicker answer.
         let name = username.get_untracked();
         let pass = password.get_untracked();
-        if let Err(message) = rules::username(&name).map(|_| ()).and_then(|()| rules::password(&pass)) {
+        if let Err(message) = rules::username(&name)
+            .map(|_| ())
+            .and_then(|()| rules::password(&pass))
+        {
             error.set(Some(message));
             return;
         }
@@ -37,13 +40,19 @@ pub fn RegisterPage() -> impl IntoView {
         error.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            let creds = Credentials { username: name, password: pass };
+            let creds = Credentials {
+                username: name,
+                password: pass,
+            };
             let result = api::register(session, &creds).await;
             let _ = pending.try_set(false);
             match result {
                 Ok(done) => {
                     session.set(TabState::SignedOut {
-                        notice: Some(format!("Account {} created. Sign in to continue.", done.username)),
+                        notice: Some(format!(
+                            "Account {} created. Sign in to continue.",
+                            done.username
+                        )),
                         username: Some(done.username),
                     });
                     navigate("/login", Default::default());

@@ -82,14 +82,24 @@ impl ApiError {
             ApiError::Refused(refusal) => {
                 let code = refusal.code();
                 let message = match &refusal {
-                    TabRefusal::Missing => "This request needs the tab's UID in the x-tab-uid header. Sign in first.".into(),
-                    TabRefusal::Malformed => "The x-tab-uid header must be a lower-case hyphenated UUID v4.".into(),
-                    TabRefusal::Rejected(Rejection::Unknown) => "This tab's sign-in is not known (it may have expired). Sign in again.".into(),
+                    TabRefusal::Missing => {
+                        "This request needs the tab's UID in the x-tab-uid header. Sign in first."
+                            .into()
+                    }
+                    TabRefusal::Malformed => {
+                        "The x-tab-uid header must be a lower-case hyphenated UUID v4.".into()
+                    }
+                    TabRefusal::Rejected(Rejection::Unknown) => {
+                        "This tab's sign-in is not known (it may have expired). Sign in again."
+                            .into()
+                    }
                     TabRefusal::Rejected(Rejection::Superseded { at, .. }) => format!(
                         "Your account was signed in elsewhere at {}; this tab is no longer active.",
                         at.to_rfc3339()
                     ),
-                    TabRefusal::Rejected(Rejection::LoggedOut { .. }) => "This tab has signed out. Sign in again.".into(),
+                    TabRefusal::Rejected(Rejection::LoggedOut { .. }) => {
+                        "This tab has signed out. Sign in again.".into()
+                    }
                 };
                 let mut body = body(code, message);
                 if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = refusal {
@@ -101,27 +111,45 @@ impl ApiError {
             }
             ApiError::InvalidCredentials => (
                 StatusCode::UNAUTHORIZED,
-                body(ErrorCode::InvalidCredentials, "Wrong username or password.".into()),
+                body(
+                    ErrorCode::InvalidCredentials,
+                    "Wrong username or password.".into(),
+                ),
             ),
-            ApiError::InvalidInput(message) => (StatusCode::BAD_REQUEST, body(ErrorCode::InvalidInput, message)),
+            ApiError::InvalidInput(message) => (
+                StatusCode::BAD_REQUEST,
+                body(ErrorCode::InvalidInput, message),
+            ),
             ApiError::UsernameTaken => (
                 StatusCode::CONFLICT,
-                body(ErrorCode::UsernameTaken, "That username is taken. Choose another one.".into()),
+                body(
+                    ErrorCode::UsernameTaken,
+                    "That username is taken. Choose another one.".into(),
+                ),
             ),
             ApiError::MalformedJson(detail) => (
                 StatusCode::BAD_REQUEST,
-                body(ErrorCode::MalformedJson, format!("The request body is not the JSON expected: {detail}")),
+                body(
+                    ErrorCode::MalformedJson,
+                    format!("The request body is not the JSON expected: {detail}"),
+                ),
             ),
             ApiError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 body(
                     ErrorCode::BodyTooLarge,
-                    format!("The request body is over {} KiB.", app::contract::MAX_BODY_BYTES / 1024),
+                    format!(
+                        "The request body is over {} KiB.",
+                        app::contract::MAX_BODY_BYTES / 1024
+                    ),
                 ),
             ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                body(ErrorCode::UnsupportedMediaType, "Send the request body as application/json.".into()),
+                body(
+                    ErrorCode::UnsupportedMediaType,
+                    "Send the request body as application/json.".into(),
+                ),
             ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -129,13 +157,19 @@ impl ApiError {
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                body(ErrorCode::MethodNotAllowed, "This endpoint does not accept that method.".into()),
+                body(
+                    ErrorCode::MethodNotAllowed,
+                    "This endpoint does not accept that method.".into(),
+                ),
             ),
             ApiError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "request failed on the server side");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    body(ErrorCode::Unavailable, "The server cannot handle this right now. Try again shortly.".into()),
+                    body(
+                        ErrorCode::Unavailable,
+                        "The server cannot handle this right now. Try again shortly.".into(),
+                    ),
                 )
             }
         }

@@ -38,7 +38,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let registry = Registry::from_ref(state);
         let refuse = |refusal: TabRefusal, username: Option<&str>| {
-            tracing::info!(code = refusal.code().as_str(), account = username, "request rejected");
+            tracing::info!(
+                code = refusal.code().as_str(),
+                account = username,
+                "request rejected"
+            );
             ApiError::Refused(refusal)
         };
         let mut values = parts.headers.get_all(TAB_UID_HEADER).iter();
@@ -57,9 +61,10 @@ where
             .ok_or_else(|| refuse(TabRefusal::Malformed, None))?;
         match registry.check(&uid) {
             Ok(session) => Ok(ActiveTab { uid, session }),
-            Err(refused) => {
-                Err(refuse(TabRefusal::Rejected(refused.rejection), refused.username.as_deref()))
-            }
+            Err(refused) => Err(refuse(
+                TabRefusal::Rejected(refused.rejection),
+                refused.username.as_deref(),
+            )),
         }
     }
 }
@@ -87,7 +92,9 @@ impl<S: Send + Sync> FromRequestParts<S> for LoginOrigin {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip().to_canonical());
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+                addr.ip().to_canonical()
+            });
         Ok(LoginOrigin { user_agent, ip })
     }
 }

@@ -61,7 +61,9 @@ pub fn router(state: AppState) -> Router {
 
 /// The API routes that need no tab UID.
 fn public_routes() -> Router<AppState> {
-    Router::new().route("/register", post(register)).route("/login", post(login))
+    Router::new()
+        .route("/register", post(register))
+        .route("/login", post(login))
 }
 
 /// The API routes that need the tab's current UID (each handler takes an [`ActiveTab`]).
@@ -73,21 +75,34 @@ fn protected_routes() -> Router<AppState> {
 }
 
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 async fn register(
     State(state): State<AppState>,
     ApiJson(creds): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
-    let username = app::rules::username(&creds.username).map_err(ApiError::InvalidInput)?.to_owned();
+    let username = app::rules::username(&creds.username)
+        .map_err(ApiError::InvalidInput)?
+        .to_owned();
     app::rules::password(&creds.password).map_err(ApiError::InvalidInput)?;
     // Cheap early answer for the common case; the store's unique key decides races.
-    if state.accounts.find(&app::rules::username_key(&username)).await?.is_some() {
+    if state
+        .accounts
+        .find(&app::rules::username_key(&username))
+        .await?
+        .is_some()
+    {
         return Err(ApiError::UsernameTaken);
     }
     let hash = state.passwords.hash(creds.password).await?;
-    match state.accounts.create(&username, &hash, UnixMillis::now()).await {
+    match state
+        .accounts
+        .create(&username, &hash, UnixMillis::now())
+        .await
+    {
         Ok(_) => {
             tracing::info!(account = %username, "registered");
             Ok((StatusCode::CREATED, Json(Registered { username })))
@@ -103,13 +118,16 @@ async fn login(
     ApiJson(creds): ApiJson<Credentials>,
 ) -> Result<Json<LoggedIn>, ApiError> {
     if creds.username.trim().is_empty() || creds.password.is_empty() {
-        return Err(ApiError::InvalidInput("Enter your username and password.".into()));
+        return Err(ApiError::InvalidInput(
+            "Enter your username and password.".into(),
+        ));
     }
     // A name or password that breaks the rules cannot belong to an account: no lookup needed,
     // and the answer is the same as for a wrong password.
-    let (Ok(name), Ok(())) =
-        (app::rules::username(&creds.username), app::rules::password(&creds.password))
-    else {
+    let (Ok(name), Ok(())) = (
+        app::rules::username(&creds.username),
+        app::rules::password(&creds.password),
+    ) else {
         tracing::info!("login failed: credentials break the input rules");
         return Err(ApiError::InvalidCredentials);
     };
@@ -121,7 +139,10 @@ async fn login(
         tracing::info!(account = %name, "login failed: invalid credentials");
         return Err(ApiError::InvalidCredentials);
     };
-    let claimed = state.registry.claim(account.id, account.username.clone(), origin).await?;
+    let claimed = state
+        .registry
+        .claim(account.id, account.username.clone(), origin)
+        .await?;
     tracing::info!(account = %account.username, ip = %claimed.session.origin.ip, "logged in");
     for _ in &claimed.superseded {
         tracing::info!(account = %account.username, "takeover: an older tab was superseded");
@@ -134,7 +155,10 @@ async fn login(
 }
 
 async fn me(tab: ActiveTab) -> Json<Me> {
-    Json(Me { username: tab.session.username, issued_at: tab.session.issued_at.to_rfc3339() })
+    Json(Me {
+        username: tab.session.username,
+        issued_at: tab.session.issued_at.to_rfc3339(),
+    })
 }
 
 /// The demo's protected content: something only the active tab may read.
@@ -161,7 +185,9 @@ async fn logout(State(state): State<AppState>, tab: ActiveTab) -> Result<StatusC
             Ok(StatusCode::NO_CONTENT)
         }
         // Superseded between the check and the release: answer with that rejection.
-        Err(ReleaseError::Refused(refused)) => Err(ApiError::Refused(TabRefusal::Rejected(refused.rejection))),
+        Err(ReleaseError::Refused(refused)) => {
+            Err(ApiError::Refused(TabRefusal::Rejected(refused.rejection)))
+        }
         Err(ReleaseError::Store(e)) => Err(e.into()),
     }
 }

@@ -22,7 +22,10 @@ const USERNAMES: [&str; 3] = ["ann", "bob", "cyd"];
 
 async fn seeded<S: SessionStore + AccountStore>(store: S) -> Arc<dyn SessionStore> {
     for (i, name) in USERNAMES.iter().enumerate() {
-        let id = store.create(name, "not-a-real-hash", UnixMillis::now()).await.unwrap();
+        let id = store
+            .create(name, "not-a-real-hash", UnixMillis::now())
+            .await
+            .unwrap();
         assert_eq!(id, AccountId(i as i64 + 1));
     }
     Arc::new(store)
@@ -162,8 +165,14 @@ async fn a_reopened_sqlite_file_keeps_active_and_superseded_uids() {
         (first, fourth, third)
     };
     let reg = registry_on(Arc::new(SqliteStore::open(&path).unwrap())).await;
-    assert!(matches!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Superseded { .. }));
-    assert!(matches!(reg.check(&third.uid).unwrap_err().rejection, Rejection::LoggedOut { .. }));
+    assert!(matches!(
+        reg.check(&first.uid).unwrap_err().rejection,
+        Rejection::Superseded { .. }
+    ));
+    assert!(matches!(
+        reg.check(&third.uid).unwrap_err().rejection,
+        Rejection::LoggedOut { .. }
+    ));
     assert_eq!(reg.check(&second.uid).unwrap(), second.session);
 }
 
@@ -173,7 +182,10 @@ async fn a_second_open_of_one_file_is_refused_until_the_first_closes() {
     let path = dir.path().join("solotab.db");
     let first = SqliteStore::open(&path).unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
-    assert!(matches!(err, crate::store::OpenError::Locked { .. }), "{err}");
+    assert!(
+        matches!(err, crate::store::OpenError::Locked { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("already using"), "{err}");
     drop(first);
     SqliteStore::open(&path).unwrap();
@@ -206,9 +218,18 @@ fn op() -> impl Strategy<Value = Op> {
 fn observed(result: Result<ActiveSession, Refused>, issued: &[Claimed]) -> Option<ModelState> {
     match result {
         Ok(_) => Some(ModelState::Active),
-        Err(Refused { rejection: Rejection::Unknown, .. }) => None,
-        Err(Refused { rejection: Rejection::LoggedOut { .. }, .. }) => Some(ModelState::LoggedOut),
-        Err(Refused { rejection: Rejection::Superseded { at, by }, .. }) => {
+        Err(Refused {
+            rejection: Rejection::Unknown,
+            ..
+        }) => None,
+        Err(Refused {
+            rejection: Rejection::LoggedOut { .. },
+            ..
+        }) => Some(ModelState::LoggedOut),
+        Err(Refused {
+            rejection: Rejection::Superseded { at, by },
+            ..
+        }) => {
             // Identify the superseding login by its time and origin.
             let index = issued
                 .iter()
@@ -219,8 +240,14 @@ fn observed(result: Result<ActiveSession, Refused>, issued: &[Claimed]) -> Optio
     }
 }
 
-fn run_model_case<S: SessionStore + AccountStore>(store: S, ops: &[Op]) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn run_model_case<S: SessionStore + AccountStore>(
+    store: S,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let reg = registry_on(seeded(store).await).await;
         let mut issued: Vec<Claimed> = Vec::new();
@@ -235,10 +262,13 @@ fn run_model_case<S: SessionStore + AccountStore>(store: S, ops: &[Op]) -> Resul
                     // Distinct origins per login so a supersession names exactly one login.
                     let n = u8::try_from(issued.len()).unwrap();
                     let username = USERNAMES[usize::from(account)].to_owned();
-                    let claimed =
-                        reg.claim(AccountId(i64::from(account) + 1), username, origin(n)).await.unwrap();
+                    let claimed = reg
+                        .claim(AccountId(i64::from(account) + 1), username, origin(n))
+                        .await
+                        .unwrap();
                     let index = issued.len();
-                    let expected_superseded: Vec<usize> = current.get(&account).copied().into_iter().collect();
+                    let expected_superseded: Vec<usize> =
+                        current.get(&account).copied().into_iter().collect();
                     prop_assert_eq!(claimed.superseded.len(), expected_superseded.len());
                     for old in expected_superseded {
                         model[old] = ModelState::SupersededBy(index);
@@ -263,7 +293,9 @@ fn run_model_case<S: SessionStore + AccountStore>(store: S, ops: &[Op]) -> Resul
                             Err(ReleaseError::Refused(refused)) => {
                                 prop_assert_eq!(observed(Err(refused), &issued), expected);
                             }
-                            other => prop_assert!(false, "release of a non-active uid gave {other:?}"),
+                            other => {
+                                prop_assert!(false, "release of a non-active uid gave {other:?}")
+                            }
                         },
                     }
                 }

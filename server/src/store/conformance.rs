@@ -7,18 +7,34 @@ use super::*;
 fn session(account: i64, issued_at: i64, n: u16) -> ActiveSession {
     ActiveSession {
         account: AccountId(account),
-        username: if account == 1 { "Ann".into() } else { "bob".into() },
+        username: if account == 1 {
+            "Ann".into()
+        } else {
+            "bob".into()
+        },
         issued_at: UnixMillis::from_millis(issued_at),
         origin: LoginOrigin {
-            user_agent: (n % 2 == 0).then(|| format!("agent {n}")),
+            user_agent: n.is_multiple_of(2).then(|| format!("agent {n}")),
             ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)),
         },
     }
 }
 
 async fn with_accounts<S: AccountStore>(store: S) -> S {
-    assert_eq!(store.create("Ann", "h1", UnixMillis::from_millis(1)).await.unwrap(), AccountId(1));
-    assert_eq!(store.create("bob", "h2", UnixMillis::from_millis(2)).await.unwrap(), AccountId(2));
+    assert_eq!(
+        store
+            .create("Ann", "h1", UnixMillis::from_millis(1))
+            .await
+            .unwrap(),
+        AccountId(1)
+    );
+    assert_eq!(
+        store
+            .create("bob", "h2", UnixMillis::from_millis(2))
+            .await
+            .unwrap(),
+        AccountId(2)
+    );
     store
 }
 

@@ -34,7 +34,9 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave Inner half-updated: every update is a
         // few infallible map operations, so the data is still consistent.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -67,12 +69,16 @@ impl SessionStore for MemoryStore {
             .collect();
         let mut superseded = Vec::with_capacity(previous.len());
         for old in previous {
-            let Some(old_session) = inner.active.remove(&old) else { continue };
+            let Some(old_session) = inner.active.remove(&old) else {
+                continue;
+            };
             let ended = EndedSession {
                 account: old_session.account,
                 username: old_session.username,
                 ended_at: session.issued_at,
-                reason: EndReason::Superseded { by: session.origin.clone() },
+                reason: EndReason::Superseded {
+                    by: session.origin.clone(),
+                },
             };
             inner.ended.insert(old, ended.clone());
             superseded.push((old, ended));
@@ -83,7 +89,9 @@ impl SessionStore for MemoryStore {
 
     async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let Some(session) = inner.active.remove(&uid) else { return Ok(false) };
+        let Some(session) = inner.active.remove(&uid) else {
+            return Ok(false);
+        };
         inner.ended.insert(
             uid,
             EndedSession {

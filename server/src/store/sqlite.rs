@@ -22,7 +22,9 @@ use crate::uid::Uid;
 
 /// Schema migrations, in order, embedded in the binary. `PRAGMA user_version` records how
 /// many have been applied. Never edit one that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_accounts_and_sessions.sql")];
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../migrations/0001_accounts_and_sessions.sql"
+)];
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -41,22 +43,34 @@ pub enum OpenError {
     )]
     Locked { db: PathBuf, lock: PathBuf },
     #[error("cannot open {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open SQLite database {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error(
         "{path} has schema version {found}, but this server knows only up to {known}; \
          run a newer Solotab server on it"
     )]
-    TooNew { path: PathBuf, found: i64, known: usize },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path`, holding it exclusively.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| OpenError::Io { path: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
         let lock = lock_path(path);
         let lock_file = OpenOptions::new()
@@ -64,15 +78,24 @@ impl SqliteStore {
             .truncate(false)
             .write(true)
             .open(&lock)
-            .map_err(|source| OpenError::Io { path: lock.clone(), source })?;
+            .map_err(|source| OpenError::Io {
+                path: lock.clone(),
+                source,
+            })?;
         match lock_file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked { db: path.to_owned(), lock });
+                return Err(OpenError::Locked {
+                    db: path.to_owned(),
+                    lock,
+                });
             }
             Err(TryLockError::Error(source)) => return Err(OpenError::Io { path: lock, source }),
         }
-        let sqlite_err = |source| OpenError::Sqlite { path: path.to_owned(), source };
+        let sqlite_err = |source| OpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
         let mut conn = Connection::open(path).map_err(sqlite_err)?;
         // WAL + synchronous=FULL: a commit is on disk before the call returns, so a 200 that
         // follows it survives kill -9 and power loss alike.
@@ -84,18 +107,29 @@ impl SqliteStore {
         )
         .map_err(sqlite_err)?;
         migrate(&mut conn, path)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), _lock: Some(Arc::new(lock_file)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            _lock: Some(Arc::new(lock_file)),
+        })
     }
 
     /// A private in-memory database (tests).
     pub fn open_in_memory() -> Result<Self, OpenError> {
         let path = PathBuf::from(":memory:");
-        let mut conn = Connection::open_in_memory()
-            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
+        let mut conn = Connection::open_in_memory().map_err(|source| OpenError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
         conn.execute_batch("PRAGMA foreign_keys = ON;")
-            .map_err(|source| OpenError::Sqlite { path: path.clone(), source })?;
+            .map_err(|source| OpenError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         migrate(&mut conn, &path)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), _lock: None })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            _lock: None,
+        })
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -123,15 +157,27 @@ fn lock_path(db: &Path) -> PathBuf {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
-    let sqlite_err = |source| OpenError::Sqlite { path: path.to_owned(), source };
-    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite_err)?;
+    let sqlite_err = |source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let applied: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite_err)?;
     if applied > MIGRATIONS.len() as i64 {
-        return Err(OpenError::TooNew { path: path.to_owned(), found: applied, known: MIGRATIONS.len() });
+        return Err(OpenError::TooNew {
+            path: path.to_owned(),
+            found: applied,
+            known: MIGRATIONS.len(),
+        });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sqlite_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)
+            .map_err(sqlite_err)?;
         tx.execute_batch(sql).map_err(sqlite_err)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(sqlite_err)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(sqlite_err)?;
         tx.commit().map_err(sqlite_err)?;
     }
     Ok(())
@@ -149,7 +195,8 @@ fn uid_from_column(bytes: Vec<u8>) -> Result<Uid, StoreError> {
 }
 
 fn ip_from_column(text: &str) -> Result<IpAddr, StoreError> {
-    text.parse().map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
+    text.parse()
+        .map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
 }
 
 #[async_trait]
@@ -230,7 +277,9 @@ impl SessionStore for SqliteStore {
     ) -> Result<Vec<(Uid, EndedSession)>, StoreError> {
         let session = session.clone();
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let ip = session.origin.ip.to_string();
             let ended_uids = {
                 let mut stmt = tx
@@ -277,7 +326,9 @@ impl SessionStore for SqliteStore {
                             account: session.account,
                             username: session.username.clone(),
                             ended_at: session.issued_at,
-                            reason: EndReason::Superseded { by: session.origin.clone() },
+                            reason: EndReason::Superseded {
+                                by: session.origin.clone(),
+                            },
                         },
                     ))
                 })

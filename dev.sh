@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Solotab's task runner. Each command first installs whatever is missing, skipping what is
+# already there at the right version.
+#
+#   ./dev.sh run     set up, then run the app with `cargo leptos watch` (SQLite, nothing else)
+#   ./dev.sh test    set up, then run every test: fmt, clippy, unit/HTTP/restart, Playwright
+#   ./dev.sh setup   only set up
+#
+# Works offline except for the package registries (crates.io, npm, Debian).
+set -euo pipefail
+
+cd "$(dirname "$0")"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+CARGO_LEPTOS_VERSION=0.3.11
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Seconds since this script started, for the timing summary.
+START=$SECONDS
+declare -a TIMINGS=()
+timed() {
+  local label=$1; shift
+  local t0=$SECONDS
+  "$@"
+  TIMINGS+=("$label: $((SECONDS - t0)) s")
+}
+
+apt_install() {
+  local missing=("$@")
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "Installing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+}
+
+setup_system() {
+  local need_browser=$1 missing=()
+  command -v cc >/dev/null || missing+=(gcc libc6-dev)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  if [ "$need_browser" = yes ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    missing+=(chromium)
+  fi
+  apt_install "${missing[@]}"
+  command -v rustup >/dev/null ||
+    die "rustup is missing: install it (Debian 13: 'apt-get install rustup'; otherwise see rustup.rs), then rerun"
+}
+
+setup_rust() {
+  # rust-toolchain.toml names the compiler and the wasm32 target; install them if missing.
+  local channel
+  channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  if ! rustup run "$channel" rustc --version >/dev/null 2>&1 ||
+    ! rustup run "$channel" cargo clippy --version >/dev/null 2>&1 ||
+    ! rustup target list --installed --toolchain "$channel" | grep -qx wasm32-unknown-unknown; then
+    say "Installing Rust $channel with the wasm32 target"
+    rustup toolchain install
+  fi
+}
+
+installed_version() { "$@" --version 2>/dev/null | awk '{print $2}'; }
+
+setup_cargo_tools() {
+  if [ "$(installed_version cargo-leptos)" != "$CARGO_LEPTOS_VERSION" ]; then
+    # no_downloads: fail clearly instead of fetching tools from GitHub; --debug builds in half
+    # the time and behaves the same (it only orchestrates the build).
+    say "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 8 minutes)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads --debug
+  fi
+  # wasm-bindgen-cli must match the wasm-bindgen crate exactly, or it refuses the wasm.
+  local want
+  want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+  [ -n "$want" ] || die "cannot find the wasm-bindgen version in Cargo.lock"
+  if [ "$(installed_version wasm-bindgen)" != "$want" ]; then
+    # Not --locked: its lock file names a crate version the registry here does not serve.
+    say "Installing wasm-bindgen-cli $want (about 5 minutes)"
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+}
+
+setup_npm() {
+  # Playwright from npm, never 'npx playwright install': the browser is Debian's Chromium.
+  if [ ! -f end2end/node_modules/.package-lock.json ] ||
+    [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+    say "Installing the end-to-end test packages"
+    (cd end2end && npm ci --no-audit --no-fund)
+  fi
+}
+
+setup() {
+  local need_browser=${1:-no}
+  timed "system packages" setup_system "$need_browser"
+  timed "rust toolchain" setup_rust
+  timed "cargo-leptos, wasm-bindgen-cli" setup_cargo_tools
+  [ "$need_browser" = yes ] && timed "npm packages" setup_npm
+  return 0
+}
+
+run_tests() {
+  say "Formatting and lints"
+  timed "cargo fmt --check" cargo fmt --all --check
+  timed "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
+
+  say "Unit, property, HTTP-contract and restart tests"
+  timed "cargo test" cargo test --locked -p app -p server
+
+  say "Building the site (wasm + server) for the browser tests"
+  timed "cargo leptos build" cargo leptos build --cargo-locked
+
+  say "Browser tests: Playwright in Debian's Chromium"
+  # The config starts target/debug/server on a free port with a fresh database.
+  timed "playwright" bash -c 'cd end2end && npx playwright test'
+}
+
+summary() {
+  say "Timings"
+  printf '  %s\n' "${TIMINGS[@]}" "total: $((SECONDS - START)) s"
+}
+
+case "${1:-}" in
+  run)
+    setup no
+    say "Starting Solotab on ${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (database: ${SOLOTAB_DB:-solotab.db})"
+    exec cargo leptos watch
+    ;;
+  test)
+    setup yes
+    run_tests
+    summary
+    ;;
+  setup)
+    setup yes
+    summary
+    ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
