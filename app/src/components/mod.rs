@@ -1,9 +1,11 @@
 //! Small pieces shared by the pages.
 
 mod connection_banner;
+mod credentials_form;
 mod header;
 mod superseded_notice;
 
 pub use connection_banner::ConnectionBanner;
+pub use credentials_form::CredentialsForm;
 pub use header::Header;
 pub use superseded_notice::SupersededNotice;
