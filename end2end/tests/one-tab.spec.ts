@@ -233,3 +233,21 @@ test("a person can sign out, and the old UID is refused by the server", async ({
   expect(answer.status()).toBe(401);
   expect((await answer.json()).error).toBe("logged_out");
 });
+
+test("a 401 code the app does not know means signed out", async ({ page, request }) => {
+  const username = uniqueName("Unk");
+  await registerViaApi(request, username);
+  await signIn(page, username);
+  await page.route("**/api/premium", (route) =>
+    route.fulfill({
+      status: 401,
+      contentType: "application/json",
+      body: '{"error":"idle_timeout","message":"A future policy ended this tab."}',
+    }),
+  );
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByRole("status")).toContainText("no longer valid");
+  await expect(page.getByLabel("Username")).toHaveValue(username);
+  await expect(supersededAlert(page)).toHaveCount(0);
+});
