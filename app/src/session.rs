@@ -58,10 +58,6 @@ impl Session {
         self.state.get()
     }
 
-    pub fn state_untracked(&self) -> TabState {
-        self.state.get_untracked()
-    }
-
     pub fn set(&self, state: TabState) {
         self.state.set(state);
     }

@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::passwords::Passwords;
 use crate::registry::{Registry, ReleaseError};
-use crate::store::{AccountStore, LoginOrigin};
+use crate::store::{AccountStore, CreateAccountError, LoginOrigin};
 use crate::time::UnixMillis;
 
 mod error;
@@ -107,8 +107,8 @@ async fn register(
             tracing::info!(account = %username, "registered");
             Ok((StatusCode::CREATED, Json(Registered { username })))
         }
-        Err(crate::store::CreateAccountError::Taken) => Err(ApiError::UsernameTaken),
-        Err(crate::store::CreateAccountError::Store(e)) => Err(e.into()),
+        Err(CreateAccountError::Taken) => Err(ApiError::UsernameTaken),
+        Err(CreateAccountError::Store(e)) => Err(e.into()),
     }
 }
 
