@@ -25,10 +25,10 @@ pub struct Config {
     #[arg(long, env = "LEPTOS_SITE_ADDR")]
     pub addr: Option<SocketAddr>,
 
-    /// Days that superseded and logged-out tabs are remembered, so they can be told why they
-    /// were stopped; after that they are pruned and get `unknown_uid`.
+    /// Days that superseded and logged-out tabs are remembered (at least 30), so they can be
+    /// told why they were stopped; after that they are pruned and get `unknown_uid`.
     #[arg(long, env = "SOLOTAB_HISTORY_DAYS", default_value_t = 30,
-          value_parser = clap::value_parser!(u32).range(1..=3650))]
+          value_parser = clap::value_parser!(u32).range(30..=3650))]
     pub history_days: u32,
 
     /// Password hashes computed at once (each takes 19 MiB) [default: number of CPUs].
@@ -73,9 +73,11 @@ mod tests {
     }
 
     #[test]
-    fn history_days_must_be_positive() {
-        assert!(Config::try_parse_from(["server", "--history-days", "0"]).is_err());
-        let config = Config::try_parse_from(["server", "--history-days", "2"]).unwrap();
-        assert_eq!(config.history(), Duration::from_secs(2 * 86_400));
+    fn history_is_kept_at_least_30_days() {
+        assert!(Config::try_parse_from(["server", "--history-days", "29"]).is_err());
+        let default = Config::try_parse_from(["server"]).unwrap();
+        assert_eq!(default.history(), Duration::from_secs(30 * 86_400));
+        let config = Config::try_parse_from(["server", "--history-days", "90"]).unwrap();
+        assert_eq!(config.history(), Duration::from_secs(90 * 86_400));
     }
 }
