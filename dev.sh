@@ -107,6 +107,8 @@ run_tests() {
   say "Formatting and lints"
   timed "cargo fmt --check" cargo fmt --all --check
   timed "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
+  # The browser build too: some of its code exists only on wasm32.
+  timed "cargo clippy (wasm)" cargo clippy --locked -p frontend --target wasm32-unknown-unknown -- -D warnings
 
   say "Unit, property, HTTP-contract and restart tests"
   timed "cargo test" cargo test --locked -p app -p server
