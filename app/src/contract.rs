@@ -11,6 +11,25 @@ pub const TAB_UID_HEADER: &str = "x-tab-uid";
 /// Largest request body the API accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The path of the push channel (a WebSocket).
+pub const CHANNEL_PATH: &str = "/api/channel";
+
+/// The HttpOnly cookie that lets this browser "Use here" without the password.
+pub const DEVICE_COOKIE: &str = "solotab_device";
+
+/// How long a channel may stay silent before its hello, in seconds.
+pub const HELLO_TIMEOUT_SECS: u64 = 5;
+
+/// Close codes the channel uses besides the standard ones.
+pub mod close_code {
+    /// Normal closure after an `ended` message: the tab is no longer active; do not reconnect.
+    pub const ENDED: u16 = 1000;
+    /// Policy violation: no or bad hello, too many channels for one UID, or silent too long.
+    pub const POLICY: u16 = 1008;
+    /// The server is restarting: reconnect soon, the tab stays active.
+    pub const RESTARTING: u16 = 1012;
+}
+
 /// `POST /api/register` and `POST /api/login`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
@@ -50,6 +69,53 @@ impl std::fmt::Debug for LoggedIn {
             .field("issued_at", &self.issued_at)
             .finish()
     }
+}
+
+/// 200 from `GET /api/device`: this browser's device cookie is valid for `username`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub username: String,
+    /// Whether the account has an active tab now (somewhere: this browser or another).
+    pub active_elsewhere: bool,
+}
+
+/// `POST /api/use-here`: the body is an empty JSON object (a JSON body cannot be sent
+/// cross-site without a CORS preflight). The answer is a [`LoggedIn`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UseHere {}
+
+/// What a tab sends on the push channel: its hello, first and only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChannelRequest {
+    Hello { uid: String },
+}
+
+impl std::fmt::Debug for ChannelRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelRequest::Hello { .. } => f.write_str("Hello { uid: <redacted> }"),
+        }
+    }
+}
+
+/// What the server sends on the push channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChannelEvent {
+    /// The hello's UID is active; the channel stays open until that changes.
+    Active { issued_at: String },
+    /// The UID is not (or no longer) active, with the body a 401 would carry. The server
+    /// closes the channel after it.
+    Ended(ErrorBody),
+}
+
+/// What one tab tells the other tabs of its browser (`BroadcastChannel`). Never a UID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TabMessage {
+    /// This tab signed in (login or "Use here") at `at` (RFC 3339): older tabs are superseded.
+    Taken { at: String },
 }
 
 /// 200 from `GET /api/me`.
@@ -105,6 +171,10 @@ pub enum ErrorCode {
     LoggedOut,
     // 401 on login.
     InvalidCredentials,
+    // 401 on `GET /api/device` and `POST /api/use-here`: no valid device cookie.
+    NoDevice,
+    // 403: the request's Origin is not this site's.
+    CrossSite,
     // 4xx: the request itself is wrong.
     InvalidInput,
     UsernameTaken,
@@ -113,6 +183,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     NotFound,
     MethodNotAllowed,
+    /// 426: `GET /api/channel` without a WebSocket upgrade.
+    UpgradeRequired,
     // 5xx: the server cannot serve right now; retry later.
     Unavailable,
     /// A code this build does not know (a newer server).
@@ -130,6 +202,8 @@ impl ErrorCode {
             ErrorCode::Superseded => "superseded",
             ErrorCode::LoggedOut => "logged_out",
             ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::NoDevice => "no_device",
+            ErrorCode::CrossSite => "cross_site",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::MalformedJson => "malformed_json",
@@ -137,6 +211,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Other => "other",
         }
@@ -156,6 +231,8 @@ mod tests {
             ErrorCode::Superseded,
             ErrorCode::LoggedOut,
             ErrorCode::InvalidCredentials,
+            ErrorCode::NoDevice,
+            ErrorCode::CrossSite,
             ErrorCode::InvalidInput,
             ErrorCode::UsernameTaken,
             ErrorCode::MalformedJson,
@@ -163,6 +240,7 @@ mod tests {
             ErrorCode::UnsupportedMediaType,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
+            ErrorCode::UpgradeRequired,
             ErrorCode::Unavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
@@ -191,5 +269,40 @@ mod tests {
             issued_at: "2026-11-23T17:39:31.123Z".into(),
         };
         assert!(!format!("{login:?}").contains("6f1c1f44"));
+        let hello = ChannelRequest::Hello {
+            uid: "6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10".into(),
+        };
+        assert!(!format!("{hello:?}").contains("6f1c1f44"));
+    }
+
+    #[test]
+    fn channel_messages_have_the_documented_shapes() {
+        let hello: ChannelRequest =
+            serde_json::from_str(r#"{"type":"hello","uid":"abc"}"#).unwrap();
+        assert_eq!(hello, ChannelRequest::Hello { uid: "abc".into() });
+        let active = ChannelEvent::Active {
+            issued_at: "2026-11-23T17:39:31.123Z".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&active).unwrap(),
+            serde_json::json!({"type":"active","issued_at":"2026-11-23T17:39:31.123Z"})
+        );
+        let ended = ChannelEvent::Ended(ErrorBody {
+            error: ErrorCode::Superseded,
+            message: "m".into(),
+            superseded_at: Some("t".into()),
+            user_agent: None,
+            ip: Some("127.0.0.1".into()),
+        });
+        assert_eq!(
+            serde_json::to_value(&ended).unwrap(),
+            serde_json::json!({"type":"ended","error":"superseded","message":"m",
+                               "superseded_at":"t","ip":"127.0.0.1"})
+        );
+        let taken = TabMessage::Taken { at: "t".into() };
+        assert_eq!(
+            serde_json::to_string(&taken).unwrap(),
+            r#"{"type":"taken","at":"t"}"#
+        );
     }
 }

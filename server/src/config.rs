@@ -35,6 +35,22 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<NonZeroUsize>,
 
+    /// Days a browser may "Use here" after its last password login (1 to 365).
+    #[arg(long, env = "SOLOTAB_DEVICE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub device_days: u32,
+
+    /// Origins allowed to open the push channel and "Use here", besides the server's own
+    /// (scheme + the request's Host), comma-separated, e.g. `https://app.example.com`.
+    #[arg(long, env = "SOLOTAB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds between the server's pings on each push channel (a channel silent for two
+    /// intervals is closed).
+    #[arg(long, env = "SOLOTAB_PING_SECS", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ping_secs: u64,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
@@ -43,6 +59,14 @@ pub struct Config {
 impl Config {
     pub fn history(&self) -> Duration {
         Duration::from_secs(u64::from(self.history_days) * 24 * 60 * 60)
+    }
+
+    pub fn device_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.device_days) * 24 * 60 * 60)
+    }
+
+    pub fn ping_every(&self) -> Duration {
+        Duration::from_secs(self.ping_secs)
     }
 
     pub fn hash_concurrency(&self) -> usize {
@@ -66,6 +90,9 @@ mod tests {
             "LEPTOS_SITE_ADDR",
             "SOLOTAB_HISTORY_DAYS",
             "SOLOTAB_HASH_CONCURRENCY",
+            "SOLOTAB_DEVICE_DAYS",
+            "SOLOTAB_ALLOWED_ORIGINS",
+            "SOLOTAB_PING_SECS",
             "SOLOTAB_LOG",
         ] {
             assert!(help.contains(var), "--help does not mention {var}:\n{help}");
@@ -79,5 +106,25 @@ mod tests {
         assert_eq!(default.history(), Duration::from_secs(30 * 86_400));
         let config = Config::try_parse_from(["server", "--history-days", "90"]).unwrap();
         assert_eq!(config.history(), Duration::from_secs(90 * 86_400));
+    }
+
+    #[test]
+    fn channel_and_device_settings_have_defaults_and_bounds() {
+        let default = Config::try_parse_from(["server"]).unwrap();
+        assert_eq!(default.device_lifetime(), Duration::from_secs(30 * 86_400));
+        assert_eq!(default.ping_every(), Duration::from_secs(25));
+        assert!(default.allowed_origins.is_empty());
+        assert!(Config::try_parse_from(["server", "--device-days", "0"]).is_err());
+        assert!(Config::try_parse_from(["server", "--ping-secs", "0"]).is_err());
+        let listed = Config::try_parse_from([
+            "server",
+            "--allowed-origins",
+            "https://a.example,https://b.example",
+        ])
+        .unwrap();
+        assert_eq!(
+            listed.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
     }
 }

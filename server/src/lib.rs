@@ -3,12 +3,14 @@
 //! The enforcement core reads on its own and knows nothing of Leptos or HTTP:
 //! - [`uid`]: the per-login UID, a credential (CSPRNG, constant-time equality, redacted);
 //! - [`registry`]: which UID each account accepts (`claim`, `check`, `release`);
-//! - [`store`]: the one trait per concern that backends implement (memory, SQLite).
+//! - [`store`]: the one trait per concern that backends implement (memory, SQLite);
+//! - [`device`]: the browser that may "Use here" without the password (hashed tokens).
 //!
-//! Around it: [`passwords`] (argon2id, bounded), [`http`] (the JSON API, thin),
+//! Around it: [`passwords`] (argon2id, bounded), [`http`] (the JSON API and push channel, thin),
 //! [`site`] (the Leptos pages), [`config`] and [`startup`].
 
 pub mod config;
+pub mod device;
 pub mod http;
 pub mod passwords;
 pub mod registry;

@@ -26,13 +26,12 @@ async fn run(config: Config) -> Result<(), String> {
     let options = leptos_options().map_err(|e| format!("invalid Leptos configuration: {e}"))?;
     let addr = config.addr.unwrap_or(options.site_addr);
     let state = startup::state(&config).await.map_err(|e| e.to_string())?;
-    let registry = state.registry.clone();
-    let router = site::router(options).merge(http::router(state));
+    let router = site::router(options).merge(http::router(state.clone()));
     let listener = startup::bind(addr).await.map_err(|e| e.to_string())?;
     startup::serve(
         listener,
         router,
-        registry,
+        &state,
         config.history(),
         startup::shutdown_signal(),
     )

@@ -3,11 +3,15 @@
 //! "Latest wins": [`Registry::claim`] makes a fresh UID the account's only active one and
 //! reports what it superseded. [`Registry::check`] answers every protected request from
 //! memory, without I/O and without holding a lock across an await. [`Registry::release`]
-//! ends a UID on logout.
+//! ends a UID on logout. [`Registry::watch`] lets a push channel wait for its UID to end.
 //!
 //! The [`SessionStore`] is the durable truth; memory is its write-through cache. Writes go
 //! through one async mutex so that memory applies store results in the order the store
 //! committed them (otherwise two racing claims could leave both UIDs active in memory).
+//!
+//! Every end (takeover, logout) is announced to the watches of the UIDs it ended, and to
+//! no one else (see [`watch`]). A watch is taken under the same read lock as a check, so an
+//! end cannot slip between "it is active" and "tell me when it ends".
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,6 +22,11 @@ use crate::store::{
 };
 use crate::time::UnixMillis;
 use crate::uid::Uid;
+
+mod watch;
+
+use watch::Watchers;
+pub use watch::{MAX_WATCHES_PER_UID, Watch};
 
 /// How long superseded and logged-out UIDs are remembered by default.
 pub const DEFAULT_HISTORY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -50,6 +59,15 @@ pub struct Claimed {
     pub superseded: Vec<(Uid, EndedSession)>,
 }
 
+/// Why [`Registry::watch`] gave no watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchRefused {
+    /// The UID is not active.
+    Refused(Refused),
+    /// The UID already has [`MAX_WATCHES_PER_UID`] watches.
+    TooMany,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     #[error("the uid is not active")]
@@ -58,13 +76,38 @@ pub enum ReleaseError {
     Store(#[from] StoreError),
 }
 
+impl Rejection {
+    fn of(ended: &EndedSession) -> Self {
+        match &ended.reason {
+            EndReason::Superseded { by } => Rejection::Superseded {
+                at: ended.ended_at,
+                by: by.clone(),
+            },
+            EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Sessions {
     active: HashMap<Uid, ActiveSession>,
     ended: HashMap<Uid, EndedSession>,
+    /// How many active sessions each account has (accounts with none are absent).
+    active_per_account: HashMap<AccountId, u32>,
 }
 
 impl Sessions {
+    fn new(active: Vec<(Uid, ActiveSession)>, ended: Vec<(Uid, EndedSession)>) -> Self {
+        let mut sessions = Self {
+            ended: ended.into_iter().collect(),
+            ..Self::default()
+        };
+        for (uid, session) in active {
+            sessions.start(uid, session);
+        }
+        sessions
+    }
+
     fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
         if let Some(session) = self.active.get(uid) {
             return Ok(session.clone());
@@ -75,20 +118,26 @@ impl Sessions {
                 username: None,
             }),
             Some(ended) => Err(Refused {
-                rejection: match &ended.reason {
-                    EndReason::Superseded { by } => Rejection::Superseded {
-                        at: ended.ended_at,
-                        by: by.clone(),
-                    },
-                    EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
-                },
+                rejection: Rejection::of(ended),
                 username: Some(ended.username.clone()),
             }),
         }
     }
 
+    fn start(&mut self, uid: Uid, session: ActiveSession) {
+        *self.active_per_account.entry(session.account).or_default() += 1;
+        self.active.insert(uid, session);
+    }
+
     fn end(&mut self, uid: Uid, ended: EndedSession) {
-        self.active.remove(&uid);
+        if let Some(session) = self.active.remove(&uid)
+            && let Some(count) = self.active_per_account.get_mut(&session.account)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.active_per_account.remove(&session.account);
+            }
+        }
         self.ended.insert(uid, ended);
     }
 }
@@ -103,26 +152,41 @@ pub struct Registry {
     // Serialises store write + memory update (see the module docs). Held across the store's
     // await, which is why it is tokio's.
     writes: Arc<tokio::sync::Mutex<()>>,
+    watchers: Arc<Watchers>,
 }
 
 impl Registry {
     /// Loads what the store holds (active sessions, and ended ones within `history`).
     pub async fn load(store: Arc<dyn SessionStore>, history: Duration) -> Result<Self, StoreError> {
         let snapshot = store.load(UnixMillis::now().minus(history)).await?;
-        let sessions = Sessions {
-            active: snapshot.active.into_iter().collect(),
-            ended: snapshot.ended.into_iter().collect(),
-        };
+        let sessions = Sessions::new(snapshot.active, snapshot.ended);
         Ok(Self {
             store,
             sessions: Arc::new(RwLock::new(sessions)),
             writes: Arc::new(tokio::sync::Mutex::new(())),
+            watchers: Arc::default(),
         })
     }
 
     /// Is `uid` the active UID of its account? Memory only: no I/O, no await.
     pub fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
         self.read().check(uid)
+    }
+
+    /// Like [`check`](Self::check), and if `uid` is active, a [`Watch`] that resolves when
+    /// it stops being so. At most [`MAX_WATCHES_PER_UID`] watches per UID.
+    pub fn watch(&self, uid: &Uid) -> Result<(ActiveSession, Watch), WatchRefused> {
+        // Subscribing under the read lock: an end needs the write lock first, and announces
+        // itself after, so this watch either sees the end here or is told of it.
+        let sessions = self.read();
+        let session = sessions.check(uid).map_err(WatchRefused::Refused)?;
+        let watch = self.watchers.subscribe(*uid).ok_or(WatchRefused::TooMany)?;
+        Ok((session, watch))
+    }
+
+    /// Whether `account` has an active tab now.
+    pub fn is_active(&self, account: AccountId) -> bool {
+        self.read().active_per_account.contains_key(&account)
     }
 
     /// Issues a fresh UID for `account` and makes it the only one accepted, superseding any
@@ -147,11 +211,16 @@ impl Registry {
                 origin,
             };
             let superseded = this.store.claim(uid, &session).await?;
-            let mut sessions = this.write();
-            for (old, ended) in &superseded {
-                sessions.end(*old, ended.clone());
+            {
+                let mut sessions = this.write();
+                for (old, ended) in &superseded {
+                    sessions.end(*old, ended.clone());
+                }
+                sessions.start(uid, session.clone());
             }
-            sessions.active.insert(uid, session.clone());
+            for (old, ended) in &superseded {
+                this.watchers.ended(old, Rejection::of(ended));
+            }
             Ok(Claimed {
                 uid,
                 session,
@@ -184,6 +253,7 @@ impl Registry {
                 reason: EndReason::LoggedOut,
             };
             this.write().end(uid, ended.clone());
+            this.watchers.ended(&uid, Rejection::of(&ended));
             Ok(ended)
         })
         .await
@@ -202,6 +272,11 @@ impl Registry {
     pub fn counts(&self) -> (usize, usize) {
         let sessions = self.read();
         (sessions.active.len(), sessions.ended.len())
+    }
+
+    /// How many UIDs have at least one watch (for logs, metrics and tests).
+    pub fn watched(&self) -> usize {
+        self.watchers.watched()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Sessions> {

@@ -9,7 +9,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::AppState;
+use crate::device::Devices;
+use crate::http::{AllowedOrigins, AppState, Channels};
 use crate::passwords::{PasswordError, Passwords};
 use crate::registry::Registry;
 use crate::store::{OpenError, SqliteStore, StoreError};
@@ -17,6 +18,9 @@ use crate::time::UnixMillis;
 
 /// How often remembered sessions older than the history period are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// How long shutdown waits for the push channels to say goodbye.
+const CHANNELS_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,8 +45,11 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     tracing::info!(db = %config.db.display(), active, remembered, "sessions loaded");
     Ok(AppState {
         registry,
-        accounts: store,
+        accounts: store.clone(),
+        devices: Devices::new(store, config.device_lifetime()),
         passwords: Passwords::new(config.hash_concurrency())?,
+        channels: Channels::new(config.ping_every()),
+        origins: AllowedOrigins::new(config.allowed_origins.iter().cloned()),
     })
 }
 
@@ -52,25 +59,28 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, pruning old history hourly.
+/// Serves `router` on `listener` until `shutdown` resolves, pruning old history and expired
+/// devices hourly. On shutdown every push channel is closed with "server restarting" first.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    registry: Registry,
+    state: &AppState,
     history: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let pruner = tokio::spawn(async move {
-        let mut every = tokio::time::interval(PRUNE_EVERY);
-        loop {
-            every.tick().await;
-            match registry.prune(UnixMillis::now().minus(history)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, "forgot sessions past the history period"),
-                Err(e) => tracing::warn!(error = %e, "pruning old sessions failed; will retry"),
-            }
+    let pruner = tokio::spawn(prune_hourly(
+        state.registry.clone(),
+        state.devices.clone(),
+        history,
+    ));
+    let channels = state.channels.clone();
+    let shutdown = {
+        let channels = channels.clone();
+        async move {
+            shutdown.await;
+            channels.close_all();
         }
-    });
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("listening on http://{addr}");
     }
@@ -80,8 +90,27 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    // Upgraded connections are not the HTTP server's any more: wait for them here.
+    channels.closed(CHANNELS_GRACE).await;
     pruner.abort();
     served
+}
+
+async fn prune_hourly(registry: Registry, devices: Devices, history: Duration) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        match registry.prune(UnixMillis::now().minus(history)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "forgot sessions past the history period"),
+            Err(e) => tracing::warn!(error = %e, "pruning old sessions failed; will retry"),
+        }
+        match devices.prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "forgot expired devices"),
+            Err(e) => tracing::warn!(error = %e, "pruning expired devices failed; will retry"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,36 +9,58 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use solotab::config::Config;
+use solotab::http::AppState;
 use solotab::{http, startup};
+use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
 
 /// One server with its own database, serving the real router on 127.0.0.1:0.
 pub struct TestApp {
     pub base: String,
+    pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The server's state, to look inside (counts of watches, channels).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// A server started with extra command-line arguments (e.g. `--ping-secs 1`).
+pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("solotab.db");
-    let config = Config::try_parse_from(["server", "--db", db.to_str().unwrap()]).unwrap();
+    let mut argv = vec!["server", "--db", db.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let config = Config::try_parse_from(argv).unwrap();
     let state = startup::state(&config).await.unwrap();
-    let registry = state.registry.clone();
     let listener = startup::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let router = http::router(state);
-    tokio::spawn(startup::serve(
-        listener,
-        router,
-        registry,
-        config.history(),
-        std::future::pending(),
-    ));
+    let router = http::router(state.clone());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let served = tokio::spawn({
+        let state = state.clone();
+        let history = config.history();
+        async move {
+            let stop = async move {
+                let _ = stop.await;
+            };
+            startup::serve(listener, router, &state, history, stop).await
+        }
+    });
     TestApp {
         base: format!("http://{addr}"),
+        addr,
+        // Cookies are sent by hand where a test needs them.
         client: reqwest::Client::new(),
+        state,
+        shutdown: Some(shutdown),
+        served: Some(served),
         _dir: dir,
     }
 }
@@ -74,6 +96,21 @@ impl Reply {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The origin a page of this server has.
+    pub fn origin(&self) -> String {
+        self.base.clone()
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn shut_down(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
     }
 
     /// Sends a request and checks what every `/api` answer must carry.
@@ -144,6 +181,11 @@ impl TestApp {
 
     /// Logs in and returns the new UID.
     pub async fn login_as(&self, username: &str, user_agent: &str) -> String {
+        self.login_with_device(username, user_agent).await.0
+    }
+
+    /// Logs in and returns the new UID and the device cookie (`name=value`) it was given.
+    pub async fn login_with_device(&self, username: &str, user_agent: &str) -> (String, String) {
         let reply = self
             .send(
                 self.client
@@ -153,7 +195,14 @@ impl TestApp {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply.body["uid"].as_str().unwrap().to_owned()
+        let cookie = reply
+            .headers
+            .get(reqwest::header::SET_COOKIE)
+            .expect("a login sets the device cookie")
+            .to_str()
+            .unwrap();
+        let pair = cookie.split(';').next().unwrap().to_owned();
+        (reply.body["uid"].as_str().unwrap().to_owned(), pair)
     }
 }
 
@@ -181,4 +230,102 @@ pub fn is_canonical_uuid_v4(text: &str) -> bool {
         })
         && b[14] == b'4'
         && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+/// A push-channel client, as a browser tab would be.
+pub type Channel =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a channel saw next.
+#[derive(Debug)]
+pub enum Seen {
+    Event(Value),
+    Closed(u16),
+}
+
+impl TestApp {
+    /// Opens `/api/channel` with this `Origin` (None: no Origin header at all).
+    pub async fn open_channel(
+        &self,
+        origin: Option<&str>,
+    ) -> Result<Channel, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/api/channel", self.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().remove("origin");
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    /// Opens a same-origin channel and says hello with `uid`.
+    pub async fn channel_for(&self, uid: &str) -> Channel {
+        let mut channel = self.open_channel(Some(&self.origin())).await.unwrap();
+        hello(&mut channel, uid).await;
+        channel
+    }
+}
+
+pub async fn hello(channel: &mut Channel, uid: &str) {
+    use futures_util::SinkExt;
+    let hello = json!({"type": "hello", "uid": uid}).to_string();
+    channel
+        .send(tokio_tungstenite::tungstenite::Message::text(hello))
+        .await
+        .unwrap();
+}
+
+/// The next event or close on `channel`, within `within`; pings are answered on the way.
+pub async fn next_seen(channel: &mut Channel, within: std::time::Duration) -> Option<Seen> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(deadline, channel.next())
+            .await
+            .ok()?;
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                return Some(Seen::Event(serde_json::from_str(&text).unwrap()));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Some(Seen::Closed(frame.map_or(1005, |f| f.code.into())));
+            }
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return Some(Seen::Closed(1006)),
+        }
+    }
+}
+
+/// The next message must be `{"type":"ended","error":code,...}`, then a normal close.
+pub async fn expect_ended(channel: &mut Channel, code: &str) -> Value {
+    let wait = std::time::Duration::from_secs(5);
+    let Some(Seen::Event(event)) = next_seen(channel, wait).await else {
+        panic!("expected an ended event with {code}");
+    };
+    assert_eq!(event["type"], "ended", "{event}");
+    assert_eq!(event["error"], code, "{event}");
+    assert!(!event["message"].as_str().unwrap_or_default().is_empty());
+    assert!(matches!(
+        next_seen(channel, wait).await,
+        Some(Seen::Closed(1000))
+    ));
+    event
+}
+
+/// The next message must be `{"type":"active",...}`.
+pub async fn expect_active(channel: &mut Channel) -> Value {
+    let Some(Seen::Event(event)) = next_seen(channel, std::time::Duration::from_secs(5)).await
+    else {
+        panic!("expected an active event");
+    };
+    assert_eq!(event["type"], "active", "{event}");
+    assert!(is_rfc3339_millis_utc(event["issued_at"].as_str().unwrap()));
+    event
 }

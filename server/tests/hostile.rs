@@ -9,12 +9,15 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
-const ENDPOINTS: [(&str, &str); 6] = [
+const ENDPOINTS: [(&str, &str); 9] = [
     ("POST", "/api/register"),
     ("POST", "/api/login"),
     ("GET", "/api/me"),
     ("GET", "/api/premium"),
     ("POST", "/api/logout"),
+    ("GET", "/api/device"),
+    ("POST", "/api/use-here"),
+    ("GET", "/api/channel"),
     ("PATCH", "/api/anything"),
 ];
 
@@ -49,33 +52,45 @@ fn hostile_input_never_gets_a_server_error() {
             Just(Some("text/plain"))
         ],
         proptest::collection::vec(any::<u8>(), 0..64),
+        proptest::collection::vec(any::<u8>(), 0..80),
+        any::<bool>(),
     );
     let mut runner = TestRunner::new(Config {
         cases: 300,
         ..Config::default()
     });
     runner
-        .run(&input, |(endpoint, body, content_type, uid)| {
-            let (method, path) = ENDPOINTS[endpoint];
-            let mut request = app
-                .client
-                .request(
-                    Method::from_bytes(method.as_bytes()).unwrap(),
-                    app.url(path),
-                )
-                .body(body);
-            if let Some(content_type) = content_type {
-                request = request.header(CONTENT_TYPE, content_type);
-            }
-            if let Ok(uid) = HeaderValue::from_bytes(&uid) {
-                request = request.header("x-tab-uid", uid);
-            }
-            // `send` asserts: no 5xx, JSON unless 204, Cache-Control: no-store.
-            let reply = runtime.block_on(app.send(request));
-            if !reply.status.is_success() {
-                prop_assert!(reply.body["error"].is_string(), "{:?}", reply.body);
-            }
-            Ok(())
-        })
+        .run(
+            &input,
+            |(endpoint, body, content_type, uid, cookie, same_origin)| {
+                let (method, path) = ENDPOINTS[endpoint];
+                let mut request = app
+                    .client
+                    .request(
+                        Method::from_bytes(method.as_bytes()).unwrap(),
+                        app.url(path),
+                    )
+                    .body(body);
+                if let Some(content_type) = content_type {
+                    request = request.header(CONTENT_TYPE, content_type);
+                }
+                if let Ok(uid) = HeaderValue::from_bytes(&uid) {
+                    request = request.header("x-tab-uid", uid);
+                }
+                let cookie = [b"solotab_device=".as_slice(), &cookie].concat();
+                if let Ok(cookie) = HeaderValue::from_bytes(&cookie) {
+                    request = request.header("cookie", cookie);
+                }
+                if same_origin {
+                    request = request.header("origin", app.origin());
+                }
+                // `send` asserts: no 5xx, JSON unless 204, Cache-Control: no-store.
+                let reply = runtime.block_on(app.send(request));
+                if !reply.status.is_success() {
+                    prop_assert!(reply.body["error"].is_string(), "{:?}", reply.body);
+                }
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -99,14 +99,32 @@ impl Server {
     }
 
     async fn login(&self) -> String {
-        let (status, body) = self
-            .post(
-                "/api/login",
-                json!({"username": "ann", "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["uid"].as_str().unwrap().to_owned()
+        self.login_with_cookie().await.0
+    }
+
+    /// Logs in; returns the UID and the device cookie (`name=value`).
+    async fn login_with_cookie(&self) -> (String, String) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/login", self.base))
+            .json(&json!({"username": "ann", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let body: Value = response.json().await.unwrap();
+        (body["uid"].as_str().unwrap().to_owned(), cookie)
+    }
+
+    async fn device(&self, cookie: &str) -> StatusCode {
+        reqwest::Client::new()
+            .get(format!("{}/api/device", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     /// SIGKILL: no shutdown hook, no flush; only what was committed survives.
@@ -144,7 +162,8 @@ async fn kill_9_loses_nothing_and_history_survives() {
     };
     assert_eq!(status, StatusCode::NO_CONTENT);
     let older = first.login().await;
-    let active = first.login().await; // answered 200: committed, whatever happens next
+    // Answered 200: committed, whatever happens next.
+    let (active, device) = first.login_with_cookie().await;
     let printed = first.kill_9();
 
     let second = start(&db);
@@ -155,6 +174,11 @@ async fn kill_9_loses_nothing_and_history_survives() {
         "the active tab keeps working after kill -9: {body}"
     );
     assert_eq!(body["username"], "ann");
+    assert_eq!(
+        second.device(&device).await,
+        StatusCode::OK,
+        "this browser can still \"Use here\" after kill -9"
+    );
     for (uid, code) in [
         (&superseded, "superseded"),
         (&older, "superseded"),
@@ -169,7 +193,8 @@ async fn kill_9_loses_nothing_and_history_survives() {
     // The UID is a credential: it never appears in the logs, and neither does the password.
     let logs = [printed, printed_after].concat().join("\n");
     assert!(logs.contains("logged in"), "the server logs logins: {logs}");
-    for secret in [&superseded, &logged_out, &older, &active] {
+    let device_token = device.split('=').nth(1).unwrap().to_owned();
+    for secret in [&superseded, &logged_out, &older, &active, &device_token] {
         assert!(!logs.contains(secret.as_str()), "a UID was logged:\n{logs}");
     }
     assert!(!logs.contains(PASSWORD), "the password was logged");

@@ -19,6 +19,36 @@ pub enum TabRefusal {
 }
 
 impl TabRefusal {
+    /// The body of the 401, and of the push channel's `ended` message: the one place a
+    /// refusal becomes words on the wire.
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            TabRefusal::Missing => {
+                "This request needs the tab's UID in the x-tab-uid header. Sign in first.".into()
+            }
+            TabRefusal::Malformed => {
+                "The x-tab-uid header must be a lower-case hyphenated UUID v4.".into()
+            }
+            TabRefusal::Rejected(Rejection::Unknown) => {
+                "This tab's sign-in is not known (it may have expired). Sign in again.".into()
+            }
+            TabRefusal::Rejected(Rejection::Superseded { at, .. }) => format!(
+                "Your account was signed in elsewhere at {}; this tab is no longer active.",
+                at.to_rfc3339()
+            ),
+            TabRefusal::Rejected(Rejection::LoggedOut { .. }) => {
+                "This tab has signed out. Sign in again.".into()
+            }
+        };
+        let mut body = error_body(self.code(), message);
+        if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = self {
+            body.superseded_at = Some(at.to_rfc3339());
+            body.user_agent.clone_from(&by.user_agent);
+            body.ip = Some(by.ip.to_string());
+        }
+        body
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             TabRefusal::Missing => ErrorCode::MissingUid,
@@ -30,10 +60,25 @@ impl TabRefusal {
     }
 }
 
+fn error_body(code: ErrorCode, message: String) -> ErrorBody {
+    ErrorBody {
+        error: code,
+        message,
+        superseded_at: None,
+        user_agent: None,
+        ip: None,
+    }
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     Refused(TabRefusal),
     InvalidCredentials,
+    /// No valid device cookie for "Use here".
+    NoDevice,
+    /// The request's Origin is missing or not this site.
+    CrossSite,
+    UpgradeRequired,
     InvalidInput(String),
     UsernameTaken,
     MalformedJson(String),
@@ -71,44 +116,31 @@ impl From<JsonRejection> for ApiError {
 
 impl ApiError {
     fn parts(self) -> (StatusCode, ErrorBody) {
-        let body = |code: ErrorCode, message: String| ErrorBody {
-            error: code,
-            message,
-            superseded_at: None,
-            user_agent: None,
-            ip: None,
-        };
+        let body = error_body;
         match self {
-            ApiError::Refused(refusal) => {
-                let code = refusal.code();
-                let message = match &refusal {
-                    TabRefusal::Missing => {
-                        "This request needs the tab's UID in the x-tab-uid header. Sign in first."
-                            .into()
-                    }
-                    TabRefusal::Malformed => {
-                        "The x-tab-uid header must be a lower-case hyphenated UUID v4.".into()
-                    }
-                    TabRefusal::Rejected(Rejection::Unknown) => {
-                        "This tab's sign-in is not known (it may have expired). Sign in again."
-                            .into()
-                    }
-                    TabRefusal::Rejected(Rejection::Superseded { at, .. }) => format!(
-                        "Your account was signed in elsewhere at {}; this tab is no longer active.",
-                        at.to_rfc3339()
-                    ),
-                    TabRefusal::Rejected(Rejection::LoggedOut { .. }) => {
-                        "This tab has signed out. Sign in again.".into()
-                    }
-                };
-                let mut body = body(code, message);
-                if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = refusal {
-                    body.superseded_at = Some(at.to_rfc3339());
-                    body.user_agent = by.user_agent;
-                    body.ip = Some(by.ip.to_string());
-                }
-                (StatusCode::UNAUTHORIZED, body)
-            }
+            ApiError::Refused(refusal) => (StatusCode::UNAUTHORIZED, refusal.body()),
+            ApiError::NoDevice => (
+                StatusCode::UNAUTHORIZED,
+                body(
+                    ErrorCode::NoDevice,
+                    "This browser has no valid sign-in to resume. Sign in with your password."
+                        .into(),
+                ),
+            ),
+            ApiError::CrossSite => (
+                StatusCode::FORBIDDEN,
+                body(
+                    ErrorCode::CrossSite,
+                    "This request must come from a page of this site.".into(),
+                ),
+            ),
+            ApiError::UpgradeRequired => (
+                StatusCode::UPGRADE_REQUIRED,
+                body(
+                    ErrorCode::UpgradeRequired,
+                    "This endpoint is a WebSocket: open it with an Upgrade request.".into(),
+                ),
+            ),
             ApiError::InvalidCredentials => (
                 StatusCode::UNAUTHORIZED,
                 body(

@@ -1,12 +1,14 @@
 //! The handlers: parse, call the core, map the result to the contract. Nothing else.
 
-use app::contract::{Credentials, Health, LoggedIn, Me, Premium, Registered};
+use app::contract::{Credentials, Device, Health, LoggedIn, Me, Premium, Registered, UseHere};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::{ActiveTab, ApiError, ApiJson, AppState, TabRefusal};
-use crate::registry::ReleaseError;
+use super::{
+    ActiveTab, ApiError, ApiJson, AppState, DeviceCookie, SameOrigin, SetDeviceCookie, TabRefusal,
+};
+use crate::registry::{Claimed, ReleaseError};
 use crate::store::{CreateAccountError, LoginOrigin};
 use crate::time::UnixMillis;
 
@@ -48,11 +50,14 @@ pub(super) async fn register(
     }
 }
 
+/// Logs in with the password. Also makes this browser the account's only device (the
+/// cookie that lets it "Use here" later), ending every other browser's.
 pub(super) async fn login(
     State(state): State<AppState>,
     origin: LoginOrigin,
+    cookie: DeviceCookie,
     ApiJson(creds): ApiJson<Credentials>,
-) -> Result<Json<LoggedIn>, ApiError> {
+) -> Result<(SetDeviceCookie, Json<LoggedIn>), ApiError> {
     if creds.username.trim().is_empty() || creds.password.is_empty() {
         return Err(ApiError::InvalidInput(
             "Enter your username and password.".into(),
@@ -75,19 +80,65 @@ pub(super) async fn login(
         tracing::info!(account = %name, "login failed: invalid credentials");
         return Err(ApiError::InvalidCredentials);
     };
+    let device = state.devices.issue(account.id).await?;
     let claimed = state
         .registry
-        .claim(account.id, account.username.clone(), origin)
+        .claim(account.id, account.username, origin)
         .await?;
-    tracing::info!(account = %account.username, ip = %claimed.session.origin.ip, "logged in");
+    tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in");
+    let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
+    Ok((set_cookie, Json(logged_in(claimed))))
+}
+
+/// `GET /api/device`: whether this browser may "Use here", and for whom.
+pub(super) async fn device(
+    State(state): State<AppState>,
+    cookie: DeviceCookie,
+) -> Result<Json<Device>, ApiError> {
+    let token = cookie.token.ok_or(ApiError::NoDevice)?;
+    let record = state
+        .devices
+        .find(&token)
+        .await?
+        .ok_or(ApiError::NoDevice)?;
+    Ok(Json(Device {
+        active_elsewhere: state.registry.is_active(record.account),
+        username: record.username,
+    }))
+}
+
+/// `POST /api/use-here`: a fresh UID for this browser's device account, without the
+/// password; it supersedes the account's active tab like a login.
+pub(super) async fn use_here(
+    State(state): State<AppState>,
+    _same_origin: SameOrigin,
+    cookie: DeviceCookie,
+    origin: LoginOrigin,
+    ApiJson(UseHere {}): ApiJson<UseHere>,
+) -> Result<Json<LoggedIn>, ApiError> {
+    let token = cookie.token.ok_or(ApiError::NoDevice)?;
+    let record = state
+        .devices
+        .find(&token)
+        .await?
+        .ok_or(ApiError::NoDevice)?;
+    let claimed = state
+        .registry
+        .claim(record.account, record.username, origin)
+        .await?;
+    tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in with Use here");
+    Ok(Json(logged_in(claimed)))
+}
+
+fn logged_in(claimed: Claimed) -> LoggedIn {
     for _ in &claimed.superseded {
-        tracing::info!(account = %account.username, "takeover: an older tab was superseded");
+        tracing::info!(account = %claimed.session.username, "takeover: an older tab was superseded");
     }
-    Ok(Json(LoggedIn {
+    LoggedIn {
         uid: claimed.uid.expose(),
         username: claimed.session.username,
         issued_at: claimed.session.issued_at.to_rfc3339(),
-    }))
+    }
 }
 
 pub(super) async fn me(tab: ActiveTab) -> Json<Me> {
@@ -114,14 +165,21 @@ pub(super) async fn premium(tab: ActiveTab) -> Json<Premium> {
     })
 }
 
+/// Ends this tab's UID, and this browser's device: after a logout, "Use here" needs the
+/// password again.
 pub(super) async fn logout(
     State(state): State<AppState>,
     tab: ActiveTab,
-) -> Result<StatusCode, ApiError> {
+    cookie: DeviceCookie,
+) -> Result<(SetDeviceCookie, StatusCode), ApiError> {
+    if let Some(token) = &cookie.token {
+        state.devices.forget(token).await?;
+    }
+    let clear = SetDeviceCookie::clear(cookie.https);
     match state.registry.release(tab.uid).await {
         Ok(ended) => {
             tracing::info!(account = %ended.username, "logged out");
-            Ok(StatusCode::NO_CONTENT)
+            Ok((clear, StatusCode::NO_CONTENT))
         }
         // Superseded between the check and the release: answer with that rejection.
         Err(ReleaseError::Refused(refused)) => {

@@ -6,37 +6,53 @@
 
 use std::sync::Arc;
 
-use app::contract::MAX_BODY_BYTES;
+use app::contract::{CHANNEL_PATH, MAX_BODY_BYTES};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderValue, header};
 use axum::routing::{any, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::device::Devices;
 use crate::passwords::Passwords;
 use crate::registry::Registry;
 use crate::store::AccountStore;
 
+mod channel;
+mod device_cookie;
 mod error;
 mod extract;
 mod handlers;
+mod origin;
 
-use handlers::{healthz, login, logout, me, premium, register};
+use handlers::{device, healthz, login, logout, me, premium, register, use_here};
 
+pub use channel::Channels;
+pub use device_cookie::{DeviceCookie, SetDeviceCookie};
 pub use error::{ApiError, TabRefusal};
 pub use extract::{ActiveTab, ApiJson};
+pub use origin::{AllowedOrigins, SameOrigin};
 
 /// What every handler may use. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub registry: Registry,
     pub accounts: Arc<dyn AccountStore>,
+    pub devices: Devices,
     pub passwords: Passwords,
+    pub channels: Channels,
+    pub origins: AllowedOrigins,
 }
 
 impl FromRef<AppState> for Registry {
     fn from_ref(state: &AppState) -> Self {
         state.registry.clone()
+    }
+}
+
+impl FromRef<AppState> for AllowedOrigins {
+    fn from_ref(state: &AppState) -> Self {
+        state.origins.clone()
     }
 }
 
@@ -63,9 +79,15 @@ pub fn router(state: AppState) -> Router {
 
 /// The API routes that need no tab UID.
 fn public_routes() -> Router<AppState> {
+    let channel_path = CHANNEL_PATH.trim_start_matches("/api");
     Router::new()
         .route("/register", post(register))
         .route("/login", post(login))
+        // The device cookie, not a UID, authorises these two (same-origin only for use-here).
+        .route("/device", get(device))
+        .route("/use-here", post(use_here))
+        // Same-origin only; the UID comes in the channel's first message, never in the URL.
+        .route(channel_path, get(channel::channel))
 }
 
 /// The API routes that need the tab's current UID (each handler takes an [`ActiveTab`]).

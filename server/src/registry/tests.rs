@@ -51,6 +51,13 @@ macro_rules! on_every_store {
     )*};
 }
 
+/// Whether `watch` has not resolved within a short wait.
+async fn not_yet(watch: &mut Watch) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(50), watch.ended())
+        .await
+        .is_err()
+}
+
 const ANN: AccountId = AccountId(1);
 const BOB: AccountId = AccountId(2);
 
@@ -125,6 +132,63 @@ on_every_store! {
         assert_eq!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Unknown);
         assert!(reg.check(&second.uid).is_ok());
         assert_eq!(reg.counts(), (1, 0));
+    }
+
+    a_takeover_tells_the_watches_of_the_uid_it_ended_and_no_other: |reg| {
+        let ann = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let bob = reg.claim(BOB, "bob".into(), origin(2)).await.unwrap();
+        let (_, mut ann_watch) = reg.watch(&ann.uid).unwrap();
+        let (_, mut ann_second_watch) = reg.watch(&ann.uid).unwrap();
+        let (_, mut bob_watch) = reg.watch(&bob.uid).unwrap();
+        assert_eq!(reg.watched(), 2);
+
+        let newer = reg.claim(ANN, "ann".into(), origin(3)).await.unwrap();
+        let expected = Rejection::Superseded { at: newer.session.issued_at, by: origin(3) };
+        assert_eq!(ann_watch.ended().await, expected);
+        assert_eq!(ann_second_watch.ended().await, expected);
+        assert!(not_yet(&mut bob_watch).await, "bob's tab was not ended");
+        assert_eq!(reg.watched(), 1, "an ended UID's entry is gone");
+
+        reg.release(bob.uid).await.unwrap();
+        assert!(matches!(bob_watch.ended().await, Rejection::LoggedOut { .. }));
+    }
+
+    a_uid_that_is_not_active_gets_no_watch_but_its_rejection: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        assert!(matches!(
+            reg.watch(&first.uid).unwrap_err(),
+            WatchRefused::Refused(Refused { rejection: Rejection::Superseded { .. }, .. })
+        ));
+        assert!(matches!(
+            reg.watch(&Uid::generate()).unwrap_err(),
+            WatchRefused::Refused(Refused { rejection: Rejection::Unknown, .. })
+        ));
+        assert_eq!(reg.watched(), 0);
+    }
+
+    one_uid_has_at_most_a_few_watches_and_dropping_them_frees_the_entry: |reg| {
+        let ann = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let mut watches: Vec<_> = (0..MAX_WATCHES_PER_UID)
+            .map(|_| reg.watch(&ann.uid).unwrap().1)
+            .collect();
+        assert_eq!(reg.watch(&ann.uid).unwrap_err(), WatchRefused::TooMany);
+        watches.pop();
+        assert!(reg.watch(&ann.uid).is_ok(), "a dropped watch frees its place");
+        drop(watches);
+        assert_eq!(reg.watched(), 0, "no entry is left behind by closed channels");
+    }
+
+    is_active_follows_logins_and_logouts: |reg| {
+        assert!(!reg.is_active(ANN));
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        assert!(reg.is_active(ANN));
+        assert!(!reg.is_active(BOB));
+        assert!(reg.release(first.uid).await.is_err());
+        assert!(reg.is_active(ANN));
+        reg.release(second.uid).await.unwrap();
+        assert!(!reg.is_active(ANN));
     }
 
     racing_logins_leave_exactly_one_uid_accepted: |reg| {

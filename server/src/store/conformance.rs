@@ -95,6 +95,32 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn an_account_has_one_device_the_latest_and_expired_ones_are_not_found() {
+                let store = with_accounts($make).await;
+                let (first, second, bobs) = (DeviceHash([1; 32]), DeviceHash([2; 32]), DeviceHash([3; 32]));
+                let at = |ms| UnixMillis::from_millis(ms);
+                store.replace_devices(AccountId(1), first, at(10), at(100)).await.unwrap();
+                store.replace_devices(AccountId(2), bobs, at(10), at(100)).await.unwrap();
+                let found = store.find_device(first, at(50)).await.unwrap().unwrap();
+                assert_eq!(found, DeviceRecord { account: AccountId(1), username: "Ann".into(), expires_at: at(100) });
+
+                // A login from another browser: the first one's device is gone, bob's stays.
+                store.replace_devices(AccountId(1), second, at(20), at(200)).await.unwrap();
+                assert_eq!(store.find_device(first, at(50)).await.unwrap(), None);
+                assert_eq!(store.find_device(second, at(50)).await.unwrap().unwrap().account, AccountId(1));
+                assert_eq!(store.find_device(bobs, at(50)).await.unwrap().unwrap().username, "bob");
+
+                // Expiry: not found from expires_at on, and pruned.
+                assert_eq!(store.find_device(bobs, at(100)).await.unwrap(), None);
+                assert_eq!(store.prune_devices(at(150)).await.unwrap(), 1);
+                assert!(store.find_device(second, at(150)).await.unwrap().is_some());
+
+                assert!(store.remove_device(second).await.unwrap());
+                assert!(!store.remove_device(second).await.unwrap());
+                assert_eq!(store.find_device(second, at(150)).await.unwrap(), None);
+            }
+
+            #[tokio::test]
             async fn usernames_are_unique_without_regard_to_case() {
                 let store = with_accounts($make).await;
                 assert!(matches!(

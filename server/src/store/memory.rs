@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, EndReason,
-    EndedSession, SessionStore, Snapshot, StoreError,
+    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
+    DeviceRecord, DeviceStore, EndReason, EndedSession, SessionStore, Snapshot, StoreError,
 };
 use crate::time::UnixMillis;
 use crate::uid::Uid;
@@ -24,6 +24,7 @@ struct Inner {
     active: HashMap<Uid, ActiveSession>,
     ended: HashMap<Uid, EndedSession>,
     accounts: HashMap<String, AccountRecord>,
+    devices: HashMap<DeviceHash, (AccountId, UnixMillis)>,
 }
 
 impl MemoryStore {
@@ -139,5 +140,55 @@ impl AccountStore for MemoryStore {
 
     async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError> {
         Ok(self.lock().accounts.get(username_key).cloned())
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStore {
+    async fn replace_devices(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+        _created_at: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.devices.retain(|_, (owner, _)| *owner != account);
+        inner.devices.insert(device, (account, expires_at));
+        Ok(())
+    }
+
+    async fn find_device(
+        &self,
+        device: DeviceHash,
+        now: UnixMillis,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        let inner = self.lock();
+        let Some(&(account, expires_at)) = inner.devices.get(&device) else {
+            return Ok(None);
+        };
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(inner
+            .accounts
+            .values()
+            .find(|a| a.id == account)
+            .map(|a| DeviceRecord {
+                account,
+                username: a.username.clone(),
+                expires_at,
+            }))
+    }
+
+    async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
+        Ok(self.lock().devices.remove(&device).is_some())
+    }
+
+    async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let before = inner.devices.len();
+        inner.devices.retain(|_, (_, expires_at)| *expires_at > now);
+        Ok((before - inner.devices.len()) as u64)
     }
 }

@@ -4,6 +4,8 @@
 //! memory and writes through to a [`SessionStore`], which is the durable truth. Backends:
 //! [`MemoryStore`] (tests, and the reference the others must agree with) and [`SqliteStore`]
 //! (the embedded default). Redis and PostgreSQL will implement the same traits.
+//!
+//! [`DeviceStore`] keeps the browsers that may "Use here" (only hashes of their tokens).
 
 use std::fmt::Debug;
 use std::net::IpAddr;
@@ -141,6 +143,53 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
 
     /// The account whose username has this key (see [`app::rules::username_key`]).
     async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError>;
+}
+
+/// The SHA-256 of a device token: what a store keeps instead of the token itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceHash(pub [u8; 32]);
+
+impl Debug for DeviceHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceHash(..)")
+    }
+}
+
+/// A browser that may "Use here" for `account` until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub account: AccountId,
+    pub username: String,
+    pub expires_at: UnixMillis,
+}
+
+/// The browsers each account may "Use here" from.
+///
+/// An account has at most one device: the browser of its latest password login.
+#[async_trait]
+pub trait DeviceStore: Debug + Send + Sync + 'static {
+    /// Makes `device` the account's only device, forgetting every other in the same atomic
+    /// step (a login from another browser ends the first browser's "Use here").
+    async fn replace_devices(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+        created_at: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError>;
+
+    /// The device, if it is known and has not expired at `now`.
+    async fn find_device(
+        &self,
+        device: DeviceHash,
+        now: UnixMillis,
+    ) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// Forgets one device (logout); returns whether it was known.
+    async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError>;
+
+    /// Forgets devices that expired before `now`; returns how many.
+    async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

@@ -14,17 +14,19 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, EndReason,
-    EndedSession, LoginOrigin, SessionStore, Snapshot, StoreError,
+    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
+    DeviceRecord, DeviceStore, EndReason, EndedSession, LoginOrigin, SessionStore, Snapshot,
+    StoreError,
 };
 use crate::time::UnixMillis;
 use crate::uid::Uid;
 
 /// Schema migrations, in order, embedded in the binary. `PRAGMA user_version` records how
 /// many have been applied. Never edit one that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../migrations/0001_accounts_and_sessions.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_accounts_and_sessions.sql"),
+    include_str!("../../migrations/0002_devices.sql"),
+];
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -412,6 +414,89 @@ impl AccountStore for SqliteStore {
             )
             .optional()
             .map_err(backend)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for SqliteStore {
+    async fn replace_devices(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+        created_at: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute("DELETE FROM devices WHERE account_id = ?1", [account.0])
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO devices (token_hash, account_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    device.0.as_slice(),
+                    account.0,
+                    created_at.as_millis(),
+                    expires_at.as_millis()
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn find_device(
+        &self,
+        device: DeviceHash,
+        now: UnixMillis,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT d.account_id, a.username, d.expires_at
+                 FROM devices d JOIN accounts a ON a.id = d.account_id
+                 WHERE d.token_hash = ?1 AND d.expires_at > ?2",
+                params![device.0.as_slice(), now.as_millis()],
+                |row| {
+                    Ok(DeviceRecord {
+                        account: AccountId(row.get(0)?),
+                        username: row.get(1)?,
+                        expires_at: UnixMillis::from_millis(row.get(2)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let removed = conn
+                .execute(
+                    "DELETE FROM devices WHERE token_hash = ?1",
+                    [device.0.as_slice()],
+                )
+                .map_err(backend)?;
+            Ok(removed == 1)
+        })
+        .await
+    }
+
+    async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        self.run(move |conn| {
+            let removed = conn
+                .execute(
+                    "DELETE FROM devices WHERE expires_at <= ?1",
+                    [now.as_millis()],
+                )
+                .map_err(backend)?;
+            Ok(removed as u64)
         })
         .await
     }

@@ -1,0 +1,177 @@
+//! The push channel: a WebSocket per signed-in tab, told at once when its UID ends.
+//!
+//! The UID never travels in the URL: the channel is opened without it (after a same-origin
+//! check) and authenticates with its first message, `{"type":"hello","uid":...}`, which
+//! must come within [`HELLO_TIMEOUT_SECS`]. The server answers `active`, then waits on the
+//! registry's [`Watch`](crate::registry::Watch) of that UID alone; when it ends, the server
+//! sends `ended` with the body a 401 would carry, and closes.
+//!
+//! Keep-alive: the server pings every `ping_every`; a channel that has sent nothing (pongs
+//! included) for two intervals is closed. Shutdown closes every channel with 1012 (server
+//! restarting), so tabs reconnect to the next process and stay signed in.
+
+use std::time::Duration;
+
+use app::contract::{ChannelEvent, ChannelRequest, HELLO_TIMEOUT_SECS, close_code};
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{ApiError, AppState, SameOrigin, TabRefusal};
+use crate::registry::{Registry, WatchRefused};
+use crate::uid::Uid;
+
+/// The largest message a tab may send (a hello is under 100 bytes).
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Every open channel, so that shutdown can close them all. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    ping_every: Duration,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Channels {
+    pub fn new(ping_every: Duration) -> Self {
+        Self {
+            ping_every,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// How many channels are open.
+    pub fn open(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Closes every channel with "server restarting" and refuses new ones.
+    pub fn close_all(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+    }
+
+    /// Waits, at most `grace`, for the channels to finish closing.
+    pub async fn closed(&self, grace: Duration) {
+        let _ = timeout(grace, self.tasks.wait()).await;
+    }
+}
+
+/// `GET /api/channel`: same-origin only, then upgraded to a WebSocket.
+pub(super) async fn channel(
+    State(state): State<AppState>,
+    _same_origin: SameOrigin,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
+    let channels = state.channels.clone();
+    if channels.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable("the server is shutting down".into()));
+    }
+    let registry = state.registry.clone();
+    Ok(upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let tasks = channels.tasks.clone();
+            tasks.track_future(serve(socket, registry, channels))
+        }))
+}
+
+/// Why a channel closes, and what the tab is told.
+enum Close {
+    /// The UID is not (or no longer) active: `ended`, then a normal close.
+    Ended(TabRefusal),
+    Restarting,
+    Policy(&'static str),
+    /// The peer went away; nothing to send.
+    Gone,
+}
+
+async fn serve(mut socket: WebSocket, registry: Registry, channels: Channels) {
+    let close = tokio::select! {
+        close = run(&mut socket, &registry, &channels) => close,
+        () = channels.shutdown.cancelled() => Close::Restarting,
+    };
+    let frame = |code, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    let goodbye = match close {
+        Close::Ended(refusal) => {
+            let body = refusal.body();
+            tracing::info!(code = body.error.as_str(), "channel told its tab it ended");
+            if let Ok(text) = serde_json::to_string(&ChannelEvent::Ended(body)) {
+                let _ = socket.send(Message::Text(text.into())).await;
+            }
+            frame(close_code::ENDED, "ended")
+        }
+        Close::Restarting => frame(close_code::RESTARTING, "server restarting"),
+        Close::Policy(reason) => {
+            tracing::info!(reason, "channel closed");
+            frame(close_code::POLICY, reason)
+        }
+        Close::Gone => return,
+    };
+    let _ = socket.send(goodbye).await;
+}
+
+async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -> Close {
+    let hello = match timeout(Duration::from_secs(HELLO_TIMEOUT_SECS), socket.recv()).await {
+        Err(_) => return Close::Policy("no hello in time"),
+        Ok(None | Some(Err(_) | Ok(Message::Close(_)))) => return Close::Gone,
+        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<ChannelRequest>(&text),
+        Ok(Some(Ok(_))) => return Close::Policy("the first message must be a hello"),
+    };
+    let Ok(ChannelRequest::Hello { uid }) = hello else {
+        return Close::Policy("the first message must be a hello");
+    };
+    let Ok(uid) = Uid::parse(&uid) else {
+        return Close::Ended(TabRefusal::Malformed);
+    };
+    let (session, mut watch) = match registry.watch(&uid) {
+        Ok(watched) => watched,
+        Err(WatchRefused::Refused(refused)) => {
+            return Close::Ended(TabRefusal::Rejected(refused.rejection));
+        }
+        Err(WatchRefused::TooMany) => return Close::Policy("too many channels for this tab"),
+    };
+    let active = ChannelEvent::Active {
+        issued_at: session.issued_at.to_rfc3339(),
+    };
+    let Ok(active) = serde_json::to_string(&active) else {
+        return Close::Gone;
+    };
+    if socket.send(Message::Text(active.into())).await.is_err() {
+        return Close::Gone;
+    }
+
+    let ping_every = channels.ping_every;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            rejection = watch.ended() => return Close::Ended(TabRefusal::Rejected(rejection)),
+            _ = ping.tick() => {
+                if heard.elapsed() > ping_every * 2 {
+                    return Close::Policy("no answer to pings");
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return Close::Gone;
+                }
+            }
+            message = socket.recv() => match message {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return Close::Gone,
+                // Pongs, and anything else a tab may send, show it is still there.
+                Some(Ok(_)) => heard = Instant::now(),
+            },
+        }
+    }
+}

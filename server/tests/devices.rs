@@ -1,0 +1,222 @@
+//! "Use here": the device cookie a login sets, `GET /api/device` and `POST /api/use-here`.
+
+mod common;
+
+use common::{TestApp, expect_active, expect_ended, spawn_app};
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+const PHONE: &str = "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36";
+
+async fn app_with(username: &str) -> TestApp {
+    let app = spawn_app().await;
+    assert_eq!(app.register(username).await.status, StatusCode::CREATED);
+    app
+}
+
+async fn device(app: &TestApp, cookie: Option<&str>) -> common::Reply {
+    let mut request = app.client.get(app.url("/api/device"));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    app.send(request).await
+}
+
+async fn use_here(app: &TestApp, cookie: Option<&str>, origin: Option<&str>) -> common::Reply {
+    let mut request = app
+        .client
+        .post(app.url("/api/use-here"))
+        .header("user-agent", CHROME)
+        .json(&json!({}));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn a_login_sets_an_http_only_strict_device_cookie_for_the_api_only() {
+    let app = app_with("ann").await;
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/api/login"))
+                .json(&json!({"username": "ann", "password": common::PASSWORD})),
+        )
+        .await;
+    let set = reply.headers[SET_COOKIE].to_str().unwrap();
+    let value = set
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("solotab_device=")
+        .unwrap();
+    assert_eq!(value.len(), 64, "256 bits, hex");
+    assert!(value.bytes().all(|b| b.is_ascii_hexdigit()));
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api",
+        "Max-Age=2592000",
+    ] {
+        assert!(set.contains(attribute), "{set} lacks {attribute}");
+    }
+    assert!(!set.contains("Secure"), "plain http here");
+    assert!(!set.contains(reply.body["uid"].as_str().unwrap()));
+
+    // Served over https (as a proxy says), the cookie is Secure.
+    let secure = app
+        .send(
+            app.client
+                .post(app.url("/api/login"))
+                .header("origin", "https://solotab.example")
+                .json(&json!({"username": "ann", "password": common::PASSWORD})),
+        )
+        .await;
+    assert!(
+        secure.headers[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+}
+
+#[tokio::test]
+async fn the_device_says_whose_it_is_and_whether_a_tab_is_active() {
+    let app = app_with("Ann").await;
+    device(&app, None)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    device(&app, Some("solotab_device=nonsense"))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    device(&app, Some(&format!("solotab_device={}", "0".repeat(64))))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+
+    let (uid, cookie) = app.login_with_device("ann", CHROME).await;
+    let reply = device(&app, Some(&format!("other=1; {cookie}"))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body,
+        json!({"username": "Ann", "active_elsewhere": true})
+    );
+
+    // Logging out ends this browser's device and clears the cookie.
+    let out = app
+        .send(
+            app.client
+                .post(app.url("/api/logout"))
+                .header("x-tab-uid", &uid)
+                .header(COOKIE, &cookie),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let cleared = out.headers[SET_COOKIE].to_str().unwrap();
+    assert!(
+        cleared.starts_with("solotab_device=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    device(&app, Some(&cookie))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+}
+
+#[tokio::test]
+async fn use_here_issues_a_fresh_uid_that_supersedes_the_active_tab_and_pushes_it() {
+    let app = app_with("ann").await;
+    let (old, cookie) = app.login_with_device("ann", CHROME).await;
+    let mut old_channel = app.channel_for(&old).await;
+    expect_active(&mut old_channel).await;
+
+    let reply = use_here(&app, Some(&cookie), Some(&app.origin())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let new = reply.body["uid"].as_str().unwrap();
+    assert!(common::is_canonical_uuid_v4(new));
+    assert_ne!(new, old);
+    assert_eq!(reply.body["username"], "ann");
+    assert!(common::is_rfc3339_millis_utc(
+        reply.body["issued_at"].as_str().unwrap()
+    ));
+
+    expect_ended(&mut old_channel, "superseded").await;
+    assert_eq!(
+        app.get_with_uid("/api/premium", new).await.status,
+        StatusCode::OK
+    );
+    app.get_with_uid("/api/premium", &old)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    // The device stays this browser's: it can take over again later.
+    assert_eq!(device(&app, Some(&cookie)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn use_here_needs_this_sites_origin_a_device_and_a_json_body() {
+    let app = app_with("ann").await;
+    let (uid, cookie) = app.login_with_device("ann", CHROME).await;
+    use_here(&app, Some(&cookie), Some("http://evil.example"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "cross_site");
+    use_here(&app, Some(&cookie), None)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "cross_site");
+    use_here(&app, None, Some(&app.origin()))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    let form = app
+        .send(
+            app.client
+                .post(app.url("/api/use-here"))
+                .header(COOKIE, &cookie)
+                .header("origin", app.origin())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("a=b"),
+        )
+        .await;
+    form.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    // None of that took anything over.
+    assert_eq!(
+        app.get_with_uid("/api/me", &uid).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_cookie_alone_authorises_nothing_but_use_here() {
+    let app = app_with("ann").await;
+    let (_uid, cookie) = app.login_with_device("ann", CHROME).await;
+    for (method, path) in [
+        (Method::GET, "/api/premium"),
+        (Method::GET, "/api/me"),
+        (Method::POST, "/api/logout"),
+    ] {
+        let reply = app
+            .send(
+                app.client
+                    .request(method, app.url(path))
+                    .header(COOKIE, &cookie),
+            )
+            .await;
+        reply.assert_error(StatusCode::UNAUTHORIZED, "missing_uid");
+    }
+}
+
+#[tokio::test]
+async fn a_login_from_another_browser_ends_the_first_browsers_device() {
+    let app = app_with("ann").await;
+    let (_laptop_uid, laptop) = app.login_with_device("ann", CHROME).await;
+    let (_phone_uid, phone) = app.login_with_device("ann", PHONE).await;
+    device(&app, Some(&laptop))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    use_here(&app, Some(&laptop), Some(&app.origin()))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    assert_eq!(device(&app, Some(&phone)).await.status, StatusCode::OK);
+}
