@@ -3,7 +3,7 @@
 /// An RFC 3339 instant in the reader's local time (in the browser), e.g.
 /// "23/11/2026, 18:39:31". Elsewhere, and for anything unparseable, the text as given.
 pub fn local_time(rfc3339: &str) -> String {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(feature = "hydrate")]
     {
         let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(rfc3339));
         if !date.get_time().is_nan() {

@@ -1,6 +1,7 @@
 //! Solotab's shared crate: the wire contract, the input rules, and the Leptos UI.
 //!
-//! The UI keeps the tab's UID in memory ([`session`]) and only [`api`] ever reads it.
+//! The tab's UID lives in memory in [`api`], the only code that reads it; [`session`] is what
+//! the pages show about the sign-in.
 
 pub mod api;
 pub mod contract;
@@ -56,11 +57,14 @@ pub struct Hydrated(pub ReadSignal<bool>);
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    Session::provide();
+    let session = Session::provide();
     let (hydrated, set_hydrated) = signal(false);
     provide_context(Hydrated(hydrated));
     // Effects run only in the browser, after hydration.
-    Effect::new(move |_| set_hydrated.set(true));
+    Effect::new(move |_| {
+        set_hydrated.set(true);
+        api::listen_to_other_tabs(session);
+    });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/solotab.css"/>

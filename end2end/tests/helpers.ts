@@ -1,6 +1,69 @@
-import { expect, type APIRequestContext, type Page } from "@playwright/test";
+import {
+  test as base,
+  expect,
+  type APIRequestContext,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type Page,
+} from "@playwright/test";
+
+export { expect };
 
 export const PASSWORD = "correct horse battery";
+
+/**
+ * What the browser itself logs when a request fails or is refused (a 401, a cut network):
+ * expected wherever a test does that. Any other console warning or error, and any uncaught
+ * exception, fails the test.
+ */
+const NETWORK_LOG = [/^Failed to load resource: /, /^WebSocket connection to '[^']*' failed/];
+
+const problems: string[] = [];
+const allowed: RegExp[] = [];
+
+/** Lets the running test's console say `pattern` (for a test that breaks the page on purpose). */
+export function allowConsole(pattern: RegExp) {
+  allowed.push(pattern);
+}
+
+/** Fails the running test on console warnings and errors of every page of `context`. */
+function guard(context: BrowserContext) {
+  context.on("console", (message) => {
+    const type = message.type();
+    if (type !== "warning" && type !== "error") return;
+    report(`console ${type}: ${message.text()}`, message.text());
+  });
+  context.on("weberror", (error) => report(`uncaught: ${error.error().message}`, error.error().message));
+}
+
+function report(problem: string, text: string) {
+  if ([...NETWORK_LOG, ...allowed].some((pattern) => pattern.test(text))) return;
+  problems.push(problem);
+}
+
+export const test = base.extend<{ consoleGuard: void }>({
+  context: async ({ context }, use) => {
+    guard(context);
+    await use(context);
+  },
+  consoleGuard: [
+    async ({}, use) => {
+      problems.length = 0;
+      allowed.length = 0;
+      await use();
+      expect(problems, "the browser console stayed clean").toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+
+/** Another browser (or device): a context of its own, watched like the default one. */
+export async function newContext(browser: Browser, options: BrowserContextOptions = {}) {
+  const context = await browser.newContext(options);
+  guard(context);
+  return context;
+}
 
 /** A username no other test uses. */
 export function uniqueName(prefix = "u"): string {
@@ -18,18 +81,34 @@ export async function hydrated(page: Page) {
   await page.locator("body[data-hydrated]").waitFor();
 }
 
-/** Signs in through the login form and waits for the home page. Returns the UID the server issued. */
-export async function signIn(page: Page, username: string): Promise<string> {
+/** Opens the login page and waits until it has decided what to offer. */
+export async function openLogin(page: Page) {
   await page.goto("/login");
   await hydrated(page);
+  await page.locator("[data-device-check=done]").waitFor();
+}
+
+/**
+ * Signs in with the password (choosing "Sign in as someone else" if this browser is offered
+ * "Use here") and waits for the home page. Returns the UID the server issued.
+ */
+export async function signIn(page: Page, username: string): Promise<string> {
+  await openLogin(page);
+  const other = page.getByRole("button", { name: "Sign in as someone else" });
+  if (await other.isVisible()) await other.click();
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(PASSWORD);
   const loginResponse = page.waitForResponse((r) => r.url().endsWith("/api/login"));
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   const body = await (await loginResponse).json();
+  await activeHome(page, username);
+  return body.uid as string;
+}
+
+/** The home page of an active tab, premium content loaded. */
+export async function activeHome(page: Page, username: string) {
   await expect(page.getByRole("heading", { name: `Welcome, ${username}` })).toBeVisible();
   await expect(premiumBody(page)).not.toHaveText("Loading…");
-  return body.uid as string;
 }
 
 export function premiumBody(page: Page) {
@@ -40,9 +119,19 @@ export function supersededAlert(page: Page) {
   return page.getByRole("alert").filter({ hasText: "This tab is no longer active" });
 }
 
+export function connectionBanner(page: Page) {
+  return page.getByText("You are still signed in in this tab; retrying");
+}
+
 /** Clicks Refresh and waits for the premium request it makes to complete. */
 export async function refresh(page: Page) {
   const done = page.waitForResponse((r) => r.url().endsWith("/api/premium"));
   await page.getByRole("button", { name: "Refresh" }).click();
   return done;
+}
+
+/** Where screenshots go: the tracked docs/ ones only when asked to refresh them. */
+export function screenshotPath(name: string): string {
+  const dir = process.env.UPDATE_SCREENSHOTS ? "../docs/screenshots" : "test-results/screenshots";
+  return `${__dirname}/../${dir}/${name}`;
 }

@@ -1,14 +1,17 @@
-import { expect, test, type Page } from "@playwright/test";
-import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
 import {
   PASSWORD,
+  activeHome,
+  allowConsole,
+  expect,
   hydrated,
+  newContext,
+  openLogin,
   premiumBody,
   refresh,
   registerViaApi,
   signIn,
   supersededAlert,
+  test,
   uniqueName,
 } from "./helpers";
 
@@ -38,74 +41,12 @@ test("a person registers and signs in through the forms", async ({ page }) => {
   await expect(premiumBody(page)).toContainText("Question");
 });
 
-/** Puts two screenshots side by side in one image, for the README. */
-async function sideBySide(page: Page, left: Buffer, right: Buffer, path: string) {
-  const img = (png: Buffer, caption: string) =>
-    `<figure><figcaption>${caption}</figcaption><img src="data:image/png;base64,${png.toString("base64")}"></figure>`;
-  await page.setViewportSize({ width: 1300, height: 760 });
-  await page.setContent(
-    `<style>body{margin:0;display:flex;gap:20px;padding:20px;background:#cfd5e1;font:600 18px system-ui}
-     figure{margin:0} img{width:620px;border:1px solid #888;border-radius:6px;display:block}
-     figcaption{margin-bottom:8px}</style>` +
-      img(left, "Tab A: signed in first, now superseded") +
-      img(right, "Tab B: the newer sign-in, still active"),
-  );
-  mkdirSync(resolve(__dirname, "..", "..", "docs", "screenshots"), { recursive: true });
-  await page.screenshot({ path, fullPage: true });
-}
-
-test("two tabs of one browser: the newer sign-in supersedes the older tab", async ({ browser, request }) => {
-  const username = uniqueName("Tabs");
-  await registerViaApi(request, username);
-  const context = await browser.newContext({ viewport: { width: 620, height: 700 } });
-  const tabA = await context.newPage();
-  const tabB = await context.newPage();
-
-  await signIn(tabA, username);
-  await signIn(tabB, username);
-
-  // A's next action finds out, and says when and from where.
-  const answer = await refresh(tabA);
-  expect(answer.status()).toBe(401);
-  const alert = supersededAlert(tabA);
-  await expect(alert).toBeVisible();
-  await expect(alert).toBeFocused();
-  await expect(alert).toContainText(`Your account ${username} was signed in elsewhere at`);
-  await expect(alert.locator(".superseded-browser")).toContainText("Chrome");
-  await expect(alert.locator(".superseded-ip")).toHaveText("127.0.0.1");
-  await expect(tabA.getByRole("button", { name: "Refresh" })).toHaveCount(0);
-
-  // B keeps working.
-  const fine = await refresh(tabB);
-  expect(fine.status()).toBe(200);
-  await expect(premiumBody(tabB)).toContainText("Question");
-  await expect(supersededAlert(tabB)).toHaveCount(0);
-
-  await sideBySide(
-    await context.newPage(),
-    await tabA.screenshot(),
-    await tabB.screenshot(),
-    resolve(__dirname, "..", "..", "docs", "screenshots", "two-tabs.png"),
-  );
-
-  // "Sign in here again" leads to the login form, name filled in.
-  await tabA.getByRole("button", { name: "Sign in here again" }).click();
-  await expect(tabA).toHaveURL(/\/login$/);
-  await expect(tabA.getByLabel("Username")).toHaveValue(username);
-
-  // A reload forgets the UID: B lands on the login page.
-  await tabB.reload();
-  await expect(tabB).toHaveURL(/\/login$/);
-  await expect(tabB.getByRole("heading", { name: "Sign in" })).toBeVisible();
-  await context.close();
-});
-
 test("two devices (separate browser contexts) behave the same", async ({ browser, request }) => {
   const username = uniqueName("Dev");
   await registerViaApi(request, username);
-  const laptop = await (await browser.newContext()).newPage();
+  const laptop = await (await newContext(browser)).newPage();
   const phone = await (
-    await browser.newContext({
+    await newContext(browser, {
       viewport: { width: 390, height: 844 },
       userAgent:
         "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36",
@@ -114,21 +55,23 @@ test("two devices (separate browser contexts) behave the same", async ({ browser
 
   await signIn(laptop, username);
   await signIn(phone, username);
-  expect((await refresh(laptop)).status()).toBe(401);
+  // Pushed: the laptop is told without any action of its own.
   await expect(supersededAlert(laptop)).toContainText("Chrome 156 on Android");
   expect((await refresh(phone)).status()).toBe(200);
   await expect(supersededAlert(phone)).toHaveCount(0);
 
-  // And back: signing in on the laptop again supersedes the phone.
+  // And back: signing in on the laptop again supersedes the phone. The laptop's browser is
+  // no longer the account's device, so it needs the password.
   await laptop.getByRole("button", { name: "Sign in here again" }).click();
+  await laptop.locator("[data-device-check=done]").waitFor();
+  await expect(laptop.getByRole("button", { name: "Use here" })).toHaveCount(0);
   await laptop.getByLabel("Password").fill(PASSWORD);
-  await laptop.getByRole("button", { name: "Sign in" }).click();
-  await expect(laptop.getByRole("heading", { name: `Welcome, ${username}` })).toBeVisible();
-  expect((await refresh(phone)).status()).toBe(401);
+  await laptop.getByRole("button", { name: "Sign in", exact: true }).click();
+  await activeHome(laptop, username);
   await expect(supersededAlert(phone)).toBeVisible();
 });
 
-test("client-side navigation keeps the sign-in; a reload or a new tab does not", async ({ page, context, request }) => {
+test("client-side navigation keeps the sign-in; a reload or a new tab must ask for it", async ({ page, context, request }) => {
   const username = uniqueName("Nav");
   await registerViaApi(request, username);
   await signIn(page, username);
@@ -139,13 +82,17 @@ test("client-side navigation keeps the sign-in; a reload or a new tab does not",
   await expect(page.getByRole("heading", { name: `Welcome, ${username}` })).toBeVisible();
   expect((await refresh(page)).status()).toBe(200);
 
+  // A new tab and a reload start without the UID: they land on /login, where this browser
+  // is offered "Use here" (the UID itself is never restored).
   const fresh = await context.newPage();
   await fresh.goto("/");
   await expect(fresh).toHaveURL(/\/login$/);
+  await expect(fresh.getByRole("button", { name: "Use here" })).toBeVisible();
 
   await page.reload();
   await expect(page).toHaveURL(/\/login$/);
-  await expect(page.getByRole("button", { name: "Sign in" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Use here" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: `Welcome, ${username}` })).toHaveCount(0);
 });
 
 test("the UID never reaches cookies, storage or a URL, and rides in the header", async ({ page, context, request }) => {
@@ -153,6 +100,7 @@ test("the UID never reaches cookies, storage or a URL, and rides in the header",
   await registerViaApi(request, username);
   const urls: string[] = [];
   const headerUids: string[] = [];
+  page.on("websocket", (ws) => urls.push(ws.url()));
   page.on("request", (r) => {
     urls.push(r.url());
     const uid = r.headers()["x-tab-uid"];
@@ -167,13 +115,18 @@ test("the UID never reaches cookies, storage or a URL, and rides in the header",
   await refresh(page);
 
   expect(headerUids.length).toBeGreaterThanOrEqual(2);
+  expect(urls.some((u) => u.endsWith("/api/channel")), "the push channel was opened").toBe(true);
   expect(new Set(headerUids)).toEqual(new Set([uid]));
   for (const url of urls) expect(url).not.toContain(uid);
   expect(page.url()).not.toContain(uid);
-  for (const cookie of await context.cookies()) {
+  const cookies = await context.cookies();
+  for (const cookie of cookies) {
     expect(cookie.value).not.toContain(uid);
     expect(cookie.name).not.toContain(uid);
   }
+  // The one cookie is the device's: HttpOnly, Strict, /api only, and not the UID.
+  const device = cookies.find((c) => c.name === "solotab_device");
+  expect(device).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/api" });
   const stored = await page.evaluate(() => {
     const dump = (s: Storage) => Object.keys(s).map((k) => k + "=" + s.getItem(k)).join(";");
     return dump(localStorage) + "|" + dump(sessionStorage) + "|" + document.cookie + "|" + history.state;
@@ -208,17 +161,22 @@ test("an unreachable server is not a sign-out: the tab says so and retries", asy
 });
 
 test("before the app has loaded, the login form submits nothing", async ({ page }) => {
-  // Keep the wasm from loading: the page stays server-rendered only.
+  // Keep the wasm from loading: the page stays server-rendered only (and its loader says so).
   await page.route("**/pkg/*.wasm", (route) => route.abort());
+  allowConsole(/^Failed to fetch$/);
+  const sent: string[] = [];
+  page.on("request", (r) => sent.push(`${r.method()} ${r.url()}`));
   await page.goto("/login");
   const submit = page.getByRole("button", { name: "Sign in" });
   await expect(submit).toBeDisabled();
   await page.getByLabel("Username").fill("someone");
   await page.getByLabel("Password").fill("a secret password");
   await page.getByLabel("Password").press("Enter");
-  await page.waitForTimeout(300);
+  await submit.click({ force: true });
+  await page.waitForTimeout(500);
+  expect(sent.filter((r) => !r.startsWith("GET ")), "no form was submitted").toEqual([]);
+  expect(sent.filter((r) => r.includes("secret"))).toEqual([]);
   expect(page.url()).toMatch(/\/login$/);
-  expect(page.url()).not.toContain("secret");
   await expect(page.locator("body[data-hydrated]")).toHaveCount(0);
 });
 
@@ -232,6 +190,10 @@ test("a person can sign out, and the old UID is refused by the server", async ({
   const answer = await request.get("/api/me", { headers: { "x-tab-uid": uid } });
   expect(answer.status()).toBe(401);
   expect((await answer.json()).error).toBe("logged_out");
+  // Signing out also ends this browser's "Use here": a reload asks for the password.
+  await openLogin(page);
+  await expect(page.getByRole("button", { name: "Use here" })).toHaveCount(0);
+  await expect(page.getByLabel("Password")).toBeVisible();
 });
 
 test("a 401 code the app does not know means signed out", async ({ page, request }) => {
@@ -248,6 +210,7 @@ test("a 401 code the app does not know means signed out", async ({ page, request
   await page.getByRole("button", { name: "Refresh" }).click();
   await expect(page).toHaveURL(/\/login$/);
   await expect(page.getByRole("status")).toContainText("no longer valid");
-  await expect(page.getByLabel("Username")).toHaveValue(username);
   await expect(supersededAlert(page)).toHaveCount(0);
+  // The browser is still the account's device: the user may take it back at once.
+  await expect(page.getByRole("button", { name: "Use here" })).toBeVisible();
 });

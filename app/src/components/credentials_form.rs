@@ -23,6 +23,9 @@ pub fn CredentialsForm<F, Fut>(
     #[prop(optional)]
     new_account: bool,
     #[prop(optional)] prefill: String,
+    /// False while the page still has to decide what to offer (the submit waits for it).
+    #[prop(optional, into)]
+    ready: Option<Signal<bool>>,
     /// Sends the credentials; on success the caller navigates away.
     submit: F,
 ) -> impl IntoView
@@ -96,7 +99,10 @@ where
                 </p>
             })}
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            <button type="submit" disabled=move || !hydrated.get() || pending.get()>
+            <button
+                type="submit"
+                disabled=move || !hydrated.get() || pending.get() || ready.is_some_and(|r| !r.get())
+            >
                 {move || if pending.get() { pending_label } else { submit_label }}
             </button>
         </form>

@@ -23,7 +23,6 @@ pub fn SupersededNotice(
         }
     });
     let browser = browser_summary(user_agent.as_deref());
-    let ip = ip.unwrap_or_else(|| "an unknown address".into());
     let sign_in_again = move |_| {
         session.sign_out(None);
         navigate("/login", Default::default());
@@ -35,8 +34,10 @@ pub fn SupersededNotice(
             <p>
                 "Your account " <strong>{username}</strong> " was signed in elsewhere at "
                 <time datetime=at.clone()>{local_time(&at)}</time> ", from "
-                <strong class="superseded-browser">{browser}</strong> " at "
-                <strong class="superseded-ip">{ip}</strong> "."
+                <strong class="superseded-browser">{browser}</strong>
+                // Until the server has confirmed (another tab's word only), the IP is unknown.
+                {ip.map(|ip| view! { " at " <strong class="superseded-ip">{ip}</strong> })}
+                "."
             </p>
             <p>"Only the most recent sign-in of an account can be used. If that was not you, sign in here and change your password."</p>
             {user_agent.map(|ua| view! {

@@ -14,7 +14,8 @@ use crate::session::{Session, TabState};
 const RETRY_AFTER: Duration = Duration::from_secs(3);
 
 /// `/`: the protected home page. A tab without a UID is sent to the login page; a
-/// superseded tab is told what happened.
+/// superseded tab is told what happened, and its dashboard (premium content included) is
+/// removed from the page, not hidden.
 #[component]
 pub fn HomePage() -> impl IntoView {
     let session = Session::expect();
@@ -43,9 +44,18 @@ fn Dashboard(username: String, issued_at: String) -> impl IntoView {
     let loading = RwSignal::new(false);
     // Bumped to (re)load the premium content: by Refresh, and by the retry timer.
     let attempt = RwSignal::new(0u32);
+    // The pending retry, if any: one at most, and none once the page is gone.
+    let retry = StoredValue::new(None::<TimeoutHandle>);
+    let cancel_retry = move || {
+        if let Some(handle) = retry.try_update_value(Option::take).flatten() {
+            handle.clear();
+        }
+    };
+    on_cleanup(cancel_retry);
 
     Effect::new(move |_| {
         attempt.track();
+        cancel_retry();
         loading.set(true);
         spawn_local(async move {
             let result = api::premium(session).await;
@@ -58,12 +68,15 @@ fn Dashboard(username: String, issued_at: String) -> impl IntoView {
                 }
                 Err(ApiError::Unreachable) => {
                     let _ = error.try_set(Some(ApiError::Unreachable.message()));
-                    set_timeout(
+                    let handle = set_timeout_with_handle(
                         move || {
                             let _ = attempt.try_update(|n| *n += 1);
                         },
                         RETRY_AFTER,
                     );
+                    if let Ok(handle) = handle {
+                        let _ = retry.try_set_value(Some(handle));
+                    }
                 }
                 // The session now says superseded or signed out, and the page follows it.
                 Err(ApiError::SignedOut) => {}

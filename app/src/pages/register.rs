@@ -5,7 +5,7 @@ use leptos_router::hooks::use_navigate;
 use crate::api;
 use crate::components::CredentialsForm;
 use crate::contract::Credentials;
-use crate::session::{Session, TabState};
+use crate::session::Session;
 
 /// `/register`. Creating an account does not sign in; the login page follows.
 #[component]
@@ -16,13 +16,7 @@ pub fn RegisterPage() -> impl IntoView {
         let navigate = navigate.clone();
         async move {
             let done = api::register(session, &creds).await?;
-            session.set(TabState::SignedOut {
-                notice: Some(format!(
-                    "Account {} created. Sign in to continue.",
-                    done.username
-                )),
-                username: Some(done.username),
-            });
+            session.registered(done.username);
             navigate("/login", Default::default());
             Ok(())
         }
