@@ -4,6 +4,7 @@
 #
 #   ./dev.sh run     set up, then run the app with `cargo leptos watch` (SQLite, nothing else)
 #   ./dev.sh test    set up, then run every test: fmt, clippy, unit/HTTP/restart, Playwright
+#   ./dev.sh bench   set up, then measure the push channel (release build); --quick: a short run
 #   ./dev.sh setup   only set up
 #
 # Works offline except for the package registries (crates.io, npm, Debian).
@@ -49,8 +50,14 @@ setup_system() {
     missing+=(chromium)
   fi
   apt_install "${missing[@]}"
-  command -v rustup >/dev/null ||
-    die "rustup is missing: install it (Debian 13: 'apt-get install rustup'; otherwise see rustup.rs), then rerun"
+  if ! command -v rustup >/dev/null; then
+    # Debian 13 packages rustup; Debian 12 does not, and nothing else can be fetched here.
+    if apt-cache show rustup >/dev/null 2>&1 || { apt-get update -qq 2>/dev/null && apt-cache show rustup >/dev/null 2>&1; }; then
+      apt_install rustup
+    fi
+    command -v rustup >/dev/null ||
+      die "rustup is missing and this Debian has no rustup package: install it (see rustup.rs), then rerun"
+  fi
 }
 
 setup_rust() {
@@ -121,6 +128,15 @@ run_tests() {
   timed "playwright" bash -c 'cd end2end && npx playwright test'
 }
 
+run_bench() {
+  say "Building the server and the benchmark (release)"
+  timed "cargo build --release" cargo build --locked --release -p server --bins --examples
+  # One socket per channel on each side: 10,000 channels need more than the usual 1,024 files.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  say "Measuring (loopback only; the Markdown below goes into docs/BENCHMARKS.md)"
+  timed "push_bench" target/release/examples/push_bench "$@"
+}
+
 summary() {
   say "Timings"
   printf '  %s\n' "${TIMINGS[@]}" "total: $((SECONDS - START)) s"
@@ -137,12 +153,18 @@ case "${1:-}" in
     run_tests
     summary
     ;;
+  bench)
+    shift
+    setup no
+    run_bench "$@"
+    summary
+    ;;
   setup)
     setup yes
     summary
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

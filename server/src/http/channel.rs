@@ -28,6 +28,11 @@ use crate::uid::Uid;
 /// The largest message a tab may send (a hello is under 100 bytes).
 const MAX_MESSAGE_BYTES: usize = 1024;
 
+/// The socket's read buffer. tungstenite's default (128 KiB per connection) would make an
+/// idle channel cost eight times an idle HTTP connection; messages here are a few hundred
+/// bytes at most.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+
 /// Every open channel, so that shutdown can close them all. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Channels {
@@ -76,6 +81,11 @@ pub(super) async fn channel(
     let registry = state.registry.clone();
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Few, small messages: write each at once instead of keeping a buffer per channel.
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
             let tasks = channels.tasks.clone();
             tasks.track_future(serve(socket, registry, channels))
