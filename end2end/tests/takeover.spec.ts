@@ -147,11 +147,14 @@ test("a dropped push channel shows the banner, reconnects, and never signs out",
   await expect(page.getByRole("heading", { name: `Welcome, ${username}` })).toBeVisible();
   await expect(supersededAlert(page)).toHaveCount(0);
 
+  // While the network is down, reconnects are refused and the banner stays.
+  await expect.poll(() => connections.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+  await expect(connectionBanner(page)).toBeVisible();
   // The network comes back: the next reconnect says hello again and the banner goes.
   cutting = false;
   await expect(connectionBanner(page)).toHaveCount(0, { timeout: 20_000 });
   await activeHome(page, username);
-  expect(connections.length).toBeGreaterThanOrEqual(3);
+  expect(connections.length).toBeGreaterThanOrEqual(4);
 
   // And the live channel works: a sign-in elsewhere is pushed.
   const other = await request.post("/api/login", { data: { username, password: PASSWORD } });

@@ -67,15 +67,22 @@ fn SignIn(notice: Option<String>, prefill: String) -> impl IntoView {
         _ => "done",
     };
 
+    // Only a usable device changes what is shown: "pending" -> "none" must keep the form
+    // (and whatever the person already typed in it).
+    let usable = Memo::new(move |_| match check.get() {
+        DeviceCheck::Usable(device) => Some(device),
+        DeviceCheck::Pending | DeviceCheck::None => None,
+    });
+    let ready = Signal::derive(move || check.get() != DeviceCheck::Pending);
+
     view! {
         <div class="sign-in" data-device-check=state>
-            {move || match check.get() {
-                DeviceCheck::Usable(device) => {
+            {move || match usable.get() {
+                Some(device) => {
                     view! { <UseHereCard device notice=notice.get() use_password device_lost/> }
                         .into_any()
                 }
-                DeviceCheck::Pending | DeviceCheck::None => {
-                    let ready = Signal::derive(move || check.get() != DeviceCheck::Pending);
+                None => {
                     view! { <LoginCard notice=notice.get() prefill=prefill.clone() ready/> }
                         .into_any()
                 }
