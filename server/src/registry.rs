@@ -14,6 +14,7 @@
 //! end cannot slip between "it is active" and "tell me when it ends".
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -200,9 +201,32 @@ impl Registry {
         username: String,
         origin: LoginOrigin,
     ) -> Result<Claimed, StoreError> {
+        let claimed = self
+            .claim_if(account, username, origin, async { Ok(true) })
+            .await?;
+        claimed.ok_or_else(|| StoreError::Backend("an unconditional claim was refused".into()))
+    }
+
+    /// [`claim`](Self::claim), but only if `still_allowed` answers true when it is checked:
+    /// after every earlier claim and release has committed, and before any later one starts.
+    /// `None` means it answered false, and nothing changed.
+    ///
+    /// This is what makes "Use here" exact: the device is checked in the same step as the
+    /// claim, so a password login from another browser (which ends the device, then claims)
+    /// either comes first and is seen, or comes after and wins.
+    pub async fn claim_if(
+        &self,
+        account: AccountId,
+        username: String,
+        origin: LoginOrigin,
+        still_allowed: impl Future<Output = Result<bool, StoreError>> + Send + 'static,
+    ) -> Result<Option<Claimed>, StoreError> {
         let this = self.clone();
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
+            if !still_allowed.await? {
+                return Ok(None);
+            }
             let uid = Uid::generate();
             let session = ActiveSession {
                 account,
@@ -221,11 +245,11 @@ impl Registry {
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));
             }
-            Ok(Claimed {
+            Ok(Some(Claimed {
                 uid,
                 session,
                 superseded,
-            })
+            }))
         })
         .await
         .map_err(|_| StoreError::Task)?

@@ -220,3 +220,31 @@ async fn a_login_from_another_browser_ends_the_first_browsers_device() {
         .assert_error(StatusCode::UNAUTHORIZED, "no_device");
     assert_eq!(device(&app, Some(&phone)).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn use_here_racing_a_login_from_another_browser_never_beats_it() {
+    let app = app_with("ann").await;
+    let origin = app.origin();
+    for round in 0..40u64 {
+        let (_laptop_uid, laptop) = app.login_with_device("ann", CHROME).await;
+        // The phone's login ends the laptop's device, then claims. Whatever the order, the
+        // phone's tab must end up the active one: a "Use here" that would win had to run
+        // before the login began, and then the login supersedes it.
+        let (phone, taken_over) = tokio::join!(app.login_with_device("ann", PHONE), async {
+            // Spread over the phone's password check, so that some rounds land the
+            // "Use here" right where the phone's login ends the device.
+            tokio::time::sleep(std::time::Duration::from_micros(round * 1_500)).await;
+            use_here(&app, Some(&laptop), Some(&origin)).await
+        },);
+        assert!(
+            taken_over.status == StatusCode::OK || taken_over.code() == "no_device",
+            "{:?}",
+            taken_over.body
+        );
+        assert_eq!(
+            app.get_with_uid("/api/me", &phone.0).await.status,
+            StatusCode::OK,
+            "the other browser's login came last, so it is the active tab"
+        );
+    }
+}

@@ -122,10 +122,20 @@ pub(super) async fn use_here(
         .find(&token)
         .await?
         .ok_or(ApiError::NoDevice)?;
+    // Checked again in the claim's own step: a password login from another browser may have
+    // ended this device since (see `Registry::claim_if`).
+    let still_valid = {
+        let (devices, account) = (state.devices.clone(), record.account);
+        async move {
+            let found = devices.find(&token).await?;
+            Ok(found.is_some_and(|d| d.account == account))
+        }
+    };
     let claimed = state
         .registry
-        .claim(record.account, record.username, origin)
-        .await?;
+        .claim_if(record.account, record.username, origin, still_valid)
+        .await?
+        .ok_or(ApiError::NoDevice)?;
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in with Use here");
     Ok(Json(logged_in(claimed)))
 }

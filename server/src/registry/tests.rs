@@ -191,6 +191,50 @@ on_every_store! {
         assert!(!reg.is_active(ANN));
     }
 
+    a_conditional_claim_that_is_no_longer_allowed_changes_nothing: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let refused = reg
+            .claim_if(ANN, "ann".into(), origin(2), async { Ok(false) })
+            .await
+            .unwrap();
+        assert!(refused.is_none());
+        assert!(reg.check(&first.uid).is_ok(), "the active tab stays active");
+        assert_eq!(reg.counts(), (1, 0));
+        let allowed = reg
+            .claim_if(ANN, "ann".into(), origin(3), async { Ok(true) })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(allowed.superseded.len(), 1);
+    }
+
+    a_conditional_claims_check_runs_in_the_claims_own_step: |reg| {
+        // The check holds the write order: a claim started meanwhile waits for it.
+        let (release_check, check_gate) = tokio::sync::oneshot::channel::<bool>();
+        let conditional = tokio::spawn({
+            let reg = reg.clone();
+            async move {
+                reg.claim_if(ANN, "ann".into(), origin(1), async move {
+                    Ok(check_gate.await.unwrap())
+                })
+                .await
+                .unwrap()
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut plain = tokio::spawn({
+            let reg = reg.clone();
+            async move { reg.claim(ANN, "ann".into(), origin(2)).await.unwrap() }
+        });
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), &mut plain).await;
+        assert!(waited.is_err(), "a claim ran while a conditional claim was checking");
+        release_check.send(false).unwrap();
+        assert!(conditional.await.unwrap().is_none());
+        let plain = plain.await.unwrap();
+        assert!(plain.superseded.is_empty());
+        assert!(reg.check(&plain.uid).is_ok());
+    }
+
     racing_logins_leave_exactly_one_uid_accepted: |reg| {
         let tasks: Vec<_> = (0..64u8)
             .map(|n| {
