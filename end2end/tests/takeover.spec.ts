@@ -1,5 +1,8 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import type { Page } from "@playwright/test";
 import {
   PASSWORD,
@@ -160,4 +163,87 @@ test("a dropped push channel shows the banner, reconnects, and never signs out",
   const other = await request.post("/api/login", { data: { username, password: PASSWORD } });
   expect(other.status()).toBe(200);
   await expect(supersededAlert(page)).toBeVisible({ timeout: 5_000 });
+});
+
+/** A server of this test's own (the real binary), so that the test can restart it. */
+class OwnServer {
+  private process?: ChildProcess;
+  constructor(
+    readonly port: number,
+    private readonly db: string,
+  ) {}
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    const root = resolve(__dirname, "..", "..");
+    this.process = spawn(join(root, "target", "debug", "server"), [], {
+      cwd: root,
+      stdio: "ignore",
+      env: {
+        ...process.env,
+        LEPTOS_SITE_ADDR: `127.0.0.1:${this.port}`,
+        LEPTOS_SITE_ROOT: join(root, "target", "site"),
+        LEPTOS_OUTPUT_NAME: "solotab",
+        SOLOTAB_DB: this.db,
+      },
+    });
+    await expect
+      .poll(async () => (await fetch(`${this.url}/healthz`).catch(() => undefined))?.status, {
+        timeout: 30_000,
+      })
+      .toBe(200);
+  }
+
+  /** SIGTERM: a graceful shutdown, which closes every channel with "server restarting". */
+  async stop() {
+    const running = this.process;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((done) => running.once("exit", done));
+    running.kill("SIGTERM");
+    await exited;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const probe = createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => done(port));
+    });
+  });
+}
+
+test("a server restart closes the channel, and the tab reconnects to the new process still signed in", async ({ browser }) => {
+  const server = new OwnServer(await freePort(), join(mkdtempSync(join(tmpdir(), "solotab-restart-")), "solotab.db"));
+  await server.start();
+  try {
+    const context = await newContext(browser, { baseURL: server.url });
+    const page = await context.newPage();
+    const username = uniqueName("Rst");
+    await registerViaApi(context.request, username);
+    await signIn(page, username);
+
+    await server.stop();
+    await expect(connectionBanner(page)).toBeVisible({ timeout: 10_000 });
+    await server.start();
+    await expect(connectionBanner(page)).toHaveCount(0, { timeout: 30_000 });
+    await activeHome(page, username);
+    await expect(supersededAlert(page)).toHaveCount(0);
+
+    // The reconnected channel is live on the new process: a sign-in elsewhere is pushed.
+    const other = await fetch(`${server.url}/api/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username, password: PASSWORD }),
+    });
+    expect(other.status).toBe(200);
+    await expect(supersededAlert(page)).toBeVisible({ timeout: 5_000 });
+    await context.close();
+  } finally {
+    await server.stop();
+  }
 });
