@@ -7,7 +7,8 @@
 //! 1. memory of N idle keep-alive HTTP connections (the baseline), then the server exits;
 //! 2. memory of N idle push channels; GET /api/me p99 (the baseline for latency); takeover
 //!    latency (login answered -> the old tab's channel has `ended`); takeover cost with 10
-//!    and with N open channels, in alternating rounds; and delivery (`ended` per takeover).
+//!    and with N open channels, in alternating rounds; and delivery (`ended` per takeover)
+//!    over many takeovers while a quarter of the old tabs' channels reconnect during them.
 //!
 //! It prints a Markdown section for docs/BENCHMARKS.md. Nothing here asserts a time.
 
@@ -30,6 +31,7 @@ const PER_UID: usize = 4;
 
 struct Sizes {
     channels: usize,
+    delivery: usize,
     takeovers: usize,
     me_requests: usize,
     scale_rounds: usize,
@@ -42,6 +44,7 @@ async fn main() {
     let sizes = if quick {
         Sizes {
             channels: 200,
+            delivery: 200,
             takeovers: 50,
             me_requests: 200,
             scale_rounds: 2,
@@ -50,6 +53,7 @@ async fn main() {
     } else {
         Sizes {
             channels: 10_000,
+            delivery: 10_000,
             takeovers: 1_000,
             me_requests: 1_000,
             scale_rounds: 3,
@@ -159,6 +163,62 @@ async fn main() {
         stats.merge(many);
     }
     let open = idle.len();
+
+    // Delivery with reconnecting channels, N channels open.
+    eprintln!("delivery: {} takeovers", sizes.delivery);
+    let churn = Instant::now();
+    let workers = (0..DELIVERY_WORKERS).map(|w| {
+        let (client, server, origin) = (&client, &server, &origin);
+        async move {
+            let name = format!("churn{w}");
+            let creds = json!({"username": name, "password": PASSWORD});
+            client
+                .post(format!("{}/api/register", server.base))
+                .json(&creds)
+                .send()
+                .await
+                .unwrap();
+            let mut tally = Delivery::default();
+            let mut tab = login(client, &server.base, &name).await;
+            let mut ws = channel(server, origin, &tab).await;
+            expect(&mut ws, "active").await;
+            for n in (w..sizes.delivery).step_by(DELIVERY_WORKERS) {
+                let reconnect = n % 4 == 0;
+                let (new, delivered) = if reconnect {
+                    // The old tab's channel drops and comes back while the login is on its
+                    // way: its hello may land before or after the takeover.
+                    drop(ws);
+                    let (new, delivered) =
+                        tokio::join!(login(client, &server.base, &name), async {
+                            let mut again = channel(server, origin, &tab).await;
+                            within(expect(&mut again, "ended")).await
+                        });
+                    tally.reconnects += 1;
+                    (new, delivered)
+                } else {
+                    tokio::join!(
+                        login(client, &server.base, &name),
+                        within(expect(&mut ws, "ended"))
+                    )
+                };
+                tally.takeovers += 1;
+                tally.delivered += usize::from(delivered);
+                tab = new;
+                ws = channel(server, origin, &tab).await;
+                expect(&mut ws, "active").await;
+            }
+            tally
+        }
+    });
+    let delivery = futures_util::future::join_all(workers)
+        .await
+        .into_iter()
+        .fold(Delivery::default(), |a, b| Delivery {
+            takeovers: a.takeovers + b.takeovers,
+            delivered: a.delivered + b.delivered,
+            reconnects: a.reconnects + b.reconnects,
+        });
+    let churn = churn.elapsed();
     drop(idle);
     server.stop();
 
@@ -199,10 +259,21 @@ async fn main() {
         ms(login_p99)
     );
     println!(
-        "| delivery: `ended` received / takeovers | {} / {} = {:.3} |",
+        "| delivery in the latency runs: `ended` received / takeovers | {} / {} = {:.3} |",
         stats.delivered,
         stats.total.len(),
         stats.delivered as f64 / stats.total.len() as f64
+    );
+    println!(
+        "| **delivery under reconnects**: `ended` / takeovers; {} of them with the old tab's \
+         channel dropped and reconnecting during the takeover; {} channels open; {:.0} s \
+         (target 1.0) | **{} / {} = {:.4}** |",
+        delivery.reconnects,
+        open,
+        churn.as_secs_f64(),
+        delivery.delivered,
+        delivery.takeovers,
+        delivery.delivered as f64 / delivery.takeovers as f64
     );
     println!(
         "| takeover cost, median with 10 / with {} open channels | {} / {} |",
@@ -230,6 +301,23 @@ async fn main() {
         "| **ratio: channel / keep-alive connection** (target <= 2) | **{:.2}** |",
         per_channel / per_keep_alive
     );
+}
+
+/// Concurrent takeovers in the delivery phase (one account each).
+const DELIVERY_WORKERS: usize = 4;
+
+#[derive(Default)]
+struct Delivery {
+    takeovers: usize,
+    delivered: usize,
+    reconnects: usize,
+}
+
+/// `ended` must come within five seconds to count as delivered.
+async fn within(delivered: impl std::future::Future<Output = bool>) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), delivered)
+        .await
+        .unwrap_or(false)
 }
 
 #[derive(Default)]
