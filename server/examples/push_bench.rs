@@ -71,18 +71,11 @@ async fn main() {
     let mut uids = Vec::with_capacity(accounts);
     for chunk in (0..accounts).collect::<Vec<_>>().chunks(4) {
         let logins = chunk.iter().map(|i| {
-            let client = client.clone();
-            let base = server.base.clone();
+            let (client, base) = (&client, &server.base);
             async move {
                 let name = format!("bench{i}");
-                let creds = json!({"username": name, "password": PASSWORD});
-                client
-                    .post(format!("{base}/api/register"))
-                    .json(&creds)
-                    .send()
-                    .await
-                    .unwrap();
-                login(&client, &base, &name).await
+                register(client, base, &name).await;
+                login(client, base, &name).await
             }
         });
         uids.extend(futures_util::future::join_all(logins).await);
@@ -123,13 +116,7 @@ async fn main() {
     }
 
     // Takeover latency with N channels open, on an account of its own.
-    let creds = json!({"username": "taken", "password": PASSWORD});
-    client
-        .post(format!("{}/api/register", server.base))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
+    register(&client, &server.base, "taken").await;
     let mut stats = Takeovers::default();
     let mut tab = login(&client, &server.base, "taken").await;
     for _ in 0..sizes.takeovers {
@@ -171,13 +158,7 @@ async fn main() {
         let (client, server, origin) = (&client, &server, &origin);
         async move {
             let name = format!("churn{w}");
-            let creds = json!({"username": name, "password": PASSWORD});
-            client
-                .post(format!("{}/api/register", server.base))
-                .json(&creds)
-                .send()
-                .await
-                .unwrap();
+            register(client, &server.base, &name).await;
             let mut tally = Delivery::default();
             let mut tab = login(client, &server.base, &name).await;
             let mut ws = channel(server, origin, &tab).await;
@@ -374,6 +355,17 @@ async fn takeover(
         stats.after_response.push(ended_at - answered);
     }
     new
+}
+
+async fn register(client: &reqwest::Client, base: &str, name: &str) {
+    let creds = json!({"username": name, "password": PASSWORD});
+    let reply = client
+        .post(format!("{base}/api/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "registering {name}");
 }
 
 async fn login(client: &reqwest::Client, base: &str, name: &str) -> String {

@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp, is_canonical_uuid_v4, is_rfc3339_millis_utc, spawn_app};
+use common::{
+    CHROME, FIREFOX, PASSWORD, app_with, is_canonical_uuid_v4, is_rfc3339_millis_utc, spawn_app,
+};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-
-const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
-
-async fn app_with(username: &str) -> TestApp {
-    let app = spawn_app().await;
-    assert_eq!(app.register(username).await.status, StatusCode::CREATED);
-    app
-}
 
 #[tokio::test]
 async fn healthz_answers_ok() {

@@ -5,20 +5,12 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Seen, TestApp, expect_active, expect_ended, hello, next_seen, spawn_app, spawn_app_with,
+    CHROME, FIREFOX, Seen, app_with, expect_active, expect_ended, hello, next_seen, spawn_app,
+    spawn_app_with,
 };
 use reqwest::StatusCode;
 use solotab::registry::MAX_WATCHES_PER_UID;
 use tokio_tungstenite::tungstenite;
-
-const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
-
-async fn app_with(username: &str) -> TestApp {
-    let app = spawn_app().await;
-    assert_eq!(app.register(username).await.status, StatusCode::CREATED);
-    app
-}
 
 /// Nothing arrives (no event, no close) for a while.
 async fn stays_open(channel: &mut common::Channel) -> bool {

@@ -15,6 +15,10 @@ use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
 
+pub const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+pub const PHONE: &str = "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36";
+
 /// One server with its own database, serving the real router on 127.0.0.1:0.
 pub struct TestApp {
     pub base: String,
@@ -25,6 +29,13 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
+}
+
+/// A server with one registered account.
+pub async fn app_with(username: &str) -> TestApp {
+    let app = spawn_app().await;
+    assert_eq!(app.register(username).await.status, StatusCode::CREATED);
+    app
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -2,19 +2,10 @@
 
 mod common;
 
-use common::{TestApp, expect_active, expect_ended, spawn_app};
+use common::{CHROME, PHONE, TestApp, app_with, expect_active, expect_ended};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-
-const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
-const PHONE: &str = "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36";
-
-async fn app_with(username: &str) -> TestApp {
-    let app = spawn_app().await;
-    assert_eq!(app.register(username).await.status, StatusCode::CREATED);
-    app
-}
 
 async fn device(app: &TestApp, cookie: Option<&str>) -> common::Reply {
     let mut request = app.client.get(app.url("/api/device"));

@@ -8,8 +8,9 @@ use axum::http::StatusCode;
 use super::{
     ActiveTab, ApiError, ApiJson, AppState, DeviceCookie, SameOrigin, SetDeviceCookie, TabRefusal,
 };
+use crate::device::DeviceToken;
 use crate::registry::{Claimed, ReleaseError};
-use crate::store::{CreateAccountError, LoginOrigin};
+use crate::store::{CreateAccountError, DeviceRecord, LoginOrigin};
 use crate::time::UnixMillis;
 
 pub(super) async fn healthz() -> Json<Health> {
@@ -95,12 +96,7 @@ pub(super) async fn device(
     State(state): State<AppState>,
     cookie: DeviceCookie,
 ) -> Result<Json<Device>, ApiError> {
-    let token = cookie.token.ok_or(ApiError::NoDevice)?;
-    let record = state
-        .devices
-        .find(&token)
-        .await?
-        .ok_or(ApiError::NoDevice)?;
+    let (_, record) = valid_device(&state, cookie).await?;
     Ok(Json(Device {
         active_elsewhere: state.registry.is_active(record.account),
         username: record.username,
@@ -116,12 +112,7 @@ pub(super) async fn use_here(
     origin: LoginOrigin,
     ApiJson(UseHere {}): ApiJson<UseHere>,
 ) -> Result<Json<LoggedIn>, ApiError> {
-    let token = cookie.token.ok_or(ApiError::NoDevice)?;
-    let record = state
-        .devices
-        .find(&token)
-        .await?
-        .ok_or(ApiError::NoDevice)?;
+    let (token, record) = valid_device(&state, cookie).await?;
     // Checked again in the claim's own step: a password login from another browser may have
     // ended this device since (see `Registry::claim_if`).
     let still_valid = {
@@ -138,6 +129,20 @@ pub(super) async fn use_here(
         .ok_or(ApiError::NoDevice)?;
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in with Use here");
     Ok(Json(logged_in(claimed)))
+}
+
+/// The request's device token and what it is valid for, or 401 `no_device`.
+async fn valid_device(
+    state: &AppState,
+    cookie: DeviceCookie,
+) -> Result<(DeviceToken, DeviceRecord), ApiError> {
+    let token = cookie.token.ok_or(ApiError::NoDevice)?;
+    let record = state
+        .devices
+        .find(&token)
+        .await?
+        .ok_or(ApiError::NoDevice)?;
+    Ok((token, record))
 }
 
 fn logged_in(claimed: Claimed) -> LoggedIn {
