@@ -14,8 +14,12 @@ pub fn AboutPage() -> impl IntoView {
             </p>
             <p>
                 "So signing in anywhere else, even in another tab of this browser, stops this "
-                "tab, which is told when and from where. Reloading the page forgets the secret, "
-                "and you sign in again."
+                "tab at once: it is told when and from where, and what it was showing is removed."
+            </p>
+            <p>
+                "Reloading the page forgets the secret. The browser you signed in with last may "
+                "then take the account back with one click, \"Use here\", without the password; "
+                "any other browser needs the password."
             </p>
             <p><A href="/">"Back to the home page"</A></p>
         </section>
