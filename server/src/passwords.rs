@@ -5,6 +5,7 @@
 //! flood exhaust memory; so hashing happens on the blocking pool behind a semaphore.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
@@ -29,6 +30,9 @@ pub enum PasswordError {
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// Hashes running now, and computed since start (for metrics, logs and tests).
+    running: Arc<AtomicUsize>,
+    computed: Arc<AtomicU64>,
     /// Verified against when the username is unknown, so that costs what a wrong password
     /// costs and response times do not reveal which usernames exist.
     dummy_hash: Arc<str>,
@@ -40,6 +44,8 @@ impl Passwords {
         let dummy_hash = hash_now("solotab dummy password, never valid")?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            running: Arc::default(),
+            computed: Arc::default(),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -70,19 +76,39 @@ impl Passwords {
         Ok(known && matches)
     }
 
+    /// How many hashes are being computed right now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// How many hashes (and verifications) have been computed since start.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::SeqCst)
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        // The semaphore is never closed, so acquire only fails if it were.
-        let _permit = self
-            .permits
-            .acquire()
+        // The permit is owned by the blocking closure, not by this future: a caller that gives
+        // up (a client hanging up mid-login) drops the future, but the hash keeps running on
+        // the blocking pool and must keep its place until it is done. The semaphore is never
+        // closed, so acquiring only fails if it were.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| PasswordError::Task)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| PasswordError::Task)
+        let (running, computed) = (self.running.clone(), self.computed.clone());
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            running.fetch_add(1, Ordering::SeqCst);
+            let done = work();
+            running.fetch_sub(1, Ordering::SeqCst);
+            computed.fetch_add(1, Ordering::SeqCst);
+            done
+        })
+        .await
+        .map_err(|_| PasswordError::Task)
     }
 }
 
@@ -123,6 +149,28 @@ mod tests {
             passwords.hash("correct horse".into()).await.unwrap(),
             "salted"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_that_give_up_never_push_hashing_past_the_limit() {
+        let passwords = Passwords::new(1).unwrap();
+        let hash = passwords.hash("correct horse".into()).await.unwrap();
+        // Attackers' logins, each abandoned after a few milliseconds (a client hanging up).
+        for _ in 0..16 {
+            let (passwords, hash) = (passwords.clone(), hash.clone());
+            tokio::spawn(async move {
+                let verify = passwords.verify("wrong".into(), Some(hash));
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(2), verify).await;
+            });
+        }
+        let mut peak = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1_500);
+        while std::time::Instant::now() < deadline {
+            peak = peak.max(passwords.running());
+            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+        }
+        assert!(peak >= 1, "the sampling saw no hash at all");
+        assert_eq!(peak, 1, "more hashes ran at once than --hash-concurrency allows");
     }
 
     #[tokio::test]
