@@ -351,3 +351,19 @@ async fn racing_logins_over_http_leave_exactly_one_uid_accepted() {
     }
     assert_eq!(accepted, 1, "exactly one of 64 racing logins stays active");
 }
+
+#[tokio::test]
+async fn register_costs_one_hash_whether_the_name_is_free_or_taken() {
+    let app = spawn_app().await;
+    let hashes = || app.state.passwords.computed();
+    let before = hashes();
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let free = hashes() - before;
+    let before = hashes();
+    app.register("ANN")
+        .await
+        .assert_error(StatusCode::CONFLICT, "username_taken");
+    let taken = hashes() - before;
+    assert_eq!(free, 1);
+    assert_eq!(taken, free, "a taken name must cost what a free one costs");
+}

@@ -27,15 +27,8 @@ pub(super) async fn register(
         .map_err(ApiError::InvalidInput)?
         .to_owned();
     app::rules::password(&creds.password).map_err(ApiError::InvalidInput)?;
-    // Cheap early answer for the common case; the store's unique key decides races.
-    if state
-        .accounts
-        .find(&app::rules::username_key(&username))
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::UsernameTaken);
-    }
+    // Always hash first, then let the store's unique key decide: a taken name costs what a
+    // free one costs, so the time of the answer does not tell which names exist.
     let hash = state.passwords.hash(creds.password).await?;
     match state
         .accounts
