@@ -170,7 +170,10 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_micros(500)).await;
         }
         assert!(peak >= 1, "the sampling saw no hash at all");
-        assert_eq!(peak, 1, "more hashes ran at once than --hash-concurrency allows");
+        assert_eq!(
+            peak, 1,
+            "more hashes ran at once than --hash-concurrency allows"
+        );
     }
 
     #[tokio::test]

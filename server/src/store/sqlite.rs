@@ -26,6 +26,7 @@ use crate::uid::Uid;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_accounts_and_sessions.sql"),
     include_str!("../../migrations/0002_devices.sql"),
+    include_str!("../../migrations/0003_one_active_session_per_account.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ impl SqliteStore {
             })?;
         }
         let lock = lock_path(path);
-        let lock_file = OpenOptions::new()
+        let lock_file = private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -98,6 +99,18 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         };
+        // A new database is created readable by its owner alone; SQLite gives the -wal and
+        // -shm files the database file's permissions.
+        match private_file().write(true).create_new(true).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(OpenError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
         let mut conn = Connection::open(path).map_err(sqlite_err)?;
         // WAL + synchronous=FULL: a commit is on disk before the call returns, so a 200 that
         // follows it survives kill -9 and power loss alike.
@@ -151,6 +164,14 @@ impl SqliteStore {
     }
 }
 
+/// Options for a file only its owner may read or write (0600 on Unix).
+fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// The lock file beside the database: `solotab.db` -> `solotab.db.lock`.
 fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -183,6 +204,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
         tx.commit().map_err(sqlite_err)?;
     }
     Ok(())
+}
+
+/// Only the username's own UNIQUE key means "taken"; any other constraint is a fault.
+fn is_taken_username(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(e, Some(message))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                && message.contains("accounts.username_key")
+    )
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -386,11 +417,7 @@ impl AccountStore for SqliteStore {
                 );
                 match result {
                     Ok(_) => Ok(Some(AccountId(conn.last_insert_rowid()))),
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        Ok(None)
-                    }
+                    Err(e) if is_taken_username(&e) => Ok(None),
                     Err(e) => Err(backend(e)),
                 }
             })
@@ -499,5 +526,136 @@ impl DeviceStore for SqliteStore {
             Ok(removed as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_and_its_companions_are_private_to_their_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solotab.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let id = store
+                .create("ann", "h", UnixMillis::from_millis(1))
+                .await
+                .unwrap();
+            let session = ActiveSession {
+                account: id,
+                username: "ann".into(),
+                issued_at: UnixMillis::from_millis(2),
+                origin: LoginOrigin {
+                    user_agent: None,
+                    ip: "127.0.0.1".parse().unwrap(),
+                },
+            };
+            store.claim(Uid::generate(), &session).await.unwrap();
+        });
+        #[cfg(unix)]
+        for name in [
+            "solotab.db",
+            "solotab.db-wal",
+            "solotab.db-shm",
+            "solotab.db.lock",
+        ] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{name} is readable by others: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn the_database_itself_refuses_a_second_active_session_of_an_account() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let conn = store.conn.lock().unwrap();
+        conn.execute_batch(
+            "INSERT INTO accounts (id, username, username_key, password_hash, created_at)
+             VALUES (1, 'ann', 'ann', 'h', 0);
+             INSERT INTO sessions (uid, account_id, issued_at, ip)
+             VALUES (zeroblob(16), 1, 1, '127.0.0.1');",
+        )
+        .unwrap();
+        let second = conn.execute(
+            "INSERT INTO sessions (uid, account_id, issued_at, ip)
+             VALUES (randomblob(16), 1, 2, '127.0.0.1')",
+            [],
+        );
+        assert!(
+            second.is_err(),
+            "two active rows for one account were stored"
+        );
+        // Ended rows are history and may be many.
+        conn.execute(
+            "INSERT INTO sessions (uid, account_id, issued_at, ip, ended_at, end_reason)
+             VALUES (randomblob(16), 1, 0, '127.0.0.1', 1, 'logged_out')",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn only_the_usernames_unique_key_means_taken() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON accounts
+                 WHEN NEW.username = 'trap' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let created = runtime.block_on(store.create("trap", "h", UnixMillis::from_millis(1)));
+        assert!(
+            matches!(created, Err(CreateAccountError::Store(_))),
+            "another constraint's failure was reported as a taken name: {created:?}"
+        );
+    }
+
+    #[test]
+    fn a_database_of_the_previous_version_migrates_and_keeps_its_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solotab.db");
+        let uid = Uid::generate();
+        {
+            // What the previous release left on disk: its two migrations and some data.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO accounts (id, username, username_key, password_hash, created_at)
+                 VALUES (1, 'ann', 'ann', 'h', 0);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO sessions (uid, account_id, issued_at, ip) VALUES (?1, 1, 5, '::1')",
+                [uid.as_bytes().as_slice()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let snapshot = runtime
+            .block_on(store.load(UnixMillis::from_millis(0)))
+            .unwrap();
+        assert_eq!(snapshot.active.len(), 1);
+        assert_eq!(snapshot.active[0].0, uid);
+        let version: i64 = store
+            .conn
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 }
