@@ -32,6 +32,14 @@ pub use watch::{MAX_WATCHES_PER_UID, Watch};
 /// How long superseded and logged-out UIDs are remembered by default.
 pub const DEFAULT_HISTORY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// At most this many ended UIDs are remembered per account; older ones answer `unknown_uid`.
+/// Without a bound, one account looping logins would grow memory and disk without limit.
+pub const MAX_ENDED_PER_ACCOUNT: usize = 32;
+
+/// Pruning removes expired UIDs from memory this many at a time, so that checks, which need
+/// the read lock, never wait for a whole sweep.
+const PRUNE_BATCH: usize = 1024;
+
 /// Why a UID is not accepted. Policies to come (timeouts, forced sign-out, deny-new) add
 /// variants here, and every layer above maps them to the wire by matching on this type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,16 +103,18 @@ struct Sessions {
     ended: HashMap<Uid, EndedSession>,
     /// How many active sessions each account has (accounts with none are absent).
     active_per_account: HashMap<AccountId, u32>,
+    /// How many ended sessions each account has in `ended` (accounts with none are absent).
+    ended_per_account: HashMap<AccountId, usize>,
 }
 
 impl Sessions {
     fn new(active: Vec<(Uid, ActiveSession)>, ended: Vec<(Uid, EndedSession)>) -> Self {
-        let mut sessions = Self {
-            ended: ended.into_iter().collect(),
-            ..Self::default()
-        };
+        let mut sessions = Self::default();
         for (uid, session) in active {
             sessions.start(uid, session);
+        }
+        for (uid, session) in ended {
+            sessions.remember(uid, session);
         }
         sessions
     }
@@ -131,15 +141,42 @@ impl Sessions {
     }
 
     fn end(&mut self, uid: Uid, ended: EndedSession) {
-        if let Some(session) = self.active.remove(&uid)
-            && let Some(count) = self.active_per_account.get_mut(&session.account)
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.active_per_account.remove(&session.account);
-            }
+        if let Some(session) = self.active.remove(&uid) {
+            decrement(&mut self.active_per_account, session.account);
         }
-        self.ended.insert(uid, ended);
+        self.remember(uid, ended);
+    }
+
+    fn remember(&mut self, uid: Uid, ended: EndedSession) {
+        let account = ended.account;
+        if self.ended.insert(uid, ended).is_none() {
+            *self.ended_per_account.entry(account).or_default() += 1;
+        }
+    }
+
+    fn forget(&mut self, uid: &Uid) {
+        if let Some(ended) = self.ended.remove(uid) {
+            decrement(&mut self.ended_per_account, ended.account);
+        }
+    }
+}
+
+/// Counts down `key`, removing it at zero, so that the maps hold only accounts that count.
+fn decrement<C: Copy + PartialEq + std::ops::SubAssign + From<u8>>(
+    counts: &mut HashMap<AccountId, C>,
+    key: AccountId,
+) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count -= C::from(1);
+        if *count == C::from(0) {
+            counts.remove(&key);
+        }
+    }
+}
+
+impl Sessions {
+    fn ended_count(&self, account: AccountId) -> usize {
+        self.ended_per_account.get(&account).copied().unwrap_or(0)
     }
 }
 
@@ -245,6 +282,7 @@ impl Registry {
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));
             }
+            this.bound_history(account).await;
             Ok(Some(Claimed {
                 uid,
                 session,
@@ -278,6 +316,7 @@ impl Registry {
             };
             this.write().end(uid, ended.clone());
             this.watchers.ended(&uid, Rejection::of(&ended));
+            this.bound_history(ended.account).await;
             Ok(ended)
         })
         .await
@@ -285,11 +324,52 @@ impl Registry {
     }
 
     /// Forgets sessions that ended before `ended_before`, in the store and in memory.
+    ///
+    /// Memory is swept in batches: each takes the write lock for [`PRUNE_BATCH`] removals
+    /// only, so checks go on between them however large the history.
     pub async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
         let _write = self.writes.lock().await;
         let removed = self.store.prune(ended_before).await?;
-        self.write().ended.retain(|_, e| e.ended_at >= ended_before);
+        let expired: Vec<Uid> = self
+            .read()
+            .ended
+            .iter()
+            .filter(|(_, e)| e.ended_at < ended_before)
+            .map(|(uid, _)| *uid)
+            .collect();
+        for batch in expired.chunks(PRUNE_BATCH) {
+            let mut sessions = self.write();
+            for uid in batch {
+                sessions.forget(uid);
+            }
+        }
         Ok(removed)
+    }
+
+    /// Keeps at most [`MAX_ENDED_PER_ACCOUNT`] ended UIDs of `account`, in the store and in
+    /// memory. Called with the write mutex held; costs no I/O until the bound is passed.
+    ///
+    /// A failure here is only logged: the claim or release before it has committed and must
+    /// be answered, and the next one of the account tries again.
+    async fn bound_history(&self, account: AccountId) {
+        if self.read().ended_count(account) <= MAX_ENDED_PER_ACCOUNT {
+            return;
+        }
+        match self
+            .store
+            .forget_oldest(account, MAX_ENDED_PER_ACCOUNT)
+            .await
+        {
+            Ok(forgotten) => {
+                let mut sessions = self.write();
+                for uid in &forgotten {
+                    sessions.forget(uid);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "bounding an account's history failed; will retry")
+            }
+        }
     }
 
     /// How many sessions are active and remembered (for logs and metrics).

@@ -235,6 +235,30 @@ on_every_store! {
         assert!(reg.check(&plain.uid).is_ok());
     }
 
+    an_account_looping_logins_keeps_a_bounded_history: |reg| {
+        let mut uids = Vec::new();
+        for n in 0..(MAX_ENDED_PER_ACCOUNT + 8) {
+            uids.push(reg.claim(ANN, "ann".into(), origin(n as u8)).await.unwrap().uid);
+            // Distinct instants, so that "oldest" is also "first".
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let bob = reg.claim(BOB, "bob".into(), origin(1)).await.unwrap();
+        assert_eq!(reg.counts(), (2, MAX_ENDED_PER_ACCOUNT), "memory is bounded");
+        // The newest ended UIDs still say why; the oldest are forgotten.
+        let (forgotten, kept) = uids.split_at(uids.len() - 1 - MAX_ENDED_PER_ACCOUNT);
+        for uid in forgotten {
+            assert_eq!(reg.check(uid).unwrap_err().rejection, Rejection::Unknown);
+        }
+        for uid in &kept[..MAX_ENDED_PER_ACCOUNT] {
+            assert!(matches!(reg.check(uid).unwrap_err().rejection, Rejection::Superseded { .. }));
+        }
+        assert!(reg.check(kept.last().unwrap()).is_ok());
+        assert!(reg.check(&bob.uid).is_ok());
+        // And so is the store: a reload finds the same bounded history.
+        let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
+        assert_eq!(reloaded.counts(), (2, MAX_ENDED_PER_ACCOUNT));
+    }
+
     racing_logins_leave_exactly_one_uid_accepted: |reg| {
         let tasks: Vec<_> = (0..64u8)
             .map(|n| {

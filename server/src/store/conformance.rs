@@ -121,6 +121,34 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn forget_oldest_keeps_the_newest_ended_sessions_of_that_account_only() {
+                let store = with_accounts($make).await;
+                let mut ann = Vec::new();
+                for n in 0..6u16 {
+                    let uid = Uid::generate();
+                    store.claim(uid, &session(1, 10 * i64::from(n) + 10, n)).await.unwrap();
+                    ann.push(uid);
+                }
+                let bob = Uid::generate();
+                store.claim(bob, &session(2, 5, 9)).await.unwrap();
+                store.release(bob, UnixMillis::from_millis(6)).await.unwrap();
+                // ann: 5 ended (ann[0..5], ended at 20..=60), 1 active (ann[5]).
+                let mut forgotten = store.forget_oldest(AccountId(1), 2).await.unwrap();
+                forgotten.sort_by_key(|u| *u.as_bytes());
+                let mut expected = ann[..3].to_vec();
+                expected.sort_by_key(|u| *u.as_bytes());
+                assert_eq!(forgotten, expected, "the three oldest ended sessions go");
+                let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
+                let mut ended: Vec<_> = snap.ended.iter().map(|(u, _)| *u).collect();
+                ended.sort_by_key(|u| *u.as_bytes());
+                let mut kept = vec![ann[3], ann[4], bob];
+                kept.sort_by_key(|u| *u.as_bytes());
+                assert_eq!(ended, kept, "other accounts' history is untouched");
+                assert_eq!(snap.active.len(), 1, "active sessions are never forgotten");
+                assert!(store.forget_oldest(AccountId(1), 2).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
             async fn usernames_are_unique_without_regard_to_case() {
                 let store = with_accounts($make).await;
                 assert!(matches!(

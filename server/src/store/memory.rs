@@ -111,6 +111,26 @@ impl SessionStore for MemoryStore {
         inner.ended.retain(|_, e| e.ended_at >= ended_before);
         Ok((before - inner.ended.len()) as u64)
     }
+
+    async fn forget_oldest(&self, account: AccountId, keep: usize) -> Result<Vec<Uid>, StoreError> {
+        let mut inner = self.lock();
+        let mut ended: Vec<(Uid, UnixMillis)> = inner
+            .ended
+            .iter()
+            .filter(|(_, e)| e.account == account)
+            .map(|(u, e)| (*u, e.ended_at))
+            .collect();
+        // Newest first; ties broken by UID so that the choice is the same every time.
+        ended.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+        });
+        let forgotten: Vec<Uid> = ended.into_iter().skip(keep).map(|(u, _)| u).collect();
+        for uid in &forgotten {
+            inner.ended.remove(uid);
+        }
+        Ok(forgotten)
+    }
 }
 
 #[async_trait]

@@ -102,6 +102,10 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// Forgets ended sessions that ended before `ended_before`; returns how many.
     async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError>;
+
+    /// Forgets all but the `keep` most recently ended sessions of `account` (active ones are
+    /// never touched); returns the UIDs it forgot. Bounds the history one account can grow.
+    async fn forget_oldest(&self, account: AccountId, keep: usize) -> Result<Vec<Uid>, StoreError>;
 }
 
 /// A stored account.

@@ -396,6 +396,29 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+
+    async fn forget_oldest(&self, account: AccountId, keep: usize) -> Result<Vec<Uid>, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "DELETE FROM sessions
+                     WHERE account_id = ?1 AND ended_at IS NOT NULL AND uid NOT IN (
+                         SELECT uid FROM sessions
+                         WHERE account_id = ?1 AND ended_at IS NOT NULL
+                         ORDER BY ended_at DESC, uid ASC
+                         LIMIT ?2)
+                     RETURNING uid",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![account.0, keep], |row| row.get::<_, Vec<u8>>(0))
+                .map_err(backend)?;
+            rows.map(|bytes| uid_from_column(bytes.map_err(backend)?))
+                .collect()
+        })
+        .await
+    }
 }
 
 #[async_trait]
