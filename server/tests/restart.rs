@@ -232,3 +232,81 @@ async fn a_second_server_on_the_same_file_exits_at_once_with_a_clear_message() {
     assert_eq!(response.status(), StatusCode::OK);
     first.kill_9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_in_the_middle_of_logins_loses_no_answered_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("solotab.db");
+    let first = start(&db);
+    const ACCOUNTS: usize = 6;
+    const PER_ACCOUNT: usize = 8;
+    for a in 0..ACCOUNTS {
+        let (status, _) = first
+            .post(
+                "/api/register",
+                json!({"username": format!("acct{a}"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    // Many logins at once; the server is killed once a third of them have been answered.
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    let client = reqwest::Client::new();
+    for n in 0..ACCOUNTS * PER_ACCOUNT {
+        let (client, base, answers) = (client.clone(), first.base.clone(), answers.clone());
+        tokio::spawn(async move {
+            let account = n % ACCOUNTS;
+            let reply = client
+                .post(format!("{base}/api/login"))
+                .json(&json!({"username": format!("acct{account}"), "password": PASSWORD}))
+                .send()
+                .await;
+            if let Ok(reply) = reply
+                && reply.status() == StatusCode::OK
+                && let Ok(body) = reply.json::<Value>().await
+            {
+                let _ = answers.send((account, body["uid"].as_str().unwrap().to_owned()));
+            }
+        });
+    }
+    drop(answers);
+    let mut acknowledged = Vec::new();
+    while let Some(answer) = answered.recv().await {
+        acknowledged.push(answer);
+        if acknowledged.len() == ACCOUNTS * PER_ACCOUNT / 3 {
+            // SIGKILL while the other logins are still in flight.
+            let pid = first.child.id().to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-9", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+    }
+    first.kill_9();
+    assert!(
+        acknowledged.len() < ACCOUNTS * PER_ACCOUNT,
+        "the kill came after every login had finished: nothing was in flight"
+    );
+
+    let second = start(&db);
+    let mut active_per_account = [0; ACCOUNTS];
+    for (account, uid) in &acknowledged {
+        let (status, body) = second.me(uid).await;
+        match status {
+            StatusCode::OK => active_per_account[*account] += 1,
+            _ => assert_eq!(
+                body["error"], "superseded",
+                "an answered login was lost: {body}"
+            ),
+        }
+    }
+    assert!(
+        active_per_account.iter().all(|&n| n <= 1),
+        "one account has two active tabs after the restart: {active_per_account:?}"
+    );
+    second.kill_9();
+}

@@ -595,6 +595,23 @@ mod tests {
     }
 
     #[test]
+    fn commits_are_durable_wal_with_synchronous_full() {
+        // What "a 200 survives kill -9 and power loss" relies on; a kill -9 test alone would
+        // pass with synchronous=OFF, since the page cache outlives the process.
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("solotab.db")).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "synchronous must be FULL (2)");
+    }
+
+    #[test]
     fn the_database_itself_refuses_a_second_active_session_of_an_account() {
         let store = SqliteStore::open_in_memory().unwrap();
         let conn = store.conn.lock().unwrap();
