@@ -1,9 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use leptos::config::{LeptosOptions, get_configuration};
 use solotab::config::Config;
-use solotab::{http, site, startup};
+use solotab::startup;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -23,10 +22,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    let options = leptos_options().map_err(|e| format!("invalid Leptos configuration: {e}"))?;
+    let options =
+        startup::leptos_options().map_err(|e| format!("invalid Leptos configuration: {e}"))?;
     let addr = config.addr.unwrap_or(options.site_addr);
     let state = startup::state(&config).await.map_err(|e| e.to_string())?;
-    let router = site::router(options).merge(http::router(state.clone()));
+    let router = startup::app(options, state.clone());
     let listener = startup::bind(addr).await.map_err(|e| e.to_string())?;
     startup::serve(
         listener,
@@ -37,19 +37,4 @@ async fn run(config: Config) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("server error: {e}"))
-}
-
-/// cargo-leptos passes the site's settings as LEPTOS_* variables; a binary started on its
-/// own (tests, a plain `target/debug/server`) falls back to the workspace defaults.
-fn leptos_options() -> Result<LeptosOptions, String> {
-    if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
-        return get_configuration(None)
-            .map(|conf| conf.leptos_options)
-            .map_err(|e| e.to_string());
-    }
-    Ok(LeptosOptions::builder()
-        .output_name("solotab")
-        .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))
-        .site_pkg_dir("pkg")
-        .build())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use leptos::config::{LeptosOptions, get_configuration};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -51,6 +52,26 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         channels: Channels::new(config.ping_every()),
         origins: AllowedOrigins::new(config.allowed_origins.iter().cloned()),
     })
+}
+
+/// Everything the binary serves: the Leptos site and the API, one router.
+pub fn app(options: LeptosOptions, state: AppState) -> Router {
+    crate::site::router(options).merge(crate::http::router(state))
+}
+
+/// cargo-leptos passes the site's settings as LEPTOS_* variables; a binary started on its
+/// own (tests, a plain `target/debug/server`) falls back to the workspace defaults.
+pub fn leptos_options() -> Result<LeptosOptions, String> {
+    if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
+        return get_configuration(None)
+            .map(|conf| conf.leptos_options)
+            .map_err(|e| e.to_string());
+    }
+    Ok(LeptosOptions::builder()
+        .output_name("solotab")
+        .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))
+        .site_pkg_dir("pkg")
+        .build())
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -377,3 +377,18 @@ async fn register_costs_one_hash_whether_the_name_is_free_or_taken() {
     assert_eq!(free, 1);
     assert_eq!(taken, free, "a taken name must cost what a free one costs");
 }
+
+#[tokio::test]
+async fn the_tests_run_against_the_full_router_the_binary_serves() {
+    let app = spawn_app().await;
+    // The site is there: the login page is server-rendered HTML (not an API answer).
+    let page = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let content_type = page.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(page.text().await.unwrap().contains("Sign in"));
+    // And the API's own rules still hold under it: JSON 404, no-store (checked by `send`).
+    app.call(Method::GET, "/api/nothing-here", None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use solotab::config::Config;
 use solotab::http::AppState;
-use solotab::{http, startup};
+use solotab::startup;
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -52,7 +52,8 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let state = startup::state(&config).await.unwrap();
     let listener = startup::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let router = http::router(state.clone());
+    // The router the binary serves: site, API, headers and limits.
+    let router = startup::app(startup::leptos_options().unwrap(), state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let served = tokio::spawn({
         let state = state.clone();
