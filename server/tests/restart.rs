@@ -310,3 +310,47 @@ async fn kill_9_in_the_middle_of_logins_loses_no_answered_login() {
     );
     second.kill_9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_requests_writes_a_handful_of_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("solotab.db"));
+    let client = reqwest::Client::new();
+    let unknown = "6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10";
+    for n in 0..600 {
+        let mut request = client.get(format!("{}/api/me", server.base));
+        if n % 2 == 0 {
+            request = request.header("x-tab-uid", unknown);
+        }
+        assert_eq!(
+            request.send().await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // One more after the window: it brings the summary of what was not logged line by line.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let last = client
+        .get(format!("{}/api/me", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.status(), StatusCode::UNAUTHORIZED);
+    let logs = server.kill_9();
+    let rejected = logs
+        .iter()
+        .filter(|l| l.contains("request rejected"))
+        .count();
+    assert!(
+        (2..=12).contains(&rejected),
+        "{rejected} lines for 601 refused requests:\n{}",
+        logs.join("\n")
+    );
+    let summary = logs
+        .iter()
+        .find(|l| l.contains("refused more requests than were logged"))
+        .unwrap_or_else(|| panic!("no summary line:\n{}", logs.join("\n")));
+    assert!(
+        summary.contains("unknown_uid=") && summary.contains("missing_uid="),
+        "{summary}"
+    );
+}

@@ -116,7 +116,9 @@ async fn serve(mut socket: WebSocket, registry: Registry, channels: Channels) {
     let goodbye = match close {
         Close::Ended(refusal) => {
             let body = refusal.body();
-            tracing::info!(code = body.error.as_str(), "channel told its tab it ended");
+            if super::refusal_log::first_of_its_kind("channel ended") {
+                tracing::info!(code = body.error.as_str(), "channel told its tab it ended");
+            }
             if let Ok(text) = serde_json::to_string(&ChannelEvent::Ended(body)) {
                 let _ = socket.send(Message::Text(text.into())).await;
             }
@@ -124,7 +126,9 @@ async fn serve(mut socket: WebSocket, registry: Registry, channels: Channels) {
         }
         Close::Restarting => frame(close_code::RESTARTING, "server restarting"),
         Close::Policy(reason) => {
-            tracing::info!(reason, "channel closed");
+            if super::refusal_log::first_of_its_kind("channel refused") {
+                tracing::info!(reason, "channel closed");
+            }
             frame(close_code::POLICY, reason)
         }
         Close::Gone => return,

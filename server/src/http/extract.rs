@@ -8,6 +8,7 @@ use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 
 use super::error::{ApiError, TabRefusal};
+use super::refusal_log;
 use crate::registry::Registry;
 use crate::store::{ActiveSession, LoginOrigin};
 use crate::uid::Uid;
@@ -38,11 +39,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let registry = Registry::from_ref(state);
         let refuse = |refusal: TabRefusal, username: Option<&str>| {
-            tracing::info!(
-                code = refusal.code().as_str(),
-                account = username,
-                "request rejected"
-            );
+            let code = refusal.code().as_str();
+            if refusal_log::first_of_its_kind(code) {
+                tracing::info!(code, account = username, "request rejected");
+            }
             ApiError::Refused(refusal)
         };
         let mut values = parts.headers.get_all(TAB_UID_HEADER).iter();

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use super::refusal_log;
 use super::{
     ActiveTab, ApiError, ApiJson, AppState, DeviceCookie, SameOrigin, SetDeviceCookie, TabRefusal,
 };
@@ -63,7 +64,9 @@ pub(super) async fn login(
         app::rules::username(&creds.username),
         app::rules::password(&creds.password),
     ) else {
-        tracing::info!("login failed: credentials break the input rules");
+        if refusal_log::first_of_its_kind("invalid_credentials") {
+            tracing::info!("login failed: credentials break the input rules");
+        }
         return Err(ApiError::InvalidCredentials);
     };
     let account = state.accounts.find(&app::rules::username_key(name)).await?;
@@ -71,7 +74,9 @@ pub(super) async fn login(
     let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
     let verified = state.passwords.verify(creds.password, stored_hash).await?;
     let Some(account) = account.filter(|_| verified) else {
-        tracing::info!(account = %name, "login failed: invalid credentials");
+        if refusal_log::first_of_its_kind("invalid_credentials") {
+            tracing::info!(account = %name, "login failed: invalid credentials");
+        }
         return Err(ApiError::InvalidCredentials);
     };
     let device = state.devices.issue(account.id).await?;

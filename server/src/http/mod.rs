@@ -24,6 +24,7 @@ mod error;
 mod extract;
 mod handlers;
 mod origin;
+mod refusal_log;
 
 use handlers::{device, healthz, login, logout, me, premium, register, use_here};
 

@@ -52,7 +52,9 @@ where
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let origin = header(ORIGIN).ok_or(ApiError::CrossSite)?;
         if !AllowedOrigins::from_ref(state).allows(origin, header(HOST)) {
-            tracing::info!(origin, "cross-site request refused");
+            if super::refusal_log::first_of_its_kind("cross_site") {
+                tracing::info!(origin, "cross-site request refused");
+            }
             return Err(ApiError::CrossSite);
         }
         Ok(SameOrigin)
