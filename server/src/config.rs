@@ -51,6 +51,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub ping_secs: u64,
 
+    /// Never tell a superseded tab the IP address of the login that took over (it is told
+    /// the time, and for a day the browser; see SECURITY.md).
+    #[arg(long, env = "SOLOTAB_HIDE_SUPERSEDED_IP")]
+    pub hide_superseded_ip: bool,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
@@ -93,6 +98,7 @@ mod tests {
             "SOLOTAB_DEVICE_DAYS",
             "SOLOTAB_ALLOWED_ORIGINS",
             "SOLOTAB_PING_SECS",
+            "SOLOTAB_HIDE_SUPERSEDED_IP",
             "SOLOTAB_LOG",
         ] {
             assert!(help.contains(var), "--help does not mention {var}:\n{help}");

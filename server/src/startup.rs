@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::device::Devices;
-use crate::http::{AllowedOrigins, AppState, Channels};
+use crate::http::{AllowedOrigins, AppState, Channels, Disclosure};
 use crate::passwords::{PasswordError, Passwords};
 use crate::registry::Registry;
 use crate::store::{OpenError, SqliteStore, StoreError};
@@ -51,6 +51,9 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         passwords: Passwords::new(config.hash_concurrency())?,
         channels: Channels::new(config.ping_every()),
         origins: AllowedOrigins::new(config.allowed_origins.iter().cloned()),
+        disclosure: Disclosure {
+            hide_ip: config.hide_superseded_ip,
+        },
     })
 }
 

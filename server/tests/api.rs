@@ -392,3 +392,16 @@ async fn the_tests_run_against_the_full_router_the_binary_serves() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn with_hide_superseded_ip_the_old_tab_is_not_told_the_newer_logins_address() {
+    let app = common::spawn_app_with(&["--hide-superseded-ip"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let old = app.login_as("ann", CHROME).await;
+    app.login_as("ann", FIREFOX).await;
+    let reply = app.get_with_uid("/api/me", &old).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    assert!(reply.body["superseded_at"].is_string());
+    assert_eq!(reply.body["user_agent"], FIREFOX);
+    assert!(reply.body.get("ip").is_none(), "{}", reply.body);
+}

@@ -22,6 +22,7 @@ pub fn SupersededNotice(
             let _ = alert.focus();
         }
     });
+    let known_browser = user_agent.is_some();
     let browser = browser_summary(user_agent.as_deref());
     let sign_in_again = move |_| {
         session.sign_out(None);
@@ -33,9 +34,12 @@ pub fn SupersededNotice(
             <h1 id="superseded-title">"This tab is no longer active"</h1>
             <p>
                 "Your account " <strong>{username}</strong> " was signed in elsewhere at "
-                <time datetime=at.clone()>{local_time(&at)}</time> ", from "
-                <strong class="superseded-browser">{browser}</strong>
-                // Until the server has confirmed (another tab's word only), the IP is unknown.
+                <time datetime=at.clone()>{local_time(&at)}</time>
+                // The server tells who took over only for a while (and the IP only if the
+                // site allows it); another tab's word alone never includes the IP.
+                {known_browser.then(|| view! {
+                    ", from " <strong class="superseded-browser">{browser}</strong>
+                })}
                 {ip.map(|ip| view! { " at " <strong class="superseded-ip">{ip}</strong> })}
                 "."
             </p>

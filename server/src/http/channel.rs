@@ -21,8 +21,9 @@ use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{ApiError, AppState, SameOrigin, TabRefusal};
+use super::{ApiError, AppState, Disclosure, SameOrigin, TabRefusal};
 use crate::registry::{Registry, WatchRefused};
+use crate::time::UnixMillis;
 use crate::uid::Uid;
 
 /// The largest message a tab may send (a hello is under 100 bytes).
@@ -78,7 +79,7 @@ pub(super) async fn channel(
     if channels.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
-    let registry = state.registry.clone();
+    let (registry, disclosure) = (state.registry.clone(), state.disclosure);
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -88,7 +89,7 @@ pub(super) async fn channel(
         .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
             let tasks = channels.tasks.clone();
-            tasks.track_future(serve(socket, registry, channels))
+            tasks.track_future(serve(socket, registry, channels, disclosure))
         }))
 }
 
@@ -102,7 +103,12 @@ enum Close {
     Gone,
 }
 
-async fn serve(mut socket: WebSocket, registry: Registry, channels: Channels) {
+async fn serve(
+    mut socket: WebSocket,
+    registry: Registry,
+    channels: Channels,
+    disclosure: Disclosure,
+) {
     let close = tokio::select! {
         close = run(&mut socket, &registry, &channels) => close,
         () = channels.shutdown.cancelled() => Close::Restarting,
@@ -115,7 +121,7 @@ async fn serve(mut socket: WebSocket, registry: Registry, channels: Channels) {
     };
     let goodbye = match close {
         Close::Ended(refusal) => {
-            let body = refusal.body();
+            let body = refusal.body(disclosure, UnixMillis::now());
             if super::refusal_log::first_of_its_kind("channel ended") {
                 tracing::info!(code = body.error.as_str(), "channel told its tab it ended");
             }

@@ -1,5 +1,7 @@
 //! The HTTP edge's one error type: every failure becomes a status and a stable JSON code.
 
+use std::time::Duration;
+
 use app::contract::{ErrorBody, ErrorCode};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -9,6 +11,18 @@ use axum::response::{IntoResponse, Response};
 use crate::passwords::PasswordError;
 use crate::registry::Rejection;
 use crate::store::StoreError;
+use crate::time::UnixMillis;
+
+/// How long after a takeover the superseded tab is shown who took over (browser, IP).
+/// Later, a holder of the old UID (a thief included) learns only when it happened.
+pub const SUPERSEDED_DETAILS_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What a refusal may tell about the login that took over (see SECURITY.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Disclosure {
+    /// Never show the newer login's IP address.
+    pub hide_ip: bool,
+}
 
 /// Why a protected request's tab UID was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +34,9 @@ pub enum TabRefusal {
 
 impl TabRefusal {
     /// The body of the 401, and of the push channel's `ended` message: the one place a
-    /// refusal becomes words on the wire.
-    pub fn body(&self) -> ErrorBody {
+    /// refusal becomes words on the wire. Who took over is told only within
+    /// [`SUPERSEDED_DETAILS_FOR`] of the takeover, and the IP not at all if `disclosure` hides it.
+    pub fn body(&self, disclosure: Disclosure, now: UnixMillis) -> ErrorBody {
         let message = match self {
             TabRefusal::Missing => {
                 "This request needs the tab's UID in the x-tab-uid header. Sign in first.".into()
@@ -43,8 +58,10 @@ impl TabRefusal {
         let mut body = error_body(self.code(), message);
         if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = self {
             body.superseded_at = Some(at.to_rfc3339());
-            body.user_agent.clone_from(&by.user_agent);
-            body.ip = Some(by.ip.to_string());
+            if now.minus(SUPERSEDED_DETAILS_FOR) <= *at {
+                body.user_agent.clone_from(&by.user_agent);
+                body.ip = (!disclosure.hide_ip).then(|| by.ip.to_string());
+            }
         }
         body
     }
@@ -72,7 +89,7 @@ fn error_body(code: ErrorCode, message: String) -> ErrorBody {
 
 #[derive(Debug)]
 pub enum ApiError {
-    Refused(TabRefusal),
+    Refused(TabRefusal, Disclosure),
     InvalidCredentials,
     /// No valid device cookie for "Use here".
     NoDevice,
@@ -118,7 +135,10 @@ impl ApiError {
     fn parts(self) -> (StatusCode, ErrorBody) {
         let body = error_body;
         match self {
-            ApiError::Refused(refusal) => (StatusCode::UNAUTHORIZED, refusal.body()),
+            ApiError::Refused(refusal, disclosure) => (
+                StatusCode::UNAUTHORIZED,
+                refusal.body(disclosure, UnixMillis::now()),
+            ),
             ApiError::NoDevice => (
                 StatusCode::UNAUTHORIZED,
                 body(
@@ -212,5 +232,45 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.parts();
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::store::LoginOrigin;
+
+    fn superseded(at: UnixMillis) -> TabRefusal {
+        TabRefusal::Rejected(Rejection::Superseded {
+            at,
+            by: LoginOrigin {
+                user_agent: Some("Firefox/140.0".into()),
+                ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+            },
+        })
+    }
+
+    #[test]
+    fn who_took_over_is_told_for_a_day_and_the_ip_only_if_allowed() {
+        let at = UnixMillis::from_millis(1_795_455_571_123);
+        let soon = UnixMillis::from_millis(at.as_millis() + 60_000);
+        let body = superseded(at).body(Disclosure::default(), soon);
+        assert_eq!(body.user_agent.as_deref(), Some("Firefox/140.0"));
+        assert_eq!(body.ip.as_deref(), Some("192.0.2.7"));
+
+        let hidden = superseded(at).body(Disclosure { hide_ip: true }, soon);
+        assert_eq!(hidden.user_agent.as_deref(), Some("Firefox/140.0"));
+        assert_eq!(hidden.ip, None);
+
+        let a_day_later =
+            UnixMillis::from_millis(at.as_millis() + SUPERSEDED_DETAILS_FOR.as_millis() as i64 + 1);
+        let late = superseded(at).body(Disclosure::default(), a_day_later);
+        assert_eq!(
+            late.superseded_at, body.superseded_at,
+            "when is always told"
+        );
+        assert_eq!((late.user_agent, late.ip), (None, None));
     }
 }

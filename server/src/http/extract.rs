@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts};
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 
-use super::error::{ApiError, TabRefusal};
+use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
 use crate::registry::Registry;
 use crate::store::{ActiveSession, LoginOrigin};
@@ -32,18 +32,20 @@ pub struct ActiveTab {
 impl<S> FromRequestParts<S> for ActiveTab
 where
     Registry: FromRef<S>,
+    Disclosure: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let registry = Registry::from_ref(state);
+        let disclosure = Disclosure::from_ref(state);
         let refuse = |refusal: TabRefusal, username: Option<&str>| {
             let code = refusal.code().as_str();
             if refusal_log::first_of_its_kind(code) {
                 tracing::info!(code, account = username, "request rejected");
             }
-            ApiError::Refused(refusal)
+            ApiError::Refused(refusal, disclosure)
         };
         let mut values = parts.headers.get_all(TAB_UID_HEADER).iter();
         let (Some(value), None) = (values.next(), values.next()) else {

@@ -195,9 +195,10 @@ pub(super) async fn logout(
             Ok((clear, StatusCode::NO_CONTENT))
         }
         // Superseded between the check and the release: answer with that rejection.
-        Err(ReleaseError::Refused(refused)) => {
-            Err(ApiError::Refused(TabRefusal::Rejected(refused.rejection)))
-        }
+        Err(ReleaseError::Refused(refused)) => Err(ApiError::Refused(
+            TabRefusal::Rejected(refused.rejection),
+            state.disclosure,
+        )),
         Err(ReleaseError::Store(e)) => Err(e.into()),
     }
 }

@@ -30,7 +30,7 @@ use handlers::{device, healthz, login, logout, me, premium, register, use_here};
 
 pub use channel::Channels;
 pub use device_cookie::{DeviceCookie, SetDeviceCookie};
-pub use error::{ApiError, TabRefusal};
+pub use error::{ApiError, Disclosure, SUPERSEDED_DETAILS_FOR, TabRefusal};
 pub use extract::{ActiveTab, ApiJson};
 pub use origin::{AllowedOrigins, SameOrigin};
 
@@ -43,11 +43,18 @@ pub struct AppState {
     pub passwords: Passwords,
     pub channels: Channels,
     pub origins: AllowedOrigins,
+    pub disclosure: Disclosure,
 }
 
 impl FromRef<AppState> for Registry {
     fn from_ref(state: &AppState) -> Self {
         state.registry.clone()
+    }
+}
+
+impl FromRef<AppState> for Disclosure {
+    fn from_ref(state: &AppState) -> Self {
+        state.disclosure
     }
 }
 
