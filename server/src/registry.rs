@@ -22,7 +22,7 @@ use crate::store::{
     AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin, SessionStore, StoreError,
 };
 use crate::time::UnixMillis;
-use crate::uid::Uid;
+use crate::uid::{Uid, UidDigest};
 
 mod watch;
 
@@ -65,7 +65,7 @@ pub struct Claimed {
     pub uid: Uid,
     pub session: ActiveSession,
     /// Every session this login ended. Under latest-wins at most one; the type allows several.
-    pub superseded: Vec<(Uid, EndedSession)>,
+    pub superseded: Vec<(UidDigest, EndedSession)>,
 }
 
 /// Why [`Registry::watch`] gave no watch.
@@ -99,8 +99,9 @@ impl Rejection {
 
 #[derive(Debug, Default)]
 struct Sessions {
-    active: HashMap<Uid, ActiveSession>,
-    ended: HashMap<Uid, EndedSession>,
+    // Keyed by digest, as in the store: memory holds no UID either.
+    active: HashMap<UidDigest, ActiveSession>,
+    ended: HashMap<UidDigest, EndedSession>,
     /// How many active sessions each account has (accounts with none are absent).
     active_per_account: HashMap<AccountId, u32>,
     /// How many ended sessions each account has in `ended` (accounts with none are absent).
@@ -108,7 +109,7 @@ struct Sessions {
 }
 
 impl Sessions {
-    fn new(active: Vec<(Uid, ActiveSession)>, ended: Vec<(Uid, EndedSession)>) -> Self {
+    fn new(active: Vec<(UidDigest, ActiveSession)>, ended: Vec<(UidDigest, EndedSession)>) -> Self {
         let mut sessions = Self::default();
         for (uid, session) in active {
             sessions.start(uid, session);
@@ -119,7 +120,7 @@ impl Sessions {
         sessions
     }
 
-    fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
+    fn check(&self, uid: &UidDigest) -> Result<ActiveSession, Refused> {
         if let Some(session) = self.active.get(uid) {
             return Ok(session.clone());
         }
@@ -135,26 +136,26 @@ impl Sessions {
         }
     }
 
-    fn start(&mut self, uid: Uid, session: ActiveSession) {
+    fn start(&mut self, uid: UidDigest, session: ActiveSession) {
         *self.active_per_account.entry(session.account).or_default() += 1;
         self.active.insert(uid, session);
     }
 
-    fn end(&mut self, uid: Uid, ended: EndedSession) {
+    fn end(&mut self, uid: UidDigest, ended: EndedSession) {
         if let Some(session) = self.active.remove(&uid) {
             decrement(&mut self.active_per_account, session.account);
         }
         self.remember(uid, ended);
     }
 
-    fn remember(&mut self, uid: Uid, ended: EndedSession) {
+    fn remember(&mut self, uid: UidDigest, ended: EndedSession) {
         let account = ended.account;
         if self.ended.insert(uid, ended).is_none() {
             *self.ended_per_account.entry(account).or_default() += 1;
         }
     }
 
-    fn forget(&mut self, uid: &Uid) {
+    fn forget(&mut self, uid: &UidDigest) {
         if let Some(ended) = self.ended.remove(uid) {
             decrement(&mut self.ended_per_account, ended.account);
         }
@@ -208,7 +209,7 @@ impl Registry {
 
     /// Is `uid` the active UID of its account? Memory only: no I/O, no await.
     pub fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
-        self.read().check(uid)
+        self.read().check(&uid.digest())
     }
 
     /// Like [`check`](Self::check), and if `uid` is active, a [`Watch`] that resolves when
@@ -216,9 +217,13 @@ impl Registry {
     pub fn watch(&self, uid: &Uid) -> Result<(ActiveSession, Watch), WatchRefused> {
         // Subscribing under the read lock: an end needs the write lock first, and announces
         // itself after, so this watch either sees the end here or is told of it.
+        let digest = uid.digest();
         let sessions = self.read();
-        let session = sessions.check(uid).map_err(WatchRefused::Refused)?;
-        let watch = self.watchers.subscribe(*uid).ok_or(WatchRefused::TooMany)?;
+        let session = sessions.check(&digest).map_err(WatchRefused::Refused)?;
+        let watch = self
+            .watchers
+            .subscribe(digest)
+            .ok_or(WatchRefused::TooMany)?;
         Ok((session, watch))
     }
 
@@ -271,13 +276,13 @@ impl Registry {
                 issued_at: UnixMillis::now(),
                 origin,
             };
-            let superseded = this.store.claim(uid, &session).await?;
+            let superseded = this.store.claim(uid.digest(), &session).await?;
             {
                 let mut sessions = this.write();
                 for (old, ended) in &superseded {
                     sessions.end(*old, ended.clone());
                 }
-                sessions.start(uid, session.clone());
+                sessions.start(uid.digest(), session.clone());
             }
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));
@@ -299,9 +304,10 @@ impl Registry {
         let this = self.clone();
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
-            let session = this.check(&uid).map_err(ReleaseError::Refused)?;
+            let digest = uid.digest();
+            let session = this.read().check(&digest).map_err(ReleaseError::Refused)?;
             let at = UnixMillis::now();
-            if !this.store.release(uid, at).await? {
+            if !this.store.release(digest, at).await? {
                 // Memory said active but the store disagrees: only possible if the store was
                 // changed behind our back. Fail closed rather than guess.
                 return Err(
@@ -314,8 +320,8 @@ impl Registry {
                 ended_at: at,
                 reason: EndReason::LoggedOut,
             };
-            this.write().end(uid, ended.clone());
-            this.watchers.ended(&uid, Rejection::of(&ended));
+            this.write().end(digest, ended.clone());
+            this.watchers.ended(&digest, Rejection::of(&ended));
             this.bound_history(ended.account).await;
             Ok(ended)
         })
@@ -330,7 +336,7 @@ impl Registry {
     pub async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
         let _write = self.writes.lock().await;
         let removed = self.store.prune(ended_before).await?;
-        let expired: Vec<Uid> = self
+        let expired: Vec<UidDigest> = self
             .read()
             .ended
             .iter()

@@ -4,10 +4,13 @@
 //! - parsed once at the edge, strictly (canonical lower-case hyphenated v4, nothing else),
 //! - compared in constant time,
 //! - never printed: `Debug` is redacted and there is no `Display`; [`Uid::expose`] is the
-//!   one way out, used only to hand the UID to its own tab in the login response.
+//!   one way out, used only to hand the UID to its own tab in the login response;
+//! - never stored: stores and the registry key sessions by its [`UidDigest`] (SHA-256), so a
+//!   copy of the database yields no UID that works.
 
 use std::hash::{Hash, Hasher};
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -43,13 +46,14 @@ impl Uid {
         Ok(Self(uuid))
     }
 
-    /// Rebuilds a UID from stored bytes (the store's own column; not an input boundary).
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(Uuid::from_bytes(bytes))
+    fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
     }
 
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        self.0.as_bytes()
+    /// What is kept of this UID anywhere but in its tab: its SHA-256. The UID has 122 random
+    /// bits, so a plain hash cannot be reversed by guessing.
+    pub fn digest(&self) -> UidDigest {
+        UidDigest(Sha256::digest(self.as_bytes()).into())
     }
 
     /// The UID in its wire form. Call only to give the UID to the tab it belongs to.
@@ -75,6 +79,27 @@ impl Hash for Uid {
 impl std::fmt::Debug for Uid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Uid(<redacted>)")
+    }
+}
+
+/// The SHA-256 of a UID: the key of a session in the stores and the registry.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UidDigest([u8; 32]);
+
+impl UidDigest {
+    /// Rebuilds a digest from a store's column (not an input boundary).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UidDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UidDigest({:02x}{:02x}..)", self.0[0], self.0[1])
     }
 }
 
@@ -110,6 +135,15 @@ mod tests {
         ] {
             assert_eq!(Uid::parse(bad), Err(MalformedUid), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_digest_is_the_sha256_of_the_uid_bytes_and_differs_per_uid() {
+        let uid = Uid::parse("6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10").unwrap();
+        let expected: [u8; 32] = Sha256::digest(uid.as_bytes()).into();
+        assert_eq!(uid.digest().as_bytes(), &expected);
+        assert_ne!(uid.digest(), Uid::generate().digest());
+        assert!(!expected.windows(16).any(|w| w == uid.as_bytes()));
     }
 
     #[test]

@@ -19,10 +19,14 @@ struct Server {
 }
 
 fn start(db: &Path) -> Server {
+    start_logging(db, "info")
+}
+
+fn start_logging(db: &Path, log: &str) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_server"))
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
         .env("SOLOTAB_DB", db)
-        .env("SOLOTAB_LOG", "info")
+        .env("SOLOTAB_LOG", log)
         .env("NO_COLOR", "1")
         .env_remove("LEPTOS_OUTPUT_NAME")
         .stdout(Stdio::piped())
@@ -353,4 +357,117 @@ async fn a_flood_of_refused_requests_writes_a_handful_of_log_lines() {
         summary.contains("unknown_uid=") && summary.contains("missing_uid="),
         "{summary}"
     );
+}
+
+/// Every form a secret could take in a file or a log: as sent, upper case, hex without
+/// hyphens, and its raw bytes.
+fn forms(secret: &str) -> Vec<Vec<u8>> {
+    let plain: String = secret.chars().filter(|c| *c != '-').collect();
+    let raw: Vec<u8> = (0..plain.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&plain[i..i + 2], 16).unwrap())
+        .collect();
+    vec![
+        secret.as_bytes().to_vec(),
+        secret.to_uppercase().into_bytes(),
+        plain.clone().into_bytes(),
+        plain.to_uppercase().into_bytes(),
+        raw,
+    ]
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn no_uid_or_device_token_is_in_the_database_files_or_the_debug_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("solotab.db");
+    let server = start_logging(&db, "debug");
+    let client = reqwest::Client::new();
+    let (status, _) = server
+        .post(
+            "/api/register",
+            json!({"username": "ann", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A full scenario: logins, reads, "Use here", the push channel, a logout.
+    let mut secrets = Vec::new();
+    let (first, device) = server.login_with_cookie().await;
+    let me = client
+        .get(format!("{}/api/premium", server.base))
+        .header("x-tab-uid", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let (channel_uid, _) = server.login_with_cookie().await;
+    let ws_url = format!("{}/api/channel", server.base.replacen("http", "ws", 1));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
+            .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", server.base.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    futures_util::SinkExt::send(
+        &mut ws,
+        tokio_tungstenite::tungstenite::Message::text(
+            json!({"type": "hello", "uid": channel_uid}).to_string(),
+        ),
+    )
+    .await
+    .unwrap();
+    let (_, second_device) = server.login_with_cookie().await;
+    let used = client
+        .post(format!("{}/api/use-here", server.base))
+        .header("cookie", &second_device)
+        .header("origin", &server.base)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), StatusCode::OK);
+    let used_uid = used.json::<Value>().await.unwrap()["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = client
+        .post(format!("{}/api/logout", server.base))
+        .header("x-tab-uid", &used_uid)
+        .header("cookie", &second_device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    drop(ws);
+    secrets.extend([first, channel_uid, used_uid]);
+    for cookie in [device, second_device] {
+        secrets.push(cookie.split('=').nth(1).unwrap().to_owned());
+    }
+    let logs = server.kill_9().join("\n");
+    assert!(
+        logs.contains("DEBUG"),
+        "the log ran at debug level:\n{logs}"
+    );
+
+    let mut files = Vec::new();
+    for name in ["solotab.db", "solotab.db-wal", "solotab.db-shm"] {
+        files.push((
+            name,
+            std::fs::read(dir.path().join(name)).unwrap_or_default(),
+        ));
+    }
+    assert!(files.iter().map(|(_, b)| b.len()).sum::<usize>() > 0);
+    for secret in &secrets {
+        for form in forms(secret) {
+            assert!(!holds(logs.as_bytes(), &form), "the log holds a secret");
+            for (name, bytes) in &files {
+                assert!(!holds(bytes, &form), "{name} holds an issued secret");
+            }
+        }
+    }
 }

@@ -137,7 +137,10 @@ async fn serve(
             }
             frame(close_code::POLICY, reason)
         }
-        Close::Gone => return,
+        Close::Gone => {
+            tracing::debug!("channel closed by the tab");
+            return;
+        }
     };
     let _ = socket.send(goodbye).await;
 }
@@ -171,6 +174,7 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     if socket.send(Message::Text(active.into())).await.is_err() {
         return Close::Gone;
     }
+    tracing::debug!(account = %session.username, "channel open");
 
     let ping_every = channels.ping_every;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);

@@ -80,6 +80,7 @@ pub(super) async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     let device = state.devices.issue(account.id).await?;
+    tracing::debug!(account = %account.username, "this browser is now the account's device");
     let claimed = state
         .registry
         .claim(account.id, account.username, origin)

@@ -74,7 +74,7 @@ on_every_store! {
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
         assert_eq!(second.superseded.len(), 1);
-        assert_eq!(second.superseded[0].0, first.uid);
+        assert_eq!(second.superseded[0].0, first.uid.digest());
         let refused = reg.check(&first.uid).unwrap_err();
         assert_eq!(
             refused.rejection,

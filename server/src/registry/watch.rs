@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::Rejection;
-use crate::uid::Uid;
+use crate::uid::UidDigest;
 
 /// At most this many channels may watch one UID, so a stolen UID cannot open thousands.
 pub const MAX_WATCHES_PER_UID: usize = 4;
@@ -21,14 +21,14 @@ type Sender = watch::Sender<Option<Rejection>>;
 #[derive(Debug, Default)]
 pub(super) struct Watchers {
     // A std Mutex: every critical section is one map operation and never awaits.
-    by_uid: Mutex<HashMap<Uid, Sender>>,
+    by_uid: Mutex<HashMap<UidDigest, Sender>>,
 }
 
 impl Watchers {
     /// Subscribes to `uid`'s end, unless it already has [`MAX_WATCHES_PER_UID`] watches.
     /// The caller must hold the registry's read lock and have seen `uid` active, so that an
     /// end cannot fall between that check and this subscription.
-    pub(super) fn subscribe(self: &Arc<Self>, uid: Uid) -> Option<Watch> {
+    pub(super) fn subscribe(self: &Arc<Self>, uid: UidDigest) -> Option<Watch> {
         let mut by_uid = self.lock();
         let receiver = match by_uid.entry(uid) {
             Entry::Occupied(entry) => {
@@ -47,7 +47,7 @@ impl Watchers {
     }
 
     /// Tells every watch of `uid` that it ended, and forgets them.
-    pub(super) fn ended(&self, uid: &Uid, rejection: Rejection) {
+    pub(super) fn ended(&self, uid: &UidDigest, rejection: Rejection) {
         let sender = self.lock().remove(uid);
         if let Some(sender) = sender {
             // No receiver left is fine: the channel closed on its own meanwhile.
@@ -60,7 +60,7 @@ impl Watchers {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uid, Sender>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UidDigest, Sender>> {
         // Every update is a single infallible map operation: poisoned data is still whole.
         self.by_uid
             .lock()
@@ -71,7 +71,7 @@ impl Watchers {
 /// One channel's subscription to the end of its UID. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Watch {
-    uid: Uid,
+    uid: UidDigest,
     receiver: watch::Receiver<Option<Rejection>>,
     watchers: Arc<Watchers>,
 }

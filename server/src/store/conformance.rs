@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::*;
+use crate::uid::Uid;
 
 fn session(account: i64, issued_at: i64, n: u16) -> ActiveSession {
     ActiveSession {
@@ -46,7 +47,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn claim_supersedes_the_accounts_active_session_only() {
                 let store = with_accounts($make).await;
-                let (a1, a2, b1) = (Uid::generate(), Uid::generate(), Uid::generate());
+                let (a1, a2, b1) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
                 assert!(store.claim(a1, &session(1, 10, 1)).await.unwrap().is_empty());
                 assert!(store.claim(b1, &session(2, 11, 2)).await.unwrap().is_empty());
                 let ended = store.claim(a2, &session(1, 20, 3)).await.unwrap();
@@ -67,11 +68,11 @@ macro_rules! conformance {
             #[tokio::test]
             async fn release_ends_an_active_session_once() {
                 let store = with_accounts($make).await;
-                let uid = Uid::generate();
+                let uid = Uid::generate().digest();
                 store.claim(uid, &session(1, 10, 1)).await.unwrap();
                 assert!(store.release(uid, UnixMillis::from_millis(15)).await.unwrap());
                 assert!(!store.release(uid, UnixMillis::from_millis(16)).await.unwrap());
-                assert!(!store.release(Uid::generate(), UnixMillis::from_millis(17)).await.unwrap());
+                assert!(!store.release(Uid::generate().digest(), UnixMillis::from_millis(17)).await.unwrap());
                 let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
                 assert!(snap.active.is_empty());
                 assert_eq!(snap.ended[0].1.reason, EndReason::LoggedOut);
@@ -81,7 +82,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn load_and_prune_respect_the_cutoff() {
                 let store = with_accounts($make).await;
-                let (old, mid, now) = (Uid::generate(), Uid::generate(), Uid::generate());
+                let (old, mid, now) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
                 store.claim(old, &session(1, 10, 1)).await.unwrap();
                 store.claim(mid, &session(1, 20, 2)).await.unwrap(); // old ended at 20
                 store.claim(now, &session(1, 30, 3)).await.unwrap(); // mid ended at 30
@@ -125,24 +126,24 @@ macro_rules! conformance {
                 let store = with_accounts($make).await;
                 let mut ann = Vec::new();
                 for n in 0..6u16 {
-                    let uid = Uid::generate();
+                    let uid = Uid::generate().digest();
                     store.claim(uid, &session(1, 10 * i64::from(n) + 10, n)).await.unwrap();
                     ann.push(uid);
                 }
-                let bob = Uid::generate();
+                let bob = Uid::generate().digest();
                 store.claim(bob, &session(2, 5, 9)).await.unwrap();
                 store.release(bob, UnixMillis::from_millis(6)).await.unwrap();
                 // ann: 5 ended (ann[0..5], ended at 20..=60), 1 active (ann[5]).
                 let mut forgotten = store.forget_oldest(AccountId(1), 2).await.unwrap();
-                forgotten.sort_by_key(|u| *u.as_bytes());
+                forgotten.sort();
                 let mut expected = ann[..3].to_vec();
-                expected.sort_by_key(|u| *u.as_bytes());
+                expected.sort();
                 assert_eq!(forgotten, expected, "the three oldest ended sessions go");
                 let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
                 let mut ended: Vec<_> = snap.ended.iter().map(|(u, _)| *u).collect();
-                ended.sort_by_key(|u| *u.as_bytes());
+                ended.sort();
                 let mut kept = vec![ann[3], ann[4], bob];
-                kept.sort_by_key(|u| *u.as_bytes());
+                kept.sort();
                 assert_eq!(ended, kept, "other accounts' history is untouched");
                 assert_eq!(snap.active.len(), 1, "active sessions are never forgotten");
                 assert!(store.forget_oldest(AccountId(1), 2).await.unwrap().is_empty());

@@ -11,7 +11,7 @@ use super::{
     DeviceRecord, DeviceStore, EndReason, EndedSession, SessionStore, Snapshot, StoreError,
 };
 use crate::time::UnixMillis;
-use crate::uid::Uid;
+use crate::uid::UidDigest;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -21,8 +21,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    active: HashMap<Uid, ActiveSession>,
-    ended: HashMap<Uid, EndedSession>,
+    active: HashMap<UidDigest, ActiveSession>,
+    ended: HashMap<UidDigest, EndedSession>,
     accounts: HashMap<String, AccountRecord>,
     devices: HashMap<DeviceHash, (AccountId, UnixMillis)>,
 }
@@ -58,11 +58,11 @@ impl SessionStore for MemoryStore {
 
     async fn claim(
         &self,
-        uid: Uid,
+        uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(Uid, EndedSession)>, StoreError> {
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
         let mut inner = self.lock();
-        let previous: Vec<Uid> = inner
+        let previous: Vec<UidDigest> = inner
             .active
             .iter()
             .filter(|(_, s)| s.account == session.account)
@@ -88,7 +88,7 @@ impl SessionStore for MemoryStore {
         Ok(superseded)
     }
 
-    async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError> {
+    async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(session) = inner.active.remove(&uid) else {
             return Ok(false);
@@ -112,9 +112,13 @@ impl SessionStore for MemoryStore {
         Ok((before - inner.ended.len()) as u64)
     }
 
-    async fn forget_oldest(&self, account: AccountId, keep: usize) -> Result<Vec<Uid>, StoreError> {
+    async fn forget_oldest(
+        &self,
+        account: AccountId,
+        keep: usize,
+    ) -> Result<Vec<UidDigest>, StoreError> {
         let mut inner = self.lock();
-        let mut ended: Vec<(Uid, UnixMillis)> = inner
+        let mut ended: Vec<(UidDigest, UnixMillis)> = inner
             .ended
             .iter()
             .filter(|(_, e)| e.account == account)
@@ -125,7 +129,7 @@ impl SessionStore for MemoryStore {
             b.1.cmp(&a.1)
                 .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
         });
-        let forgotten: Vec<Uid> = ended.into_iter().skip(keep).map(|(u, _)| u).collect();
+        let forgotten: Vec<UidDigest> = ended.into_iter().skip(keep).map(|(u, _)| u).collect();
         for uid in &forgotten {
             inner.ended.remove(uid);
         }

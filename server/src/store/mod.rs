@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::time::UnixMillis;
-use crate::uid::Uid;
+use crate::uid::UidDigest;
 
 mod memory;
 mod sqlite;
@@ -63,8 +63,8 @@ pub struct EndedSession {
 /// Everything a store holds that the registry must answer for.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub active: Vec<(Uid, ActiveSession)>,
-    pub ended: Vec<(Uid, EndedSession)>,
+    pub active: Vec<(UidDigest, ActiveSession)>,
+    pub ended: Vec<(UidDigest, EndedSession)>,
 }
 
 /// A store failed; the request cannot be served, and nothing was changed by halves.
@@ -85,6 +85,8 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Everything active, and every ended session that ended at or after `ended_since`.
     async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError>;
 
+    /// Sessions are keyed by the [`UidDigest`] of their UID: no store ever holds a UID.
+    ///
     /// Makes `uid` an active session of `session.account` and, in the same atomic step,
     /// ends every other active session of that account as superseded by `session.origin`.
     /// Returns the sessions it ended (their `ended_at` is `session.issued_at`).
@@ -93,19 +95,23 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// active session, the last one committed.
     async fn claim(
         &self,
-        uid: Uid,
+        uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(Uid, EndedSession)>, StoreError>;
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError>;
 
     /// Ends `uid` as logged out if it is active; returns whether it was.
-    async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError>;
+    async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError>;
 
     /// Forgets ended sessions that ended before `ended_before`; returns how many.
     async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError>;
 
     /// Forgets all but the `keep` most recently ended sessions of `account` (active ones are
     /// never touched); returns the UIDs it forgot. Bounds the history one account can grow.
-    async fn forget_oldest(&self, account: AccountId, keep: usize) -> Result<Vec<Uid>, StoreError>;
+    async fn forget_oldest(
+        &self,
+        account: AccountId,
+        keep: usize,
+    ) -> Result<Vec<UidDigest>, StoreError>;
 }
 
 /// A stored account.

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
@@ -19,7 +21,7 @@ use super::{
     StoreError,
 };
 use crate::time::UnixMillis;
-use crate::uid::Uid;
+use crate::uid::UidDigest;
 
 /// Schema migrations, in order, embedded in the binary. `PRAGMA user_version` records how
 /// many have been applied. Never edit one that has shipped; append a new one.
@@ -27,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_accounts_and_sessions.sql"),
     include_str!("../../migrations/0002_devices.sql"),
     include_str!("../../migrations/0003_one_active_session_per_account.sql"),
+    include_str!("../../migrations/0004_sessions_keyed_by_digest.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -117,6 +120,7 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;",
         )
@@ -194,6 +198,17 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
             known: MIGRATIONS.len(),
         });
     }
+    if applied == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    // What migrations may call besides SQL: sha256(), to turn stored UIDs into digests.
+    conn.create_scalar_function(
+        "sha256",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(Sha256::digest(ctx.get::<Vec<u8>>(0)?).to_vec()),
+    )
+    .map_err(sqlite_err)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Exclusive)
@@ -202,6 +217,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
         tx.pragma_update(None, "user_version", index as i64 + 1)
             .map_err(sqlite_err)?;
         tx.commit().map_err(sqlite_err)?;
+    }
+    // Old page images (raw UIDs, before 0004) must not linger in the write-ahead log.
+    if path != Path::new(":memory:") {
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(sqlite_err)?;
     }
     Ok(())
 }
@@ -220,11 +240,11 @@ fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
-fn uid_from_column(bytes: Vec<u8>) -> Result<Uid, StoreError> {
-    let bytes: [u8; 16] = bytes
+fn uid_from_column(bytes: Vec<u8>) -> Result<UidDigest, StoreError> {
+    let bytes: [u8; 32] = bytes
         .try_into()
-        .map_err(|_| StoreError::Backend("a stored uid is not 16 bytes".into()))?;
-    Ok(Uid::from_bytes(bytes))
+        .map_err(|_| StoreError::Backend("a stored uid digest is not 32 bytes".into()))?;
+    Ok(UidDigest::from_bytes(bytes))
 }
 
 fn ip_from_column(text: &str) -> Result<IpAddr, StoreError> {
@@ -305,9 +325,9 @@ impl SessionStore for SqliteStore {
 
     async fn claim(
         &self,
-        uid: Uid,
+        uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(Uid, EndedSession)>, StoreError> {
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
         let session = session.clone();
         self.run(move |conn| {
             let tx = conn
@@ -370,7 +390,7 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn release(&self, uid: Uid, at: UnixMillis) -> Result<bool, StoreError> {
+    async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
         self.run(move |conn| {
             let changed = conn
                 .execute(
@@ -397,7 +417,11 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn forget_oldest(&self, account: AccountId, keep: usize) -> Result<Vec<Uid>, StoreError> {
+    async fn forget_oldest(
+        &self,
+        account: AccountId,
+        keep: usize,
+    ) -> Result<Vec<UidDigest>, StoreError> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         self.run(move |conn| {
             let mut stmt = conn
@@ -555,6 +579,7 @@ impl DeviceStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::uid::Uid;
 
     #[test]
     fn a_new_database_and_its_companions_are_private_to_their_owner() {
@@ -576,7 +601,10 @@ mod tests {
                     ip: "127.0.0.1".parse().unwrap(),
                 },
             };
-            store.claim(Uid::generate(), &session).await.unwrap();
+            store
+                .claim(Uid::generate().digest(), &session)
+                .await
+                .unwrap();
         });
         #[cfg(unix)]
         for name in [
@@ -619,12 +647,12 @@ mod tests {
             "INSERT INTO accounts (id, username, username_key, password_hash, created_at)
              VALUES (1, 'ann', 'ann', 'h', 0);
              INSERT INTO sessions (uid, account_id, issued_at, ip)
-             VALUES (zeroblob(16), 1, 1, '127.0.0.1');",
+             VALUES (zeroblob(32), 1, 1, '127.0.0.1');",
         )
         .unwrap();
         let second = conn.execute(
             "INSERT INTO sessions (uid, account_id, issued_at, ip)
-             VALUES (randomblob(16), 1, 2, '127.0.0.1')",
+             VALUES (randomblob(32), 1, 2, '127.0.0.1')",
             [],
         );
         assert!(
@@ -634,7 +662,7 @@ mod tests {
         // Ended rows are history and may be many.
         conn.execute(
             "INSERT INTO sessions (uid, account_id, issued_at, ip, ended_at, end_reason)
-             VALUES (randomblob(16), 1, 0, '127.0.0.1', 1, 'logged_out')",
+             VALUES (randomblob(32), 1, 0, '127.0.0.1', 1, 'logged_out')",
             [],
         )
         .unwrap();
@@ -661,17 +689,22 @@ mod tests {
     }
 
     #[test]
-    fn a_database_of_the_previous_version_migrates_and_keeps_its_sessions() {
+    fn a_database_of_an_earlier_version_migrates_keeps_its_sessions_and_forgets_raw_uids() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("solotab.db");
-        let uid = Uid::generate();
+        let uid = Uid::parse("6f1c1f44-3b1e-4b8e-9a53-2f6f1d1b9e10").unwrap();
+        let raw: Vec<u8> = uuid::Uuid::parse_str(&uid.expose())
+            .unwrap()
+            .as_bytes()
+            .to_vec();
         {
-            // What the previous release left on disk: its two migrations and some data.
+            // What an earlier release left on disk: raw UIDs in the sessions table.
             let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..2] {
+            conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+            for sql in &MIGRATIONS[..3] {
                 conn.execute_batch(sql).unwrap();
             }
-            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.pragma_update(None, "user_version", 3).unwrap();
             conn.execute_batch(
                 "INSERT INTO accounts (id, username, username_key, password_hash, created_at)
                  VALUES (1, 'ann', 'ann', 'h', 0);",
@@ -679,7 +712,7 @@ mod tests {
             .unwrap();
             conn.execute(
                 "INSERT INTO sessions (uid, account_id, issued_at, ip) VALUES (?1, 1, 5, '::1')",
-                [uid.as_bytes().as_slice()],
+                [raw.as_slice()],
             )
             .unwrap();
         }
@@ -689,7 +722,11 @@ mod tests {
             .block_on(store.load(UnixMillis::from_millis(0)))
             .unwrap();
         assert_eq!(snapshot.active.len(), 1);
-        assert_eq!(snapshot.active[0].0, uid);
+        assert_eq!(
+            snapshot.active[0].0,
+            uid.digest(),
+            "the session is now keyed by digest"
+        );
         let version: i64 = store
             .conn
             .lock()
@@ -697,5 +734,13 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+        drop(store);
+        for file in ["solotab.db", "solotab.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(raw.len()).any(|w| w == raw.as_slice()),
+                "{file} still holds the raw UID"
+            );
+        }
     }
 }
