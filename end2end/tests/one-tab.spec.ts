@@ -214,3 +214,20 @@ test("a 401 code the app does not know means signed out", async ({ page, request
   // The browser is still the account's device: the user may take it back at once.
   await expect(page.getByRole("button", { name: "Use here" })).toBeVisible();
 });
+
+test("the page's Content-Security-Policy stops an injected script", async ({ page }) => {
+  const response = await page.goto("/login");
+  expect(response?.headers()["content-security-policy"]).toContain("'nonce-");
+  await hydrated(page);
+  // A script injected without the nonce (what an XSS would add) must not run.
+  allowConsole(/violates the following Content Security Policy directive/);
+  const ran = await page.evaluate(async () => {
+    (window as unknown as { injected?: boolean }).injected = false;
+    const script = document.createElement("script");
+    script.textContent = "window.injected = true";
+    document.body.appendChild(script);
+    await new Promise((r) => setTimeout(r, 100));
+    return (window as unknown as { injected?: boolean }).injected;
+  });
+  expect(ran).toBe(false);
+});

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderName, HeaderValue};
 use leptos::config::{LeptosOptions, get_configuration};
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::device::Devices;
@@ -57,9 +59,51 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     })
 }
 
-/// Everything the binary serves: the Leptos site and the API, one router.
+/// Everything the binary serves: the Leptos site and the API, one router, with the
+/// browser-hardening headers on every response.
 pub fn app(options: LeptosOptions, state: AppState) -> Router {
-    crate::site::router(options).merge(crate::http::router(state))
+    let router = crate::site::router(options).merge(crate::http::router(state));
+    let headers: [(&str, &str); 5] = [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        // Nothing here uses these; no embedded content may either.
+        (
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), \
+             display-capture=()",
+        ),
+    ];
+    headers
+        .into_iter()
+        .fold(router, |router, (name, value)| {
+            router.layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ))
+        })
+        .layer(axum::middleware::from_fn(strict_transport_security))
+}
+
+/// HSTS, only where the page was served over https (as the proxy says): sent over plain
+/// http it would be ignored at best, and would lock a misconfigured site out at worst.
+async fn strict_transport_security(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let mut response = next.run(request).await;
+    if https {
+        response.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// cargo-leptos passes the site's settings as LEPTOS_* variables; a binary started on its

@@ -405,3 +405,82 @@ async fn with_hide_superseded_ip_the_old_tab_is_not_told_the_newer_logins_addres
     assert_eq!(reply.body["user_agent"], FIREFOX);
     assert!(reply.body.get("ip").is_none(), "{}", reply.body);
 }
+
+#[tokio::test]
+async fn pages_carry_a_nonce_csp_and_every_answer_the_hardening_headers() {
+    let app = spawn_app().await;
+    let page = app.client.get(app.url("/login")).send().await.unwrap();
+    let headers = page.headers().clone();
+    let html = page.text().await.unwrap();
+    let csp = headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'self'",
+        "'wasm-unsafe-eval'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(directive), "{csp} lacks {directive}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in script-src");
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the inline scripts carry it"
+    );
+    // A fresh one per response.
+    let again = app.client.get(app.url("/login")).send().await.unwrap();
+    assert_ne!(
+        again.headers()["content-security-policy"].to_str().unwrap(),
+        csp
+    );
+
+    let api = app.call(Method::GET, "/api/me", None).await;
+    for reply_headers in [&headers, &api.headers] {
+        assert_eq!(reply_headers["x-content-type-options"], "nosniff");
+        assert_eq!(reply_headers["referrer-policy"], "no-referrer");
+        assert_eq!(reply_headers["cross-origin-opener-policy"], "same-origin");
+        assert_eq!(reply_headers["cross-origin-resource-policy"], "same-origin");
+        assert!(
+            reply_headers["permissions-policy"]
+                .to_str()
+                .unwrap()
+                .contains("camera=()")
+        );
+        assert!(
+            reply_headers.get("strict-transport-security").is_none(),
+            "plain http"
+        );
+        assert!(
+            reply_headers.get("access-control-allow-origin").is_none(),
+            "no CORS"
+        );
+    }
+    let https = app
+        .send(
+            app.client
+                .get(app.url("/healthz"))
+                .header("x-forwarded-proto", "https"),
+        )
+        .await;
+    assert!(https.headers.contains_key("strict-transport-security"));
+}
+
+#[tokio::test]
+async fn logout_tells_the_browser_to_clear_the_sites_cookies_and_storage() {
+    let app = app_with("ann").await;
+    let uid = app.login_as("ann", CHROME).await;
+    let out = app.call(Method::POST, "/api/logout", Some(&uid)).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_eq!(out.headers["clear-site-data"], "\"cookies\", \"storage\"");
+}

@@ -3,7 +3,7 @@
 use app::contract::{Credentials, Device, Health, LoggedIn, Me, Premium, Registered, UseHere};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 
 use super::refusal_log;
 use super::{
@@ -185,15 +185,20 @@ pub(super) async fn logout(
     State(state): State<AppState>,
     tab: ActiveTab,
     cookie: DeviceCookie,
-) -> Result<(SetDeviceCookie, StatusCode), ApiError> {
+) -> Result<(SetDeviceCookie, [(HeaderName, HeaderValue); 1], StatusCode), ApiError> {
     if let Some(token) = &cookie.token {
         state.devices.forget(token).await?;
     }
     let clear = SetDeviceCookie::clear(cookie.https);
+    // Whatever the browser kept for this site goes too (the UID was never there).
+    let clear_site = [(
+        HeaderName::from_static("clear-site-data"),
+        HeaderValue::from_static("\"cookies\", \"storage\""),
+    )];
     match state.registry.release(tab.uid).await {
         Ok(ended) => {
             tracing::info!(account = %ended.username, "logged out");
-            Ok((clear, StatusCode::NO_CONTENT))
+            Ok((clear, clear_site, StatusCode::NO_CONTENT))
         }
         // Superseded between the check and the release: answer with that rejection.
         Err(ReleaseError::Refused(refused)) => Err(ApiError::Refused(
