@@ -154,6 +154,10 @@ pub struct ErrorBody {
     /// The newer login's IP address as the server saw it (only with `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// Seconds until trying again may succeed (only with `too_many_attempts`; also sent as
+    /// the `Retry-After` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The stable, machine-readable error codes.
@@ -175,6 +179,8 @@ pub enum ErrorCode {
     NoDevice,
     // 403: the request's Origin is not this site's.
     CrossSite,
+    // 429: too many failed logins (or registrations) from this client or for this account.
+    TooManyAttempts,
     // 4xx: the request itself is wrong.
     InvalidInput,
     UsernameTaken,
@@ -204,6 +210,7 @@ impl ErrorCode {
             ErrorCode::InvalidCredentials => "invalid_credentials",
             ErrorCode::NoDevice => "no_device",
             ErrorCode::CrossSite => "cross_site",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::MalformedJson => "malformed_json",
@@ -233,6 +240,7 @@ mod tests {
             ErrorCode::InvalidCredentials,
             ErrorCode::NoDevice,
             ErrorCode::CrossSite,
+            ErrorCode::TooManyAttempts,
             ErrorCode::InvalidInput,
             ErrorCode::UsernameTaken,
             ErrorCode::MalformedJson,
@@ -293,6 +301,7 @@ mod tests {
             superseded_at: Some("t".into()),
             user_agent: None,
             ip: Some("127.0.0.1".into()),
+            retry_after_secs: None,
         });
         assert_eq!(
             serde_json::to_value(&ended).unwrap(),

@@ -49,6 +49,16 @@ pub fn password(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a new account's password: its length, and that it is not the username (in any
+/// case), which is the first thing anyone guesses.
+pub fn new_password(username: &str, raw: &str) -> Result<(), String> {
+    password(raw)?;
+    if raw.trim().eq_ignore_ascii_case(username.trim()) {
+        return Err("Choose a password that is not your username.".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +79,22 @@ mod tests {
     #[test]
     fn username_keys_ignore_case() {
         assert_eq!(username_key("Ann.B"), username_key("aNN.b"));
+    }
+
+    #[test]
+    fn a_new_password_may_not_be_the_username() {
+        assert!(
+            new_password("ann.lee1", "ANN.LEE1")
+                .unwrap_err()
+                .contains("not your username")
+        );
+        assert!(new_password("ann.lee1", " ann.lee1 ").is_err());
+        assert!(new_password("ann.lee1", "ann.lee12").is_ok());
+        assert!(
+            new_password("ann", "short")
+                .unwrap_err()
+                .contains("at least 8")
+        );
     }
 
     #[test]

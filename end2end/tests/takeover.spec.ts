@@ -188,6 +188,7 @@ class OwnServer {
         LEPTOS_SITE_ROOT: join(root, "target", "site"),
         LEPTOS_OUTPUT_NAME: "solotab",
         SOLOTAB_DB: this.db,
+        SOLOTAB_MAX_REGISTRATIONS_PER_HOUR: "0",
       },
     });
     await expect

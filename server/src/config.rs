@@ -56,6 +56,15 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_HIDE_SUPERSEDED_IP")]
     pub hide_superseded_ip: bool,
 
+    /// Failed logins within 15 minutes that block the client IP, and the account (except from
+    /// the browser that last signed in to it), for 15 minutes, doubling each time; 0: off.
+    #[arg(long, env = "SOLOTAB_MAX_LOGIN_FAILURES", default_value_t = 5)]
+    pub max_login_failures: usize,
+
+    /// Registrations per hour from one client IP; 0: no limit.
+    #[arg(long, env = "SOLOTAB_MAX_REGISTRATIONS_PER_HOUR", default_value_t = 20)]
+    pub max_registrations_per_hour: usize,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
@@ -99,6 +108,8 @@ mod tests {
             "SOLOTAB_ALLOWED_ORIGINS",
             "SOLOTAB_PING_SECS",
             "SOLOTAB_HIDE_SUPERSEDED_IP",
+            "SOLOTAB_MAX_LOGIN_FAILURES",
+            "SOLOTAB_MAX_REGISTRATIONS_PER_HOUR",
             "SOLOTAB_LOG",
         ] {
             assert!(help.contains(var), "--help does not mention {var}:\n{help}");

@@ -6,7 +6,7 @@
 //! - [`store`]: the one trait per concern that backends implement (memory, SQLite);
 //! - [`device`]: the browser that may "Use here" without the password (hashed tokens).
 //!
-//! Around it: [`passwords`] (argon2id, bounded), [`http`] (the JSON API and push channel, thin),
+//! Around it: [`passwords`] (argon2id, bounded), [`throttle`] (failed logins), [`http`] (the JSON API and push channel, thin),
 //! [`site`] (the Leptos pages), [`config`] and [`startup`].
 
 pub mod config;
@@ -17,5 +17,6 @@ pub mod registry;
 pub mod site;
 pub mod startup;
 pub mod store;
+pub mod throttle;
 pub mod time;
 pub mod uid;

@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::device::Devices;
-use crate::http::{AllowedOrigins, AppState, Channels, Disclosure};
+use crate::http::{AllowedOrigins, AppState, Channels, Disclosure, Throttles};
 use crate::passwords::{PasswordError, Passwords};
 use crate::registry::Registry;
 use crate::store::{OpenError, SqliteStore, StoreError};
@@ -56,6 +56,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         disclosure: Disclosure {
             hide_ip: config.hide_superseded_ip,
         },
+        throttles: Throttles::new(config.max_login_failures, config.max_registrations_per_hour),
     })
 }
 

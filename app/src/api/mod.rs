@@ -246,6 +246,7 @@ async fn send<B: Serialize>(
         superseded_at: None,
         user_agent: None,
         ip: None,
+        retry_after_secs: None,
     });
     if let (401, Some(uid)) = (status, &uid) {
         ended(session, uid, error);

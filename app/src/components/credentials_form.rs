@@ -113,8 +113,8 @@ where
 /// a login only needs both fields filled.
 fn check(creds: &Credentials, new_account: bool) -> Result<(), String> {
     if new_account {
-        rules::username(&creds.username)?;
-        return rules::password(&creds.password);
+        let username = rules::username(&creds.username)?;
+        return rules::new_password(username, &creds.password);
     }
     if creds.username.trim().is_empty() || creds.password.is_empty() {
         return Err("Enter your username and password.".into());

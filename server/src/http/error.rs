@@ -84,6 +84,7 @@ fn error_body(code: ErrorCode, message: String) -> ErrorBody {
         superseded_at: None,
         user_agent: None,
         ip: None,
+        retry_after_secs: None,
     }
 }
 
@@ -95,6 +96,10 @@ pub enum ApiError {
     NoDevice,
     /// The request's Origin is missing or not this site.
     CrossSite,
+    /// Too many failed logins (or registrations): try again after this long.
+    TooManyAttempts {
+        retry_after: Duration,
+    },
     UpgradeRequired,
     InvalidInput(String),
     UsernameTaken,
@@ -147,6 +152,21 @@ impl ApiError {
                         .into(),
                 ),
             ),
+            ApiError::TooManyAttempts { retry_after } => {
+                // Whole seconds, rounded up, and never 0: "now" would invite a retry loop.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let secs = secs.max(1);
+                let minutes = secs.div_ceil(60);
+                let mut body = body(
+                    ErrorCode::TooManyAttempts,
+                    format!(
+                        "Too many attempts. Try again in {minutes} minute{}.",
+                        if minutes == 1 { "" } else { "s" }
+                    ),
+                );
+                body.retry_after_secs = Some(secs);
+                (StatusCode::TOO_MANY_REQUESTS, body)
+            }
             ApiError::CrossSite => (
                 StatusCode::FORBIDDEN,
                 body(
@@ -231,7 +251,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.parts();
-        (status, Json(body)).into_response()
+        let retry_after = body.retry_after_secs;
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

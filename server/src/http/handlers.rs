@@ -8,6 +8,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use super::refusal_log;
 use super::{
     ActiveTab, ApiError, ApiJson, AppState, DeviceCookie, SameOrigin, SetDeviceCookie, TabRefusal,
+    client_key,
 };
 use crate::device::DeviceToken;
 use crate::registry::{Claimed, ReleaseError};
@@ -22,12 +23,18 @@ pub(super) async fn healthz() -> Json<Health> {
 
 pub(super) async fn register(
     State(state): State<AppState>,
+    origin: LoginOrigin,
     ApiJson(creds): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let client = client_key(origin.ip);
+    let registrations = &state.throttles.registrations_by_ip;
+    registrations.check(&client).map_err(too_many)?;
     let username = app::rules::username(&creds.username)
         .map_err(ApiError::InvalidInput)?
         .to_owned();
-    app::rules::password(&creds.password).map_err(ApiError::InvalidInput)?;
+    app::rules::new_password(&username, &creds.password).map_err(ApiError::InvalidInput)?;
+    // Every attempt that gets as far as a hash counts, created or not.
+    registrations.failure(&client);
     // Always hash first, then let the store's unique key decide: a taken name costs what a
     // free one costs, so the time of the answer does not tell which names exist.
     let hash = state.passwords.hash(creds.password).await?;
@@ -58,6 +65,10 @@ pub(super) async fn login(
             "Enter your username and password.".into(),
         ));
     }
+    // Throttled before any hash is computed: a flood of guesses cannot starve real logins.
+    let client = client_key(origin.ip);
+    let throttles = &state.throttles;
+    throttles.login_by_ip.check(&client).map_err(too_many)?;
     // A name or password that breaks the rules cannot belong to an account: no lookup needed,
     // and the answer is the same as for a wrong password.
     let (Ok(name), Ok(())) = (
@@ -67,9 +78,26 @@ pub(super) async fn login(
         if refusal_log::first_of_its_kind("invalid_credentials") {
             tracing::info!("login failed: credentials break the input rules");
         }
+        throttles.login_by_ip.failure(&client);
         return Err(ApiError::InvalidCredentials);
     };
-    let account = state.accounts.find(&app::rules::username_key(name)).await?;
+    let key = app::rules::username_key(name);
+    if let Err(retry_after) = throttles.login_by_account.check(&key) {
+        // Guesses from elsewhere must not lock the owner out: the browser that last signed
+        // in to this account (its device cookie) is held to its IP's limit only.
+        let owner = match &cookie.token {
+            Some(token) => state
+                .devices
+                .find(token)
+                .await?
+                .is_some_and(|device| app::rules::username_key(&device.username) == key),
+            None => false,
+        };
+        if !owner {
+            return Err(too_many(retry_after));
+        }
+    }
+    let account = state.accounts.find(&key).await?;
     // Without an account this verifies against a dummy hash: unknown users cost the same.
     let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
     let verified = state.passwords.verify(creds.password, stored_hash).await?;
@@ -77,8 +105,13 @@ pub(super) async fn login(
         if refusal_log::first_of_its_kind("invalid_credentials") {
             tracing::info!(account = %name, "login failed: invalid credentials");
         }
+        throttles.login_by_ip.failure(&client);
+        if let Some(blocked) = throttles.login_by_account.failure(&key) {
+            tracing::warn!(account = %name, minutes = blocked.as_secs() / 60, "too many failed logins: account throttled");
+        }
         return Err(ApiError::InvalidCredentials);
     };
+    throttles.login_by_account.success(&key);
     let device = state.devices.issue(account.id).await?;
     tracing::debug!(account = %account.username, "this browser is now the account's device");
     let claimed = state
@@ -142,6 +175,10 @@ async fn valid_device(
         .await?
         .ok_or(ApiError::NoDevice)?;
     Ok((token, record))
+}
+
+fn too_many(retry_after: std::time::Duration) -> ApiError {
+    ApiError::TooManyAttempts { retry_after }
 }
 
 fn logged_in(claimed: Claimed) -> LoggedIn {

@@ -4,7 +4,9 @@
 //! the pages and `/pkg` assets served by the site, which are outside `/api`). Every route in
 //! [`protected_routes`] takes an [`ActiveTab`], so it cannot run without a valid UID.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::contract::{CHANNEL_PATH, MAX_BODY_BYTES};
 use axum::Router;
@@ -17,6 +19,7 @@ use crate::device::Devices;
 use crate::passwords::Passwords;
 use crate::registry::Registry;
 use crate::store::AccountStore;
+use crate::throttle::Throttle;
 
 mod channel;
 mod device_cookie;
@@ -44,6 +47,44 @@ pub struct AppState {
     pub channels: Channels,
     pub origins: AllowedOrigins,
     pub disclosure: Disclosure,
+    pub throttles: Throttles,
+}
+
+/// The brute-force limits (see [`crate::throttle`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Throttles {
+    /// Failed logins per client (IPv6 by /64).
+    pub login_by_ip: Arc<Throttle<IpAddr>>,
+    /// Failed logins per username key (existing or not: both answer alike).
+    pub login_by_account: Arc<Throttle<String>>,
+    /// Registrations per client.
+    pub registrations_by_ip: Arc<Throttle<IpAddr>>,
+}
+
+impl Throttles {
+    pub fn new(max_login_failures: usize, max_registrations_per_hour: usize) -> Self {
+        let quarter_hour = Duration::from_secs(15 * 60);
+        Self {
+            login_by_ip: Arc::new(Throttle::new(max_login_failures, quarter_hour)),
+            login_by_account: Arc::new(Throttle::new(max_login_failures, quarter_hour)),
+            registrations_by_ip: Arc::new(Throttle::new(
+                max_registrations_per_hour,
+                Duration::from_secs(60 * 60),
+            )),
+        }
+    }
+}
+
+/// The key a client is throttled under: its IPv4 address, or its IPv6 /64 (one host
+/// usually holds a whole /64, and could rotate through it).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 impl FromRef<AppState> for Registry {
