@@ -191,6 +191,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 426: `GET /api/channel` without a WebSocket upgrade.
     UpgradeRequired,
+    /// 408: the request (its body included) took too long to arrive.
+    RequestTimeout,
     // 5xx: the server cannot serve right now; retry later.
     Unavailable,
     /// A code this build does not know (a newer server).
@@ -219,6 +221,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UpgradeRequired => "upgrade_required",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Other => "other",
         }
@@ -249,6 +252,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::UpgradeRequired,
+            ErrorCode::RequestTimeout,
             ErrorCode::Unavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();

@@ -452,6 +452,9 @@ impl Server {
             .env("SOLOTAB_DB", db)
             // Thousands of accounts from one address: the limit is not what is measured.
             .env("SOLOTAB_MAX_REGISTRATIONS_PER_HOUR", "0")
+            // Ten thousand connections from one address are the point here.
+            .env("SOLOTAB_MAX_CONNECTIONS", "30000")
+            .env("SOLOTAB_MAX_CONNECTIONS_PER_IP", "30000")
             .env("SOLOTAB_LOG", "warn,solotab::startup=info")
             .env("NO_COLOR", "1")
             .env_remove("LEPTOS_OUTPUT_NAME")

@@ -65,6 +65,25 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_MAX_REGISTRATIONS_PER_HOUR", default_value_t = 20)]
     pub max_registrations_per_hour: usize,
 
+    /// Seconds a client has to send a request's headers; a slower one is disconnected
+    /// (against "slowloris" clients that hold connections open by trickling bytes).
+    #[arg(long, env = "SOLOTAB_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request (its body included) may take before it is answered 408.
+    #[arg(long, env = "SOLOTAB_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+
+    /// Open connections at most (push channels included); more are closed at once.
+    #[arg(long, env = "SOLOTAB_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Open connections at most from one client IP (IPv6: its /64).
+    #[arg(long, env = "SOLOTAB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
@@ -81,6 +100,18 @@ impl Config {
 
     pub fn ping_every(&self) -> Duration {
         Duration::from_secs(self.ping_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn connection_limits(&self) -> crate::connections::Limits {
+        crate::connections::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip.max(1),
+        }
     }
 
     pub fn hash_concurrency(&self) -> usize {
@@ -109,6 +140,10 @@ mod tests {
             "SOLOTAB_PING_SECS",
             "SOLOTAB_HIDE_SUPERSEDED_IP",
             "SOLOTAB_MAX_LOGIN_FAILURES",
+            "SOLOTAB_HEADER_TIMEOUT_SECS",
+            "SOLOTAB_REQUEST_TIMEOUT_SECS",
+            "SOLOTAB_MAX_CONNECTIONS",
+            "SOLOTAB_MAX_CONNECTIONS_PER_IP",
             "SOLOTAB_MAX_REGISTRATIONS_PER_HOUR",
             "SOLOTAB_LOG",
         ] {

@@ -7,9 +7,11 @@
 //! - [`device`]: the browser that may "Use here" without the password (hashed tokens).
 //!
 //! Around it: [`passwords`] (argon2id, bounded), [`throttle`] (failed logins), [`http`] (the JSON API and push channel, thin),
-//! [`site`] (the Leptos pages), [`config`] and [`startup`].
+//! [`site`] (the Leptos pages), [`connections`] (the accept loop and its limits), [`config`]
+//! and [`startup`].
 
 pub mod config;
+pub mod connections;
 pub mod device;
 pub mod http;
 pub mod passwords;

@@ -26,13 +26,13 @@ async fn run(config: Config) -> Result<(), String> {
         startup::leptos_options().map_err(|e| format!("invalid Leptos configuration: {e}"))?;
     let addr = config.addr.unwrap_or(options.site_addr);
     let state = startup::state(&config).await.map_err(|e| e.to_string())?;
-    let router = startup::app(options, state.clone());
+    let router = startup::app(options, state.clone(), config.request_timeout());
     let listener = startup::bind(addr).await.map_err(|e| e.to_string())?;
     startup::serve(
         listener,
         router,
         &state,
-        config.history(),
+        &config,
         startup::shutdown_signal(),
     )
     .await

@@ -61,8 +61,8 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
 }
 
 /// Everything the binary serves: the Leptos site and the API, one router, with the
-/// browser-hardening headers on every response.
-pub fn app(options: LeptosOptions, state: AppState) -> Router {
+/// browser-hardening headers on every response and a deadline on every request.
+pub fn app(options: LeptosOptions, state: AppState, request_timeout: Duration) -> Router {
     let router = crate::site::router(options).merge(crate::http::router(state));
     let headers: [(&str, &str); 5] = [
         ("x-content-type-options", "nosniff"),
@@ -85,6 +85,18 @@ pub fn app(options: LeptosOptions, state: AppState) -> Router {
             ))
         })
         .layer(axum::middleware::from_fn(strict_transport_security))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                // A client trickling its body holds a task and a connection: give up on it.
+                // (A push channel's upgrade answers at once; the channel itself is not timed.)
+                match tokio::time::timeout(request_timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => axum::response::IntoResponse::into_response(
+                        crate::http::ApiError::RequestTimeout,
+                    ),
+                }
+            },
+        ))
 }
 
 /// HSTS, only where the page was served over https (as the proxy says): sent over plain
@@ -129,18 +141,19 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, pruning old history and expired
-/// devices hourly. On shutdown every push channel is closed with "server restarting" first.
+/// devices hourly. On shutdown every push channel is closed with "server restarting" first,
+/// and in-flight requests are let finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     state: &AppState,
-    history: Duration,
+    config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let pruner = tokio::spawn(prune_hourly(
         state.registry.clone(),
         state.devices.clone(),
-        history,
+        config.history(),
     ));
     let channels = state.channels.clone();
     let shutdown = {
@@ -153,12 +166,8 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("listening on http://{addr}");
     }
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served =
+        crate::connections::serve(listener, router, config.connection_limits(), shutdown).await;
     // Upgraded connections are not the HTTP server's any more: wait for them here.
     channels.closed(CHANNELS_GRACE).await;
     pruner.abort();

@@ -53,16 +53,19 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let listener = startup::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     // The router the binary serves: site, API, headers and limits.
-    let router = startup::app(startup::leptos_options().unwrap(), state.clone());
+    let router = startup::app(
+        startup::leptos_options().unwrap(),
+        state.clone(),
+        config.request_timeout(),
+    );
     let (shutdown, stop) = oneshot::channel::<()>();
     let served = tokio::spawn({
         let state = state.clone();
-        let history = config.history();
         async move {
             let stop = async move {
                 let _ = stop.await;
             };
-            startup::serve(listener, router, &state, history, stop).await
+            startup::serve(listener, router, &state, &config, stop).await
         }
     });
     TestApp {

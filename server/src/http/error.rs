@@ -101,6 +101,8 @@ pub enum ApiError {
         retry_after: Duration,
     },
     UpgradeRequired,
+    /// The request (its body included) did not arrive in time.
+    RequestTimeout,
     InvalidInput(String),
     UsernameTaken,
     MalformedJson(String),
@@ -172,6 +174,13 @@ impl ApiError {
                 body(
                     ErrorCode::CrossSite,
                     "This request must come from a page of this site.".into(),
+                ),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                body(
+                    ErrorCode::RequestTimeout,
+                    "The request took too long to arrive. Try again.".into(),
                 ),
             ),
             ApiError::UpgradeRequired => (
