@@ -230,3 +230,46 @@ async fn racing_logins_with_their_channels_open_leave_exactly_one_channel() {
     assert_eq!((open, ended), (1, 63));
     assert_eq!(app.state.registry.watched(), 1);
 }
+
+#[tokio::test]
+async fn hostile_frames_close_the_channel_and_never_disturb_another() {
+    use futures_util::SinkExt;
+    let app = app_with("ann").await;
+    assert_eq!(app.register("bob").await.status, StatusCode::CREATED);
+    let bob = app.login_as("bob", FIREFOX).await;
+    let mut bobs_channel = app.channel_for(&bob).await;
+    expect_active(&mut bobs_channel).await;
+
+    let hostile: Vec<tungstenite::Message> = vec![
+        tungstenite::Message::binary(vec![0u8, 159, 146, 150]),
+        tungstenite::Message::text("not json at all"),
+        tungstenite::Message::text(r#"{"type":"hello"}"#),
+        tungstenite::Message::text(r#"{"type":"hello","uid":42}"#),
+        tungstenite::Message::text(format!(
+            r#"{{"type":"hello","uid":"{}"}}"#,
+            "a".repeat(2000)
+        )),
+        tungstenite::Message::text("x".repeat(1024 * 1024)),
+    ];
+    for message in hostile {
+        let mut channel = app.open_channel(Some(&app.origin())).await.unwrap();
+        let _ = channel.send(message).await;
+        let seen = next_seen(&mut channel, Duration::from_secs(3)).await;
+        assert!(
+            matches!(seen, Some(Seen::Closed(_))),
+            "a hostile first frame must close the channel: {seen:?}"
+        );
+    }
+
+    // A second hello on an active channel changes nothing: it is still bob's, and still told.
+    let ann = app.login_as("ann", CHROME).await;
+    let mut anns_channel = app.channel_for(&ann).await;
+    expect_active(&mut anns_channel).await;
+    hello(&mut anns_channel, &bob).await;
+    assert!(stays_open(&mut anns_channel).await);
+    app.login_as("ann", FIREFOX).await;
+    expect_ended(&mut anns_channel, "superseded").await;
+    // Another account's takeover never reaches bob's channel.
+    assert!(stays_open(&mut bobs_channel).await);
+    assert_eq!(app.state.registry.watched(), 1);
+}

@@ -239,3 +239,32 @@ async fn use_here_racing_a_login_from_another_browser_never_beats_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn hostile_device_cookies_are_no_device_never_a_server_error() {
+    let app = app_with("ann").await;
+    let (_uid, cookie) = app.login_with_device("ann", CHROME).await;
+    let token = cookie.split('=').nth(1).unwrap().to_owned();
+    let hostile = [
+        format!("solotab_device={}", token.to_uppercase()),
+        format!("solotab_device={}", &token[..63]),
+        format!("solotab_device={token}0"),
+        format!("solotab_device=\"{token}\""),
+        format!("solotab_device={}", "é".repeat(40)),
+        format!("solotab_device={}", "a".repeat(6000)),
+        format!("solotab_device=garbage; solotab_device={token}"),
+        "solotab_device".to_owned(),
+        ";;;=;=".to_owned(),
+    ];
+    for bad in &hostile {
+        device(&app, Some(bad))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+        use_here(&app, Some(bad), Some(&app.origin()))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    }
+    // Repeated with the valid one first: the browser's own cookie is the first one it sends.
+    let repeated = format!("{cookie}; solotab_device=garbage");
+    assert_eq!(device(&app, Some(&repeated)).await.status, StatusCode::OK);
+}
