@@ -141,14 +141,19 @@ mod tests {
         assert!(!format!("{token:?}").contains(&text[..8]));
     }
 
-    #[tokio::test]
-    async fn a_new_device_ends_the_accounts_others_and_forget_ends_it() {
+    /// A memory store with one account, and devices on it that live `lifetime`.
+    async fn devices_for_ann(lifetime: Duration) -> (Devices, AccountId) {
         let store = Arc::new(MemoryStore::new());
         let ann = store
             .create("ann", "h", UnixMillis::from_millis(1))
             .await
             .unwrap();
-        let devices = Devices::new(store, DEFAULT_DEVICE_LIFETIME);
+        (Devices::new(store, lifetime), ann)
+    }
+
+    #[tokio::test]
+    async fn a_new_device_ends_the_accounts_others_and_forget_ends_it() {
+        let (devices, ann) = devices_for_ann(DEFAULT_DEVICE_LIFETIME).await;
         let first = devices.issue(ann).await.unwrap();
         assert_eq!(devices.find(&first).await.unwrap().unwrap().username, "ann");
         let second = devices.issue(ann).await.unwrap();
@@ -159,12 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_device_is_not_found_once_its_lifetime_is_over() {
-        let store = Arc::new(MemoryStore::new());
-        let ann = store
-            .create("ann", "h", UnixMillis::from_millis(1))
-            .await
-            .unwrap();
-        let devices = Devices::new(store, Duration::ZERO);
+        let (devices, ann) = devices_for_ann(Duration::ZERO).await;
         let token = devices.issue(ann).await.unwrap();
         assert_eq!(devices.find(&token).await.unwrap(), None);
         assert_eq!(devices.prune().await.unwrap(), 1);

@@ -103,7 +103,7 @@ struct Sessions {
     active: HashMap<UidDigest, ActiveSession>,
     ended: HashMap<UidDigest, EndedSession>,
     /// How many active sessions each account has (accounts with none are absent).
-    active_per_account: HashMap<AccountId, u32>,
+    active_per_account: HashMap<AccountId, usize>,
     /// How many ended sessions each account has in `ended` (accounts with none are absent).
     ended_per_account: HashMap<AccountId, usize>,
 }
@@ -163,13 +163,10 @@ impl Sessions {
 }
 
 /// Counts down `key`, removing it at zero, so that the maps hold only accounts that count.
-fn decrement<C: Copy + PartialEq + std::ops::SubAssign + From<u8>>(
-    counts: &mut HashMap<AccountId, C>,
-    key: AccountId,
-) {
+fn decrement(counts: &mut HashMap<AccountId, usize>, key: AccountId) {
     if let Some(count) = counts.get_mut(&key) {
-        *count -= C::from(1);
-        if *count == C::from(0) {
+        *count -= 1;
+        if *count == 0 {
             counts.remove(&key);
         }
     }
@@ -276,13 +273,14 @@ impl Registry {
                 issued_at: UnixMillis::now(),
                 origin,
             };
-            let superseded = this.store.claim(uid.digest(), &session).await?;
+            let digest = uid.digest();
+            let superseded = this.store.claim(digest, &session).await?;
             {
                 let mut sessions = this.write();
                 for (old, ended) in &superseded {
                     sessions.end(*old, ended.clone());
                 }
-                sessions.start(uid.digest(), session.clone());
+                sessions.start(digest, session.clone());
             }
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));

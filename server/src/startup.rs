@@ -99,16 +99,13 @@ pub fn app(options: LeptosOptions, state: AppState, request_timeout: Duration) -
         ))
 }
 
-/// HSTS, only where the page was served over https (as the proxy says): sent over plain
-/// http it would be ignored at best, and would lock a misconfigured site out at worst.
+/// HSTS, only where the page was served over https: sent over plain http it would be
+/// ignored at best, and would lock a misconfigured site out at worst.
 async fn strict_transport_security(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let https = request
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let https = crate::http::served_over_https(request.headers());
     let mut response = next.run(request).await;
     if https {
         response.headers_mut().insert(

@@ -10,15 +10,14 @@ use app::contract::DEVICE_COOKIE;
 use axum::extract::FromRequestParts;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponseParts, ResponseParts};
 use cookie::{Cookie, SameSite};
 
 use crate::device::DeviceToken;
 
 /// The request's device token, if it carried a well-formed one, and whether the page was
-/// served over https (then the cookie is set `Secure`): its `Origin` says so, or the
-/// proxy's `X-Forwarded-Proto`.
+/// served over https (then the cookie is set `Secure`; see [`served_over_https`]).
 #[derive(Debug, Clone)]
 pub struct DeviceCookie {
     pub token: Option<DeviceToken>,
@@ -38,11 +37,20 @@ impl<S: Send + Sync> FromRequestParts<S> for DeviceCookie {
             .filter_map(Result::ok)
             .find(|cookie| cookie.name() == DEVICE_COOKIE)
             .and_then(|cookie| DeviceToken::parse(cookie.value()));
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let https = header(header::ORIGIN.as_str()).is_some_and(|o| o.starts_with("https://"))
-            || header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
-        Ok(DeviceCookie { token, https })
+        Ok(DeviceCookie {
+            token,
+            https: served_over_https(&parts.headers),
+        })
     }
+}
+
+/// Whether the page a request comes from was served over https: its `Origin` says so, or
+/// the proxy in front does (`X-Forwarded-Proto`). Only ever used to add protections (the
+/// cookie's `Secure`, HSTS), so a forged header costs the forger nothing but their own cookie.
+pub fn served_over_https(headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header(header::ORIGIN.as_str()).is_some_and(|o| o.starts_with("https://"))
+        || header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
 /// A `Set-Cookie` for the device cookie: to set it, or to clear it.

@@ -84,16 +84,8 @@ pub(super) async fn login(
     let key = app::rules::username_key(name);
     if let Err(retry_after) = throttles.login_by_account.check(&key) {
         // Guesses from elsewhere must not lock the owner out: the browser that last signed
-        // in to this account (its device cookie) is held to its IP's limit only.
-        let owner = match &cookie.token {
-            Some(token) => state
-                .devices
-                .find(token)
-                .await?
-                .is_some_and(|device| app::rules::username_key(&device.username) == key),
-            None => false,
-        };
-        if !owner {
+        // in to this account is held to its IP's limit only.
+        if !signed_in_last_here(&state, &cookie, &key).await? {
             return Err(too_many(retry_after));
         }
     }
@@ -175,6 +167,19 @@ async fn valid_device(
         .await?
         .ok_or(ApiError::NoDevice)?;
     Ok((token, record))
+}
+
+/// Whether this request's device cookie belongs to the account with this username key.
+async fn signed_in_last_here(
+    state: &AppState,
+    cookie: &DeviceCookie,
+    username_key: &str,
+) -> Result<bool, ApiError> {
+    let Some(token) = &cookie.token else {
+        return Ok(false);
+    };
+    let device = state.devices.find(token).await?;
+    Ok(device.is_some_and(|d| app::rules::username_key(&d.username) == username_key))
 }
 
 fn too_many(retry_after: std::time::Duration) -> ApiError {

@@ -32,7 +32,7 @@ mod refusal_log;
 use handlers::{device, healthz, login, logout, me, premium, register, use_here};
 
 pub use channel::Channels;
-pub use device_cookie::{DeviceCookie, SetDeviceCookie};
+pub use device_cookie::{DeviceCookie, SetDeviceCookie, served_over_https};
 pub use error::{ApiError, Disclosure, SUPERSEDED_DETAILS_FOR, TabRefusal};
 pub use extract::{ActiveTab, ApiJson};
 pub use origin::{AllowedOrigins, SameOrigin};
