@@ -5,6 +5,7 @@
 #   ./dev.sh run     set up, then run the app with `cargo leptos watch` (SQLite, nothing else)
 #   ./dev.sh test    set up, then run every test: fmt, clippy, unit/HTTP/restart, Playwright
 #   ./dev.sh bench   set up, then measure the push channel (release build); --quick: a short run
+#   ./dev.sh soak [secs]  the load + kill -9 history check for longer (default 600 s, release)
 #   ./dev.sh setup   only set up
 #
 # Works offline except for the package registries (crates.io, npm, Debian).
@@ -137,6 +138,13 @@ run_bench() {
   timed "push_bench" target/release/examples/push_bench "$@"
 }
 
+run_soak() {
+  local secs=${1:-600}
+  say "Load + kill -9 history check for $secs s (release build; the summary is printed)"
+  timed "history soak" env SOLOTAB_HISTORY_SECS="$secs" \
+    cargo test --locked --release -p server --test history -- --nocapture --test-threads 1
+}
+
 summary() {
   say "Timings"
   printf '  %s\n' "${TIMINGS[@]}" "total: $((SECONDS - START)) s"
@@ -159,12 +167,18 @@ case "${1:-}" in
     run_bench "$@"
     summary
     ;;
+  soak)
+    shift
+    setup no
+    run_soak "$@"
+    summary
+    ;;
   setup)
     setup yes
     summary
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

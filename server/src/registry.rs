@@ -106,6 +106,9 @@ struct Sessions {
     active_per_account: HashMap<AccountId, usize>,
     /// How many ended sessions each account has in `ended` (accounts with none are absent).
     ended_per_account: HashMap<AccountId, usize>,
+    /// Test-only fault: claims leave the UIDs they supersede active in memory.
+    #[cfg(feature = "fault-injection")]
+    keep_superseded: bool,
 }
 
 impl Sessions {
@@ -175,6 +178,14 @@ fn decrement(counts: &mut HashMap<AccountId, usize>, key: AccountId) {
 impl Sessions {
     fn ended_count(&self, account: AccountId) -> usize {
         self.ended_per_account.get(&account).copied().unwrap_or(0)
+    }
+
+    /// Whether a claim should end what it superseded: always, unless a test broke it.
+    fn ends_superseded(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return !self.keep_superseded;
+        #[cfg(not(feature = "fault-injection"))]
+        true
     }
 }
 
@@ -277,7 +288,8 @@ impl Registry {
             let superseded = this.store.claim(digest, &session).await?;
             {
                 let mut sessions = this.write();
-                for (old, ended) in &superseded {
+                let ends_superseded = sessions.ends_superseded();
+                for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
                     sessions.end(*old, ended.clone());
                 }
                 sessions.start(digest, session.clone());
@@ -380,6 +392,13 @@ impl Registry {
     pub fn counts(&self) -> (usize, usize) {
         let sessions = self.read();
         (sessions.active.len(), sessions.ended.len())
+    }
+
+    /// Breaks "latest wins" on purpose: from now on a claim leaves the UIDs it supersedes
+    /// accepted. Only for showing that the history checker (tests/history) catches it.
+    #[cfg(feature = "fault-injection")]
+    pub fn break_latest_wins(&self) {
+        self.write().keep_superseded = true;
     }
 
     /// How many UIDs have at least one watch (for logs, metrics and tests).

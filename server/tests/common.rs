@@ -344,3 +344,86 @@ pub async fn expect_active(channel: &mut Channel) -> Value {
     assert!(is_rfc3339_millis_utc(event["issued_at"].as_str().unwrap()));
     event
 }
+
+/// The real server binary in its own process, on an ephemeral port, for what only a process
+/// shows: `kill -9`, restarts on the same database, what it prints.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    /// Everything the server printed, line by line.
+    pub output: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `db` with the log at `log` and extra environment `env`, and waits
+    /// until it says where it listens.
+    pub fn start(db: &std::path::Path, log: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        use std::time::Duration;
+
+        let child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("SOLOTAB_DB", db)
+            .env("SOLOTAB_LOG", log)
+            .env("NO_COLOR", "1")
+            .env_remove("LEPTOS_OUTPUT_NAME")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let (lines, output) = std::sync::mpsc::channel();
+        // From here on, Drop reaps the process even if the test fails.
+        let mut server = ServerProcess {
+            child,
+            base: String::new(),
+            output,
+        };
+        for stream in [
+            Box::new(server.child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(server.child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            });
+        }
+        let mut seen = Vec::new();
+        loop {
+            let line = server
+                .output
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!("the server did not say where it listens; it printed {seen:#?}")
+                });
+            if let Some(at) = line.find("listening on http://") {
+                let addr: String = line[at + "listening on http://".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                server.base = format!("http://{addr}");
+                return server;
+            }
+            seen.push(line);
+        }
+    }
+
+    /// SIGKILL: no shutdown hook, no flush; only what was committed survives. Returns what
+    /// the server printed.
+    pub fn kill_9(mut self) -> Vec<String> {
+        self.child.kill().unwrap(); // std's kill is SIGKILL on Unix
+        self.child.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.output.try_iter().collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,84 +1,25 @@
 //! The real binary: state survives `kill -9`, and one database file has one server.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
+mod common;
 
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything the server printed, for the "never log a UID" check.
-    output: mpsc::Receiver<String>,
+use common::{PASSWORD, ServerProcess};
+
+fn start(db: &Path) -> ServerProcess {
+    ServerProcess::start(db, "info", &[])
 }
 
-fn start(db: &Path) -> Server {
-    start_logging(db, "info")
+fn start_logging(db: &Path, log: &str) -> ServerProcess {
+    ServerProcess::start(db, log, &[])
 }
 
-fn start_logging(db: &Path, log: &str) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .env("SOLOTAB_DB", db)
-        .env("SOLOTAB_LOG", log)
-        .env("NO_COLOR", "1")
-        .env_remove("LEPTOS_OUTPUT_NAME")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server binary starts");
-    let (lines, output) = mpsc::channel();
-    // From here on, Drop reaps the process even if this test fails.
-    let mut server = Server {
-        child,
-        base: String::new(),
-        output,
-    };
-    for stream in [
-        Box::new(server.child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(server.child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-    }
-    let mut seen = Vec::new();
-    loop {
-        let line = server
-            .output
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!("the server did not say where it listens; it printed {seen:#?}")
-            });
-        if let Some(at) = line.find("listening on http://") {
-            let addr: String = line[at + "listening on http://".len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                .collect();
-            server.base = format!("http://{addr}");
-            return server;
-        }
-        seen.push(line);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
+impl ServerProcess {
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = reqwest::Client::new()
             .post(format!("{}{path}", self.base))
@@ -129,14 +70,6 @@ impl Server {
             .await
             .unwrap()
             .status()
-    }
-
-    /// SIGKILL: no shutdown hook, no flush; only what was committed survives.
-    fn kill_9(mut self) -> Vec<String> {
-        self.child.kill().unwrap(); // std's kill is SIGKILL on Unix
-        self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        self.output.try_iter().collect()
     }
 }
 
