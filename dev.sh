@@ -15,6 +15,9 @@ cd "$(dirname "$0")"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 CARGO_LEPTOS_VERSION=0.3.11
+SCHEMATHESIS_VERSION=4.32.5
+# schemathesis (PyPI) lives in its own virtualenv under target/, away from the system Python.
+SCHEMATHESIS_VENV=target/tools/schemathesis
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -49,6 +52,9 @@ setup_system() {
   command -v npm >/dev/null || missing+=(npm)
   if [ "$need_browser" = yes ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     missing+=(chromium)
+  fi
+  if [ "$need_browser" = yes ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=(python3 python3-venv)
   fi
   apt_install "${missing[@]}"
   if ! command -v rustup >/dev/null; then
@@ -102,12 +108,22 @@ setup_npm() {
   fi
 }
 
+setup_fuzzer() {
+  local st=$SCHEMATHESIS_VENV/bin/st
+  if [ "$("$st" --version 2>/dev/null | awk '{print $3}')" != "$SCHEMATHESIS_VERSION" ]; then
+    say "Installing schemathesis $SCHEMATHESIS_VERSION (PyPI) in $SCHEMATHESIS_VENV"
+    python3 -m venv "$SCHEMATHESIS_VENV"
+    "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+}
+
 setup() {
   local need_browser=${1:-no}
   timed "system packages" setup_system "$need_browser"
   timed "rust toolchain" setup_rust
   timed "cargo-leptos, wasm-bindgen-cli" setup_cargo_tools
   [ "$need_browser" = yes ] && timed "npm packages" setup_npm
+  [ "$need_browser" = yes ] && timed "schemathesis" setup_fuzzer
   return 0
 }
 
@@ -124,9 +140,43 @@ run_tests() {
   say "Building the site (wasm + server) for the browser tests"
   timed "cargo leptos build" cargo leptos build --cargo-locked
 
+  say "API fuzz: schemathesis against /api/openapi.json (fixed seed, ${FUZZ_SECS:-60} s)"
+  timed "schemathesis" run_fuzz
+
   say "Browser tests: Playwright in Debian's Chromium"
   # The config starts target/debug/server on a free port with a fresh database.
   timed "playwright" bash -c 'cd end2end && npx playwright test'
+}
+
+# Starts the built server on a free port with a fresh database, lets schemathesis fuzz every
+# operation of its OpenAPI description: no 5xx, every status, type and body as described.
+run_fuzz() {
+  local dir base="" rc=0 pid
+  dir=$(mktemp -d)
+  SOLOTAB_DB="$dir/solotab.db" LEPTOS_SITE_ADDR=127.0.0.1:0 NO_COLOR=1 \
+    target/debug/server >"$dir/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    base=$(grep -o 'listening on http://[0-9.:]*' "$dir/server.log" | sed 's/listening on //' || true)
+    [ -n "$base" ] && break
+    sleep 0.1
+  done
+  if [ -z "$base" ]; then
+    kill "$pid" 2>/dev/null || true
+    cat "$dir/server.log" >&2
+    die "the server did not start for the API fuzz"
+  fi
+  "$SCHEMATHESIS_VENV/bin/st" run "$base/api/openapi.json" --seed 1 --max-time "${FUZZ_SECS:-60}" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --warnings off || rc=$?
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if grep -q 'panicked' "$dir/server.log"; then
+    grep -B2 -A8 'panicked' "$dir/server.log" >&2
+    rc=1
+  fi
+  rm -rf "$dir"
+  return $rc
 }
 
 run_bench() {

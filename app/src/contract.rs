@@ -31,6 +31,7 @@ pub mod close_code {
 }
 
 /// `POST /api/register` and `POST /api/login`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
     pub username: String,
@@ -47,12 +48,14 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// 201 from `POST /api/register`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registered {
     pub username: String,
 }
 
 /// 200 from `POST /api/login`. `uid` is this tab's credential: keep it in memory only.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedIn {
     pub uid: String,
@@ -72,6 +75,7 @@ impl std::fmt::Debug for LoggedIn {
 }
 
 /// 200 from `GET /api/device`: this browser's device cookie is valid for `username`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     pub username: String,
@@ -81,6 +85,7 @@ pub struct Device {
 
 /// `POST /api/use-here`: the body is an empty JSON object (a JSON body cannot be sent
 /// cross-site without a CORS preflight). The answer is a [`LoggedIn`].
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UseHere {}
 
@@ -119,6 +124,7 @@ pub enum TabMessage {
 }
 
 /// 200 from `GET /api/me`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {
     pub username: String,
@@ -126,6 +132,7 @@ pub struct Me {
 }
 
 /// 200 from `GET /api/premium`: the demo's protected content.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Premium {
     pub title: String,
@@ -134,6 +141,7 @@ pub struct Premium {
 }
 
 /// 200 from `GET /healthz`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
@@ -141,6 +149,7 @@ pub struct Health {
 
 /// Every error body: `{"error": code, "message": plain words}`, plus the details of a
 /// `superseded` rejection.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorCode,
@@ -164,6 +173,7 @@ pub struct ErrorBody {
 ///
 /// Clients must treat a code they do not know ([`ErrorCode::Other`]) by its HTTP status;
 /// for a 401 that means "signed out".
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -201,6 +211,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::MissingUid,
+        ErrorCode::MalformedUid,
+        ErrorCode::UnknownUid,
+        ErrorCode::Superseded,
+        ErrorCode::LoggedOut,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::NoDevice,
+        ErrorCode::CrossSite,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::InvalidInput,
+        ErrorCode::UsernameTaken,
+        ErrorCode::MalformedJson,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::UpgradeRequired,
+        ErrorCode::RequestTimeout,
+        ErrorCode::Unavailable,
+    ];
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -234,27 +267,7 @@ mod tests {
 
     #[test]
     fn error_codes_round_trip_through_their_wire_names() {
-        for code in [
-            ErrorCode::MissingUid,
-            ErrorCode::MalformedUid,
-            ErrorCode::UnknownUid,
-            ErrorCode::Superseded,
-            ErrorCode::LoggedOut,
-            ErrorCode::InvalidCredentials,
-            ErrorCode::NoDevice,
-            ErrorCode::CrossSite,
-            ErrorCode::TooManyAttempts,
-            ErrorCode::InvalidInput,
-            ErrorCode::UsernameTaken,
-            ErrorCode::MalformedJson,
-            ErrorCode::BodyTooLarge,
-            ErrorCode::UnsupportedMediaType,
-            ErrorCode::NotFound,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::UpgradeRequired,
-            ErrorCode::RequestTimeout,
-            ErrorCode::Unavailable,
-        ] {
+        for code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);

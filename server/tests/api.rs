@@ -20,6 +20,18 @@ async fn healthz_answers_ok() {
 }
 
 #[tokio::test]
+async fn the_api_describes_itself_in_openapi_3_1_without_a_uid() {
+    let app = spawn_app().await;
+    let reply = app.send(app.client.get(app.url("/api/openapi.json"))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["openapi"], "3.1.0");
+    let login = &reply.body["paths"]["/api/login"]["post"]["responses"];
+    for status in ["200", "400", "401", "408", "413", "415", "429", "503"] {
+        assert!(login[status].is_object(), "login's {status} is not described");
+    }
+}
+
+#[tokio::test]
 async fn register_creates_an_account_shown_as_typed_and_trimmed() {
     let app = spawn_app().await;
     let reply = app

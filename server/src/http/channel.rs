@@ -69,6 +69,13 @@ impl Channels {
 }
 
 /// `GET /api/channel`: same-origin only, then upgraded to a WebSocket.
+#[utoipa::path(get, path = "/api/channel", tag = "tabs",
+    description = "The push channel: a WebSocket. The tab's first message is `{\"type\":\"hello\",\"uid\":...}` (within 5 s); the server answers `{\"type\":\"active\"}` and later `{\"type\":\"ended\",...}` with the body a 401 would carry, then closes.",
+    responses(
+        (status = 101, description = "Upgraded to a WebSocket."),
+        (status = 403, description = "`cross_site`: the request's `Origin` is not this site.", body = app::contract::ErrorBody),
+        (status = 426, description = "`upgrade_required`: not a WebSocket upgrade.", body = app::contract::ErrorBody),
+    ))]
 pub(super) async fn channel(
     State(state): State<AppState>,
     _same_origin: SameOrigin,

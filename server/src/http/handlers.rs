@@ -1,6 +1,8 @@
 //! The handlers: parse, call the core, map the result to the contract. Nothing else.
 
-use app::contract::{Credentials, Device, Health, LoggedIn, Me, Premium, Registered, UseHere};
+use app::contract::{
+    Credentials, Device, ErrorBody, Health, LoggedIn, Me, Premium, Registered, UseHere,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -15,12 +17,22 @@ use crate::registry::{Claimed, ReleaseError};
 use crate::store::{CreateAccountError, DeviceRecord, LoginOrigin};
 use crate::time::UnixMillis;
 
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The server is up.", body = Health)))]
 pub(super) async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
 }
 
+/// `POST /api/register`: creates an account; it does not sign in.
+#[utoipa::path(post, path = "/api/register", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 201, description = "Created.", body = Registered),
+        (status = 400, description = "`invalid_input` (the reason in words: username or password rules), `malformed_json`.", body = ErrorBody),
+        (status = 409, description = "`username_taken`.", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many registrations from this client; `retry_after_secs` and `Retry-After` say when to try again.", body = ErrorBody),
+    ))]
 pub(super) async fn register(
     State(state): State<AppState>,
     origin: LoginOrigin,
@@ -52,6 +64,14 @@ pub(super) async fn register(
     }
 }
 
+#[utoipa::path(post, path = "/api/login", tag = "tabs", request_body = Credentials,
+    params(("solotab_device" = Option<String>, Cookie, description = "This browser's device cookie, if it has one: exempts it from the account's failure limit.")),
+    responses(
+        (status = 200, description = "Signed in: `uid` is this tab's credential, every other tab of the account is superseded. Sets the device cookie.", body = LoggedIn),
+        (status = 400, description = "`invalid_input` (a field is empty), `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`.", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed logins from this client or for this account; `retry_after_secs` and `Retry-After` say when to try again.", body = ErrorBody),
+    ))]
 /// Logs in with the password. Also makes this browser the account's only device (the
 /// cookie that lets it "Use here" later), ending every other browser's.
 pub(super) async fn login(
@@ -115,6 +135,12 @@ pub(super) async fn login(
     Ok((set_cookie, Json(logged_in(claimed))))
 }
 
+#[utoipa::path(get, path = "/api/device", tag = "tabs",
+    params(("solotab_device" = Option<String>, Cookie, description = "This browser's device cookie.")),
+    responses(
+        (status = 200, description = "This browser may \"Use here\" for `username`.", body = Device),
+        (status = 401, description = "`no_device`: no valid device cookie.", body = ErrorBody),
+    ))]
 /// `GET /api/device`: whether this browser may "Use here", and for whom.
 pub(super) async fn device(
     State(state): State<AppState>,
@@ -127,6 +153,14 @@ pub(super) async fn device(
     }))
 }
 
+#[utoipa::path(post, path = "/api/use-here", tag = "tabs", request_body = UseHere,
+    params(("solotab_device" = Option<String>, Cookie, description = "This browser's device cookie.")),
+    responses(
+        (status = 200, description = "Signed in without the password, as a login would.", body = LoggedIn),
+        (status = 400, description = "`malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`no_device`: no valid device cookie, or another browser signed in since.", body = ErrorBody),
+        (status = 403, description = "`cross_site`: the request's `Origin` is not this site.", body = ErrorBody),
+    ))]
 /// `POST /api/use-here`: a fresh UID for this browser's device account, without the
 /// password; it supersedes the account's active tab like a login.
 pub(super) async fn use_here(
@@ -197,6 +231,12 @@ fn logged_in(claimed: Claimed) -> LoggedIn {
     }
 }
 
+#[utoipa::path(get, path = "/api/me", tag = "tabs",
+    params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
+    responses(
+        (status = 200, description = "This tab is the account's active one.", body = Me),
+        (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.", body = ErrorBody),
+    ))]
 pub(super) async fn me(tab: ActiveTab) -> Json<Me> {
     Json(Me {
         username: tab.session.username,
@@ -204,6 +244,12 @@ pub(super) async fn me(tab: ActiveTab) -> Json<Me> {
     })
 }
 
+#[utoipa::path(get, path = "/api/premium", tag = "tabs",
+    params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
+    responses(
+        (status = 200, description = "The protected content.", body = Premium),
+        (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.", body = ErrorBody),
+    ))]
 /// The demo's protected content: something only the active tab may read.
 pub(super) async fn premium(tab: ActiveTab) -> Json<Premium> {
     const LESSONS: [&str; 4] = [
@@ -221,6 +267,15 @@ pub(super) async fn premium(tab: ActiveTab) -> Json<Premium> {
     })
 }
 
+#[utoipa::path(post, path = "/api/logout", tag = "tabs",
+    params(
+        ("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it."),
+        ("solotab_device" = Option<String>, Cookie, description = "This browser's device cookie: ended too."),
+    ),
+    responses(
+        (status = 204, description = "Logged out; the device cookie and site data are cleared."),
+        (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded`, `logged_out`.", body = ErrorBody),
+    ))]
 /// Ends this tab's UID, and this browser's device: after a logout, "Use here" needs the
 /// password again.
 pub(super) async fn logout(

@@ -26,6 +26,7 @@ mod device_cookie;
 mod error;
 mod extract;
 mod handlers;
+mod openapi;
 mod origin;
 mod refusal_log;
 
@@ -35,6 +36,7 @@ pub use channel::Channels;
 pub use device_cookie::{DeviceCookie, SetDeviceCookie, served_over_https};
 pub use error::{ApiError, Disclosure, SUPERSEDED_DETAILS_FOR, TabRefusal};
 pub use extract::{ActiveTab, ApiJson};
+pub use openapi::ApiDoc;
 pub use origin::{AllowedOrigins, SameOrigin};
 
 /// What every handler may use. Cheap to clone.
@@ -137,6 +139,7 @@ fn public_routes() -> Router<AppState> {
         .route("/use-here", post(use_here))
         // Same-origin only; the UID comes in the channel's first message, never in the URL.
         .route(channel_path, get(channel::channel))
+        .route("/openapi.json", get(openapi::document))
 }
 
 /// The API routes that need the tab's current UID (each handler takes an [`ActiveTab`]).
