@@ -13,6 +13,10 @@ use argon2::password_hash::{
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
+mod common;
+
+pub use common::is_common;
+
 /// OWASP's argon2id minimum: m = 19 MiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid");

@@ -27,7 +27,10 @@ async fn the_api_describes_itself_in_openapi_3_1_without_a_uid() {
     assert_eq!(reply.body["openapi"], "3.1.0");
     let login = &reply.body["paths"]["/api/login"]["post"]["responses"];
     for status in ["200", "400", "401", "408", "413", "415", "429", "503"] {
-        assert!(login[status].is_object(), "login's {status} is not described");
+        assert!(
+            login[status].is_object(),
+            "login's {status} is not described"
+        );
     }
 }
 
@@ -70,6 +73,9 @@ async fn register_says_what_is_wrong_with_the_input() {
         ("émile", PASSWORD, "letters, digits"),
         ("ann", "short", "at least 8"),
         ("ann", &"x".repeat(129), "at most 128"),
+        ("ann", "Password123", "most common"),
+        ("ann", "qwertyuiop", "most common"),
+        ("password12345", "password12345", "username"),
     ];
     for (username, password, says) in cases {
         let reply = app

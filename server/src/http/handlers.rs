@@ -45,6 +45,12 @@ pub(super) async fn register(
         .map_err(ApiError::InvalidInput)?
         .to_owned();
     app::rules::new_password(&username, &creds.password).map_err(ApiError::InvalidInput)?;
+    if crate::passwords::is_common(&creds.password) {
+        return Err(ApiError::InvalidInput(
+            "This password is one of the most common ones, which are guessed first. Choose another."
+                .into(),
+        ));
+    }
     // Every attempt that gets as far as a hash counts, created or not.
     registrations.failure(&client);
     // Always hash first, then let the store's unique key decide: a taken name costs what a
