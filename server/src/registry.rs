@@ -13,7 +13,6 @@
 //! no one else (see [`watch`]). A watch is taken under the same read lock as a check, so an
 //! end cannot slip between "it is active" and "tell me when it ends".
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -24,8 +23,11 @@ use crate::store::{
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
 
+mod sessions;
 mod watch;
 
+pub use sessions::Session;
+use sessions::Sessions;
 use watch::Watchers;
 pub use watch::{MAX_WATCHES_PER_UID, Watch};
 
@@ -56,7 +58,7 @@ pub enum Rejection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub rejection: Rejection,
-    pub username: Option<String>,
+    pub username: Option<Arc<str>>,
 }
 
 /// The outcome of a successful [`Registry::claim`].
@@ -97,98 +99,6 @@ impl Rejection {
     }
 }
 
-#[derive(Debug, Default)]
-struct Sessions {
-    // Keyed by digest, as in the store: memory holds no UID either.
-    active: HashMap<UidDigest, ActiveSession>,
-    ended: HashMap<UidDigest, EndedSession>,
-    /// How many active sessions each account has (accounts with none are absent).
-    active_per_account: HashMap<AccountId, usize>,
-    /// How many ended sessions each account has in `ended` (accounts with none are absent).
-    ended_per_account: HashMap<AccountId, usize>,
-    /// Test-only fault: claims leave the UIDs they supersede active in memory.
-    #[cfg(feature = "fault-injection")]
-    keep_superseded: bool,
-}
-
-impl Sessions {
-    fn new(active: Vec<(UidDigest, ActiveSession)>, ended: Vec<(UidDigest, EndedSession)>) -> Self {
-        let mut sessions = Self::default();
-        for (uid, session) in active {
-            sessions.start(uid, session);
-        }
-        for (uid, session) in ended {
-            sessions.remember(uid, session);
-        }
-        sessions
-    }
-
-    fn check(&self, uid: &UidDigest) -> Result<ActiveSession, Refused> {
-        if let Some(session) = self.active.get(uid) {
-            return Ok(session.clone());
-        }
-        match self.ended.get(uid) {
-            None => Err(Refused {
-                rejection: Rejection::Unknown,
-                username: None,
-            }),
-            Some(ended) => Err(Refused {
-                rejection: Rejection::of(ended),
-                username: Some(ended.username.clone()),
-            }),
-        }
-    }
-
-    fn start(&mut self, uid: UidDigest, session: ActiveSession) {
-        *self.active_per_account.entry(session.account).or_default() += 1;
-        self.active.insert(uid, session);
-    }
-
-    fn end(&mut self, uid: UidDigest, ended: EndedSession) {
-        if let Some(session) = self.active.remove(&uid) {
-            decrement(&mut self.active_per_account, session.account);
-        }
-        self.remember(uid, ended);
-    }
-
-    fn remember(&mut self, uid: UidDigest, ended: EndedSession) {
-        let account = ended.account;
-        if self.ended.insert(uid, ended).is_none() {
-            *self.ended_per_account.entry(account).or_default() += 1;
-        }
-    }
-
-    fn forget(&mut self, uid: &UidDigest) {
-        if let Some(ended) = self.ended.remove(uid) {
-            decrement(&mut self.ended_per_account, ended.account);
-        }
-    }
-}
-
-/// Counts down `key`, removing it at zero, so that the maps hold only accounts that count.
-fn decrement(counts: &mut HashMap<AccountId, usize>, key: AccountId) {
-    if let Some(count) = counts.get_mut(&key) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(&key);
-        }
-    }
-}
-
-impl Sessions {
-    fn ended_count(&self, account: AccountId) -> usize {
-        self.ended_per_account.get(&account).copied().unwrap_or(0)
-    }
-
-    /// Whether a claim should end what it superseded: always, unless a test broke it.
-    fn ends_superseded(&self) -> bool {
-        #[cfg(feature = "fault-injection")]
-        return !self.keep_superseded;
-        #[cfg(not(feature = "fault-injection"))]
-        true
-    }
-}
-
 /// Cheap to clone: clones share one registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -215,14 +125,21 @@ impl Registry {
         })
     }
 
-    /// Is `uid` the active UID of its account? Memory only: no I/O, no await.
-    pub fn check(&self, uid: &Uid) -> Result<ActiveSession, Refused> {
-        self.read().check(&uid.digest())
+    /// Is `uid` the active UID of its account? Memory only: one lookup, no I/O, no await,
+    /// no allocation.
+    pub fn check(&self, uid: &Uid) -> Result<Session, Refused> {
+        let digest = uid.digest();
+        self.read().check(&digest)
+    }
+
+    /// The username of `account`, if it has a UID in memory.
+    pub fn username(&self, account: AccountId) -> Option<Arc<str>> {
+        self.read().username(account)
     }
 
     /// Like [`check`](Self::check), and if `uid` is active, a [`Watch`] that resolves when
     /// it stops being so. At most [`MAX_WATCHES_PER_UID`] watches per UID.
-    pub fn watch(&self, uid: &Uid) -> Result<(ActiveSession, Watch), WatchRefused> {
+    pub fn watch(&self, uid: &Uid) -> Result<(Session, Watch), WatchRefused> {
         // Subscribing under the read lock: an end needs the write lock first, and announces
         // itself after, so this watch either sees the end here or is told of it.
         let digest = uid.digest();
@@ -237,7 +154,7 @@ impl Registry {
 
     /// Whether `account` has an active tab now.
     pub fn is_active(&self, account: AccountId) -> bool {
-        self.read().active_per_account.contains_key(&account)
+        self.read().is_active(account)
     }
 
     /// Issues a fresh UID for `account` and makes it the only one accepted, superseding any
@@ -290,9 +207,9 @@ impl Registry {
                 let mut sessions = this.write();
                 let ends_superseded = sessions.ends_superseded();
                 for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
-                    sessions.end(*old, ended.clone());
+                    sessions.end(old, ended);
                 }
-                sessions.start(digest, session.clone());
+                sessions.start(&digest, &session);
             }
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));
@@ -324,13 +241,14 @@ impl Registry {
                     StoreError::Backend("store and memory disagree on a uid".into()).into(),
                 );
             }
+            let username = this.username(session.account).unwrap_or_default();
             let ended = EndedSession {
                 account: session.account,
-                username: session.username,
+                username: username.to_string(),
                 ended_at: at,
                 reason: EndReason::LoggedOut,
             };
-            this.write().end(digest, ended.clone());
+            this.write().end(&digest, &ended);
             this.watchers.ended(&digest, Rejection::of(&ended));
             this.bound_history(ended.account).await;
             Ok(ended)
@@ -346,18 +264,9 @@ impl Registry {
     pub async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
         let _write = self.writes.lock().await;
         let removed = self.store.prune(ended_before).await?;
-        let expired: Vec<UidDigest> = self
-            .read()
-            .ended
-            .iter()
-            .filter(|(_, e)| e.ended_at < ended_before)
-            .map(|(uid, _)| *uid)
-            .collect();
+        let expired = self.read().ended_before(ended_before);
         for batch in expired.chunks(PRUNE_BATCH) {
-            let mut sessions = self.write();
-            for uid in batch {
-                sessions.forget(uid);
-            }
+            self.write().forget_keys(batch);
         }
         Ok(removed)
     }
@@ -390,8 +299,7 @@ impl Registry {
 
     /// How many sessions are active and remembered (for logs and metrics).
     pub fn counts(&self) -> (usize, usize) {
-        let sessions = self.read();
-        (sessions.active.len(), sessions.ended.len())
+        self.read().counts()
     }
 
     /// Breaks "latest wins" on purpose: from now on a claim leaves the UIDs it supersedes

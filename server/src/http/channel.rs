@@ -181,7 +181,7 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     if socket.send(Message::Text(active.into())).await.is_err() {
         return Close::Gone;
     }
-    tracing::debug!(account = %session.username, "channel open");
+    tracing::debug!(account = session.account.0, "channel open");
 
     let ping_every = channels.ping_every;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);

@@ -10,7 +10,8 @@ use axum::http::request::Parts;
 use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
 use crate::registry::Registry;
-use crate::store::{ActiveSession, LoginOrigin};
+use crate::registry::Session;
+use crate::store::LoginOrigin;
 use crate::uid::Uid;
 
 /// `axum::Json`, but its rejections speak the contract (`malformed_json`, 413, 415).
@@ -26,7 +27,7 @@ pub struct ApiJson<T>(pub T);
 #[derive(Debug, Clone)]
 pub struct ActiveTab {
     pub uid: Uid,
-    pub session: ActiveSession,
+    pub session: Session,
 }
 
 impl<S> FromRequestParts<S> for ActiveTab

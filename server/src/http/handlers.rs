@@ -222,6 +222,15 @@ async fn signed_in_last_here(
     Ok(device.is_some_and(|d| app::rules::username_key(&d.username) == username_key))
 }
 
+/// The username of the account an active tab belongs to (memory: the tab's check keeps it).
+fn username(state: &AppState, tab: &ActiveTab) -> String {
+    state
+        .registry
+        .username(tab.session.account)
+        .map(|name| name.to_string())
+        .unwrap_or_default()
+}
+
 fn too_many(retry_after: std::time::Duration) -> ApiError {
     ApiError::TooManyAttempts { retry_after }
 }
@@ -243,9 +252,9 @@ fn logged_in(claimed: Claimed) -> LoggedIn {
         (status = 200, description = "This tab is the account's active one.", body = Me),
         (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.", body = ErrorBody),
     ))]
-pub(super) async fn me(tab: ActiveTab) -> Json<Me> {
+pub(super) async fn me(State(state): State<AppState>, tab: ActiveTab) -> Json<Me> {
     Json(Me {
-        username: tab.session.username,
+        username: username(&state, &tab),
         issued_at: tab.session.issued_at.to_rfc3339(),
     })
 }
@@ -257,7 +266,7 @@ pub(super) async fn me(tab: ActiveTab) -> Json<Me> {
         (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.", body = ErrorBody),
     ))]
 /// The demo's protected content: something only the active tab may read.
-pub(super) async fn premium(tab: ActiveTab) -> Json<Premium> {
+pub(super) async fn premium(State(state): State<AppState>, tab: ActiveTab) -> Json<Premium> {
     const LESSONS: [&str; 4] = [
         "Question 1 of the exam: explain why a cookie cannot tell two tabs of one browser apart.",
         "Question 2 of the exam: what should happen to the older tab when a newer login arrives?",
@@ -267,7 +276,7 @@ pub(super) async fn premium(tab: ActiveTab) -> Json<Premium> {
     let served_at = UnixMillis::now();
     let lesson = LESSONS[(served_at.as_millis() / 1000).rem_euclid(LESSONS.len() as i64) as usize];
     Json(Premium {
-        title: format!("Premium content for {}", tab.session.username),
+        title: format!("Premium content for {}", username(&state, &tab)),
         body: lesson.into(),
         served_at: served_at.to_rfc3339(),
     })

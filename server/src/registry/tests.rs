@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -66,8 +67,9 @@ on_every_store! {
         let claimed = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         assert!(claimed.superseded.is_empty());
         let session = reg.check(&claimed.uid).unwrap();
-        assert_eq!(session.username, "ann");
-        assert_eq!(session.origin, origin(1));
+        assert_eq!(session.account, ANN);
+        assert_eq!(session.issued_at, claimed.session.issued_at);
+        assert_eq!(reg.username(ANN).as_deref(), Some("ann"));
     }
 
     a_newer_login_supersedes_the_older_and_says_when_and_from_where: |reg| {
@@ -235,6 +237,27 @@ on_every_store! {
         assert!(reg.check(&plain.uid).is_ok());
     }
 
+    memory_keeps_one_copy_of_each_user_agent_and_forgets_what_no_uid_needs: |reg| {
+        // Ten logins from one browser, then ten from another: two user agents in memory.
+        let same = |n: u8| LoginOrigin { user_agent: Some("one browser".into()), ..origin(n) };
+        for n in 0..10 {
+            reg.claim(ANN, "ann".into(), same(n)).await.unwrap();
+        }
+        let last = reg.claim(ANN, "ann".into(), origin(10)).await.unwrap();
+        // Nine UIDs were superseded by "one browser", one by "browser 10".
+        assert_eq!(reg.read().interned_user_agents(), 2);
+        let bob = reg.claim(BOB, "bob".into(), origin(11)).await.unwrap();
+        assert_eq!(reg.read().accounts_in_memory(), 2);
+        // Once every UID has ended and been pruned, nothing of either account is left.
+        reg.release(last.uid).await.unwrap();
+        reg.release(bob.uid).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        reg.prune(UnixMillis::now()).await.unwrap();
+        assert_eq!(reg.counts(), (0, 0));
+        assert_eq!(reg.read().accounts_in_memory(), 0);
+        assert_eq!(reg.read().interned_user_agents(), 0);
+    }
+
     an_account_looping_logins_keeps_a_bounded_history: |reg| {
         let mut uids = Vec::new();
         for n in 0..(MAX_ENDED_PER_ACCOUNT + 8) {
@@ -305,7 +328,11 @@ async fn a_reopened_sqlite_file_keeps_active_and_superseded_uids() {
         reg.check(&third.uid).unwrap_err().rejection,
         Rejection::LoggedOut { .. }
     ));
-    assert_eq!(reg.check(&second.uid).unwrap(), second.session);
+    let session = reg.check(&second.uid).unwrap();
+    assert_eq!(
+        (session.account, session.issued_at),
+        (second.session.account, second.session.issued_at)
+    );
 }
 
 #[tokio::test]
@@ -347,7 +374,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// What the registry answered, reduced to what the model can predict.
-fn observed(result: Result<ActiveSession, Refused>, issued: &[Claimed]) -> Option<ModelState> {
+fn observed(result: Result<Session, Refused>, issued: &[Claimed]) -> Option<ModelState> {
     match result {
         Ok(_) => Some(ModelState::Active),
         Err(Refused {

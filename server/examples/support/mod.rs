@@ -1,0 +1,151 @@
+//! Shared by the benchmarks: a population of sessions, a registry holding exactly them, and
+//! the statistics the reports use.
+
+#![allow(dead_code)] // each benchmark uses a different part
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use solotab::registry::Registry;
+use solotab::store::{
+    AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin, SessionStore, Snapshot,
+    StoreError,
+};
+use solotab::time::UnixMillis;
+use solotab::uid::{Uid, UidDigest};
+
+/// User agents are few in real traffic; sessions draw from these.
+const USER_AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36",
+];
+
+/// The sessions every measurement uses: `n` accounts, each with one active and one ended UID.
+pub struct Population {
+    pub uids: Vec<Uid>,
+    /// The same UIDs as plain numbers, for the baseline map.
+    pub numbers: Vec<u128>,
+    pub active: Vec<(UidDigest, ActiveSession)>,
+    pub ended: Vec<(UidDigest, EndedSession)>,
+}
+
+impl Population {
+    pub fn new(n: usize) -> Self {
+        let now = UnixMillis::now();
+        let mut population = Population {
+            uids: Vec::with_capacity(n),
+            numbers: Vec::with_capacity(n),
+            active: Vec::with_capacity(n),
+            ended: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let account = AccountId(i as i64 + 1);
+            let username = format!("user{i:07}");
+            let origin = LoginOrigin {
+                user_agent: Some(USER_AGENTS[i % USER_AGENTS.len()].to_owned()),
+                ip: std::net::IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+            };
+            let uid = Uid::generate();
+            population.numbers.push(
+                uuid::Uuid::parse_str(&uid.expose())
+                    .expect("a uid is a uuid")
+                    .as_u128(),
+            );
+            population.active.push((
+                uid.digest(),
+                ActiveSession {
+                    account,
+                    username: username.clone(),
+                    issued_at: now,
+                    origin: origin.clone(),
+                },
+            ));
+            population.uids.push(uid);
+            population.ended.push((
+                Uid::generate().digest(),
+                EndedSession {
+                    account,
+                    username,
+                    ended_at: now,
+                    reason: EndReason::Superseded { by: origin },
+                },
+            ));
+        }
+        population
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            active: self.active.clone(),
+            ended: self.ended.clone(),
+        }
+    }
+}
+
+/// A store that hands the registry a snapshot and nothing else: what the registry holds is
+/// then all that is measured.
+#[derive(Debug)]
+struct SnapshotStore(Mutex<Snapshot>);
+
+#[async_trait]
+impl SessionStore for SnapshotStore {
+    async fn load(&self, _: UnixMillis) -> Result<Snapshot, StoreError> {
+        Ok(std::mem::take(&mut *self.0.lock().unwrap()))
+    }
+    async fn claim(
+        &self,
+        _: UidDigest,
+        _: &ActiveSession,
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        Err(StoreError::Backend("read-only benchmark store".into()))
+    }
+    async fn release(&self, _: UidDigest, _: UnixMillis) -> Result<bool, StoreError> {
+        Err(StoreError::Backend("read-only benchmark store".into()))
+    }
+    async fn prune(&self, _: UnixMillis) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn forget_oldest(&self, _: AccountId, _: usize) -> Result<Vec<UidDigest>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+pub async fn registry_of(population: &Population) -> Registry {
+    let store = Arc::new(SnapshotStore(Mutex::new(population.snapshot())));
+    Registry::load(store, Duration::from_secs(3600))
+        .await
+        .expect("the snapshot loads")
+}
+
+/// Resident memory of this process, in bytes (Linux).
+pub fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// The UIDs as plain numbers in a std `HashMap`: the baseline a lookup is compared with.
+pub fn raw_map(population: &Population) -> HashMap<u128, u64> {
+    population
+        .numbers
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, i as u64))
+        .collect()
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// "min-max" of the values.
+pub fn spread(values: &[f64]) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{min:.2}-{max:.2}")
+}

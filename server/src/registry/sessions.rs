@@ -1,0 +1,282 @@
+//! The registry's memory: every active and remembered UID, in as few bytes as the check
+//! allows, so that a million sessions stay cheap and a check is one map lookup.
+//!
+//! - Keys are the first 128 bits of a UID's digest (still far beyond guessing, and half the
+//!   bytes), hashed by taking 64 of those bits as they are: they are already uniformly
+//!   random, and only UIDs the server issued are ever inserted, so no client can choose keys
+//!   that collide.
+//! - An active UID keeps 16 bytes: its account and when it was issued. The username lives
+//!   once per account; the user agent of a newer login is shared by every UID it ended, and
+//!   each distinct user agent is kept once however many logins sent it.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{Refused, Rejection};
+use crate::store::{AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin};
+use crate::time::UnixMillis;
+use crate::uid::UidDigest;
+
+/// What a check tells about an active UID. Copied out of the registry: no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub account: AccountId,
+    pub issued_at: UnixMillis,
+}
+
+/// Memory's key for a UID (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Key(u128);
+
+impl From<&UidDigest> for Key {
+    fn from(digest: &UidDigest) -> Self {
+        let mut half = [0u8; 16];
+        half.copy_from_slice(&digest.as_bytes()[..16]);
+        Key(u128::from_le_bytes(half))
+    }
+}
+
+/// Hashes a [`Key`] by keeping 64 of its (already random) bits.
+#[derive(Default)]
+pub(super) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Key`'s u128 is ever hashed here, which arrives through `write_u128`.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
+
+#[derive(Debug)]
+struct Ended {
+    account: AccountId,
+    at: UnixMillis,
+    /// `None`: logged out.
+    superseded_by: Option<Origin>,
+}
+
+#[derive(Debug, Clone)]
+struct Origin {
+    ip: IpAddr,
+    user_agent: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct Account {
+    username: Arc<str>,
+    active: u32,
+    ended: u32,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    active: KeyMap<Session>,
+    ended: KeyMap<Ended>,
+    /// Accounts with at least one UID in memory.
+    accounts: HashMap<AccountId, Account>,
+    /// Each distinct user agent once (see [`Sessions::intern`]).
+    user_agents: HashSet<Arc<str>>,
+    /// Test-only fault: claims leave the UIDs they supersede active.
+    #[cfg(feature = "fault-injection")]
+    pub(super) keep_superseded: bool,
+}
+
+impl Sessions {
+    pub(super) fn new(
+        active: Vec<(UidDigest, ActiveSession)>,
+        ended: Vec<(UidDigest, EndedSession)>,
+    ) -> Self {
+        let mut sessions = Self::default();
+        sessions.active.reserve(active.len());
+        sessions.ended.reserve(ended.len());
+        for (uid, session) in active {
+            sessions.start(&uid, &session);
+        }
+        for (uid, session) in ended {
+            sessions.remember(&uid, &session);
+        }
+        sessions
+    }
+
+    pub(super) fn check(&self, uid: &UidDigest) -> Result<Session, Refused> {
+        let key = Key::from(uid);
+        if let Some(session) = self.active.get(&key) {
+            return Ok(*session);
+        }
+        match self.ended.get(&key) {
+            None => Err(Refused {
+                rejection: Rejection::Unknown,
+                username: None,
+            }),
+            Some(ended) => Err(Refused {
+                rejection: match &ended.superseded_by {
+                    Some(by) => Rejection::Superseded {
+                        at: ended.at,
+                        by: LoginOrigin {
+                            ip: by.ip,
+                            user_agent: by.user_agent.as_deref().map(str::to_owned),
+                        },
+                    },
+                    None => Rejection::LoggedOut { at: ended.at },
+                },
+                username: self.username(ended.account),
+            }),
+        }
+    }
+
+    pub(super) fn username(&self, account: AccountId) -> Option<Arc<str>> {
+        self.accounts.get(&account).map(|a| a.username.clone())
+    }
+
+    pub(super) fn start(&mut self, uid: &UidDigest, session: &ActiveSession) {
+        let previous = self.active.insert(
+            Key::from(uid),
+            Session {
+                account: session.account,
+                issued_at: session.issued_at,
+            },
+        );
+        if previous.is_none() {
+            self.account(session.account, &session.username).active += 1;
+        }
+    }
+
+    /// Ends `uid` (if active) and remembers it as `ended`.
+    pub(super) fn end(&mut self, uid: &UidDigest, ended: &EndedSession) {
+        if let Some(session) = self.active.remove(&Key::from(uid)) {
+            self.release_account(session.account, |a| a.active -= 1);
+        }
+        self.remember(uid, ended);
+    }
+
+    pub(super) fn remember(&mut self, uid: &UidDigest, ended: &EndedSession) {
+        let superseded_by = match &ended.reason {
+            EndReason::Superseded { by } => Some(Origin {
+                ip: by.ip,
+                user_agent: by.user_agent.as_deref().map(|ua| self.intern(ua)),
+            }),
+            EndReason::LoggedOut => None,
+        };
+        let entry = Ended {
+            account: ended.account,
+            at: ended.ended_at,
+            superseded_by,
+        };
+        match self.ended.insert(Key::from(uid), entry) {
+            None => self.account(ended.account, &ended.username).ended += 1,
+            Some(replaced) => self.release_user_agent(replaced.superseded_by),
+        }
+    }
+
+    pub(super) fn forget(&mut self, uid: &UidDigest) {
+        self.forget_key(Key::from(uid));
+    }
+
+    fn forget_key(&mut self, key: Key) {
+        if let Some(ended) = self.ended.remove(&key) {
+            self.release_account(ended.account, |a| a.ended -= 1);
+            self.release_user_agent(ended.superseded_by);
+        }
+    }
+
+    /// The keys of the UIDs that ended before `before`.
+    pub(super) fn ended_before(&self, before: UnixMillis) -> Vec<Key> {
+        self.ended
+            .iter()
+            .filter(|(_, e)| e.at < before)
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    pub(super) fn forget_keys(&mut self, keys: &[Key]) {
+        for key in keys {
+            self.forget_key(*key);
+        }
+    }
+
+    pub(super) fn is_active(&self, account: AccountId) -> bool {
+        self.accounts.get(&account).is_some_and(|a| a.active > 0)
+    }
+
+    pub(super) fn ended_count(&self, account: AccountId) -> usize {
+        self.accounts.get(&account).map_or(0, |a| a.ended as usize)
+    }
+
+    pub(super) fn counts(&self) -> (usize, usize) {
+        (self.active.len(), self.ended.len())
+    }
+
+    /// Whether a claim should end what it superseded: always, unless a test broke it.
+    pub(super) fn ends_superseded(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return !self.keep_superseded;
+        #[cfg(not(feature = "fault-injection"))]
+        true
+    }
+
+    fn account(&mut self, account: AccountId, username: &str) -> &mut Account {
+        self.accounts.entry(account).or_insert_with(|| Account {
+            username: username.into(),
+            active: 0,
+            ended: 0,
+        })
+    }
+
+    /// Applies `change` to `account`'s counts, and forgets the account once it has no UID
+    /// in memory.
+    fn release_account(&mut self, account: AccountId, change: impl FnOnce(&mut Account)) {
+        if let Some(entry) = self.accounts.get_mut(&account) {
+            change(entry);
+            if entry.active == 0 && entry.ended == 0 {
+                self.accounts.remove(&account);
+            }
+        }
+    }
+
+    /// The one shared copy of `user_agent`.
+    fn intern(&mut self, user_agent: &str) -> Arc<str> {
+        if let Some(known) = self.user_agents.get(user_agent) {
+            return known.clone();
+        }
+        let shared: Arc<str> = user_agent.into();
+        self.user_agents.insert(shared.clone());
+        shared
+    }
+
+    /// Drops a reference to an interned user agent, and the user agent itself once nothing
+    /// else refers to it.
+    fn release_user_agent(&mut self, origin: Option<Origin>) {
+        if let Some(user_agent) = origin.and_then(|o| o.user_agent) {
+            // This reference and the set's: no other UID uses it.
+            if Arc::strong_count(&user_agent) == 2 {
+                self.user_agents.remove(&user_agent);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn interned_user_agents(&self) -> usize {
+        self.user_agents.len()
+    }
+
+    #[cfg(test)]
+    pub(super) fn accounts_in_memory(&self) -> usize {
+        self.accounts.len()
+    }
+}
