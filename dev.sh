@@ -4,7 +4,8 @@
 #
 #   ./dev.sh run     set up, then run the app with `cargo leptos watch` (SQLite, nothing else)
 #   ./dev.sh test    set up, then run every test: fmt, clippy, unit/HTTP/restart, Playwright
-#   ./dev.sh bench   set up, then measure the push channel (release build); --quick: a short run
+#   ./dev.sh bench   set up, then measure what enforcement costs (release build) and append the
+#                    figures to docs/BENCHMARKS.md; --quick: a short run that only prints
 #   ./dev.sh soak [secs]  the load + kill -9 history check for longer (default 600 s, release)
 #   ./dev.sh setup   only set up
 #
@@ -53,6 +54,8 @@ setup_system() {
   if [ "$need_browser" = yes ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     missing+=(chromium)
   fi
+  # The HTTP benchmark's load generator (also run, briefly, by the test command).
+  command -v wrk >/dev/null || missing+=(wrk)
   if [ "$need_browser" = yes ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3 python3-venv)
   fi
@@ -140,6 +143,10 @@ run_tests() {
   say "Building the site (wasm + server) for the browser tests"
   timed "cargo leptos build" cargo leptos build --cargo-locked
 
+  say "Benchmarks, quick form in the debug build: proves they run (no figures kept, nothing asserted)"
+  timed "cargo build --examples" cargo build --locked -p server --examples
+  run_benchmarks debug --quick >/dev/null
+
   say "API fuzz: schemathesis against /api/openapi.json (fixed seed, ${FUZZ_SECS:-60} s)"
   timed "schemathesis" run_fuzz
 
@@ -179,13 +186,37 @@ run_fuzz() {
   return $rc
 }
 
-run_bench() {
-  say "Building the server and the benchmark (release)"
-  timed "cargo build --release" cargo build --locked --release -p server --bins --examples
+# Runs every benchmark in the build `profile` (release or debug); prints their Markdown.
+run_benchmarks() {
+  local dir=target/$1/examples; shift
   # One socket per channel on each side: 10,000 channels need more than the usual 1,024 files.
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-  say "Measuring (loopback only; the Markdown below goes into docs/BENCHMARKS.md)"
-  timed "push_bench" target/release/examples/push_bench "$@"
+  timed "core_bench" "$dir/core_bench" "$@"
+  timed "http_bench" "$dir/http_bench" "$@"
+  timed "push_bench" "$dir/push_bench" "$@"
+}
+
+# `./dev.sh bench [--quick]`: release build; a full run writes a dated section into
+# docs/BENCHMARKS.md (a quick one only prints).
+run_bench() {
+  say "Building the server and the benchmarks (release)"
+  timed "cargo build --release" cargo build --locked --release -p server --bins --examples
+  say "Measuring (loopback only)"
+  local out
+  out=$(mktemp)
+  {
+    echo "## Benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC') (\`./dev.sh bench $*\`)"
+    echo
+    echo "Machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), \
+$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo
+    run_benchmarks release "$@"
+  } | tee "$out"
+  if [[ " $* " != *" --quick "* ]]; then
+    cat "$out" >>docs/BENCHMARKS.md
+    say "Appended to docs/BENCHMARKS.md"
+  fi
+  rm -f "$out"
 }
 
 run_soak() {
@@ -228,7 +259,7 @@ case "${1:-}" in
     summary
     ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
