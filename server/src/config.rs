@@ -31,7 +31,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(30..=3650))]
     pub history_days: u32,
 
-    /// Password hashes computed at once (each takes 19 MiB) [default: number of CPUs].
+    /// Password hashes computed at once (each takes 19 MiB) [default: number of CPUs - 1, at
+    /// least 1: one core stays free for every other request during a login flood].
     #[arg(long, env = "SOLOTAB_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<NonZeroUsize>,
 
@@ -115,9 +116,13 @@ impl Config {
     }
 
     pub fn hash_concurrency(&self) -> usize {
-        self.hash_concurrency
-            .or_else(|| std::thread::available_parallelism().ok())
-            .map_or(2, NonZeroUsize::get)
+        self.hash_concurrency.map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(1, |cpus| cpus.get().saturating_sub(1).max(1))
+            },
+            NonZeroUsize::get,
+        )
     }
 }
 

@@ -5,6 +5,7 @@
 //! therefore takes an exclusive lock (on `<db>.lock`, held until the process exits, released
 //! by the OS even after `kill -9`) and refuses to start when another process holds it.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -257,45 +258,58 @@ impl SessionStore for SqliteStore {
     async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
         self.run(move |conn| {
             let mut snapshot = Snapshot::default();
+            // Usernames first, in one pass: joining them row by row made loading a million
+            // sessions several times slower (a B-tree lookup per row).
+            let mut usernames: HashMap<i64, String> = HashMap::new();
+            let mut stmt = conn
+                .prepare("SELECT id, username FROM accounts")
+                .map_err(backend)?;
+            let mut rows = stmt.query([]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                usernames.insert(row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
+            }
             let mut stmt = conn
                 .prepare(
-                    "SELECT s.uid, s.account_id, a.username, s.issued_at, s.user_agent, s.ip,
-                            s.ended_at, s.end_reason, s.ended_by_user_agent, s.ended_by_ip
-                     FROM sessions s JOIN accounts a ON a.id = s.account_id
-                     WHERE s.ended_at IS NULL OR s.ended_at >= ?1",
+                    "SELECT uid, account_id, issued_at, user_agent, ip,
+                            ended_at, end_reason, ended_by_user_agent, ended_by_ip
+                     FROM sessions
+                     WHERE ended_at IS NULL OR ended_at >= ?1",
                 )
                 .map_err(backend)?;
             let mut rows = stmt.query([ended_since.as_millis()]).map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
                 let uid = uid_from_column(row.get(0).map_err(backend)?)?;
-                let account = AccountId(row.get(1).map_err(backend)?);
-                let username: String = row.get(2).map_err(backend)?;
-                let ended_at: Option<i64> = row.get(6).map_err(backend)?;
+                let account_id: i64 = row.get(1).map_err(backend)?;
+                let account = AccountId(account_id);
+                let username = usernames.get(&account_id).cloned().ok_or_else(|| {
+                    StoreError::Backend(format!("session of unknown account {account_id}"))
+                })?;
+                let ended_at: Option<i64> = row.get(5).map_err(backend)?;
                 match ended_at {
                     None => {
-                        let ip: String = row.get(5).map_err(backend)?;
+                        let ip: String = row.get(4).map_err(backend)?;
                         snapshot.active.push((
                             uid,
                             ActiveSession {
                                 account,
                                 username,
-                                issued_at: UnixMillis::from_millis(row.get(3).map_err(backend)?),
+                                issued_at: UnixMillis::from_millis(row.get(2).map_err(backend)?),
                                 origin: LoginOrigin {
-                                    user_agent: row.get(4).map_err(backend)?,
+                                    user_agent: row.get(3).map_err(backend)?,
                                     ip: ip_from_column(&ip)?,
                                 },
                             },
                         ));
                     }
                     Some(ended_at) => {
-                        let reason: String = row.get(7).map_err(backend)?;
+                        let reason: String = row.get(6).map_err(backend)?;
                         let reason = match reason.as_str() {
                             "logged_out" => EndReason::LoggedOut,
                             "superseded" => {
-                                let ip: Option<String> = row.get(9).map_err(backend)?;
+                                let ip: Option<String> = row.get(8).map_err(backend)?;
                                 EndReason::Superseded {
                                     by: LoginOrigin {
-                                        user_agent: row.get(8).map_err(backend)?,
+                                        user_agent: row.get(7).map_err(backend)?,
                                         ip: ip_from_column(ip.as_deref().unwrap_or_default())?,
                                     },
                                 }
