@@ -26,7 +26,7 @@ use axum::routing::get;
 use clap::Parser;
 use solotab::http::{ActiveTab, Disclosure};
 use solotab::registry::Registry;
-use support::{Population, median, registry_of, spread};
+use support::{Population, median, percentile, registry_of, spread};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -311,12 +311,6 @@ async fn read_response(stream: &mut TcpStream, buffer: &mut [u8]) {
             }
         }
     }
-}
-
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
 async fn logins(sizes: &Sizes) {

@@ -12,6 +12,8 @@
 //!
 //! It prints a Markdown section for docs/BENCHMARKS.md. Nothing here asserts a time.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use support::percentile;
 use tokio_tungstenite::tungstenite::Message;
 
 type Channel =
@@ -266,7 +269,7 @@ async fn main() {
         "| **ratio: cost(10) / cost({})**, median of {} rounds (min-max) (target >= 0.9) | **{:.2}** ({:.2}-{:.2}) |",
         sizes.channels,
         ratios.len(),
-        median_f(&ratios),
+        support::median(&ratios),
         ratios[0],
         ratios[ratios.len() - 1]
     );
@@ -501,18 +504,8 @@ fn server_binary() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().join("server")
 }
 
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn median(samples: &[Duration]) -> f64 {
     secs(percentile(samples, 0.5))
-}
-
-fn median_f(values: &[f64]) -> f64 {
-    values[values.len() / 2]
 }
 
 fn secs(d: Duration) -> f64 {

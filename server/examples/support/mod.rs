@@ -137,6 +137,13 @@ pub fn raw_map(population: &Population) -> HashMap<u128, u64> {
         .collect()
 }
 
+/// The `p` quantile of `samples` (0.5: the median, 0.99: p99), nearest rank.
+pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);

@@ -250,7 +250,6 @@ fn logged_in(claimed: Claimed) -> LoggedIn {
     params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
     responses(
         (status = 200, description = "This tab is the account's active one.", body = Me),
-        (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.", body = ErrorBody),
     ))]
 pub(super) async fn me(State(state): State<AppState>, tab: ActiveTab) -> Json<Me> {
     Json(Me {
@@ -263,7 +262,6 @@ pub(super) async fn me(State(state): State<AppState>, tab: ActiveTab) -> Json<Me
     params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
     responses(
         (status = 200, description = "The protected content.", body = Premium),
-        (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.", body = ErrorBody),
     ))]
 /// The demo's protected content: something only the active tab may read.
 pub(super) async fn premium(State(state): State<AppState>, tab: ActiveTab) -> Json<Premium> {
@@ -289,7 +287,6 @@ pub(super) async fn premium(State(state): State<AppState>, tab: ActiveTab) -> Js
     ),
     responses(
         (status = 204, description = "Logged out; the device cookie and site data are cleared."),
-        (status = 401, description = "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded`, `logged_out`.", body = ErrorBody),
     ))]
 /// Ends this tab's UID, and this browser's device: after a logout, "Use here" needs the
 /// password again.

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use app::contract::{ErrorBody, ErrorCode};
+use app::contract::{ErrorBody, ErrorCode, TAB_UID_HEADER};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
@@ -59,7 +59,8 @@ pub(super) async fn document() -> Response {
         .into_response()
 }
 
-/// Adds the answers any route may give.
+/// Adds the answers any route may give, and the refusal every protected route (one that takes
+/// the tab UID header) may give.
 struct CommonErrors;
 
 impl utoipa::Modify for CommonErrors {
@@ -67,6 +68,18 @@ impl utoipa::Modify for CommonErrors {
         for item in openapi.paths.paths.values_mut() {
             for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
                 let has_body = operation.request_body.is_some();
+                let protected = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.name == TAB_UID_HEADER);
+                if protected {
+                    add(
+                        operation,
+                        "401",
+                        "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.",
+                    );
+                }
                 add(
                     operation,
                     "408",
