@@ -248,7 +248,7 @@ async fn start_up(population: &Population, rounds: usize) {
     write_database(&db, population).await;
     // The same two queries the store runs at start.
     let query = "SELECT id, username FROM accounts; \
-                 SELECT uid, account_id, issued_at, user_agent, ip, ended_at, end_reason, \
+                 SELECT uid, account_id, issued_at, ended_at, end_reason, \
                  ended_by_user_agent, ended_by_ip FROM sessions \
                  WHERE ended_at IS NULL OR ended_at >= 0";
     let sqlite3 = std::process::Command::new("sqlite3")

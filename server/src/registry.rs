@@ -116,7 +116,7 @@ impl Registry {
     /// Loads what the store holds (active sessions, and ended ones within `history`).
     pub async fn load(store: Arc<dyn SessionStore>, history: Duration) -> Result<Self, StoreError> {
         let snapshot = store.load(UnixMillis::now().minus(history)).await?;
-        let sessions = Sessions::new(snapshot.active, snapshot.ended);
+        let sessions = Sessions::new(snapshot);
         Ok(Self {
             store,
             sessions: Arc::new(RwLock::new(sessions)),
@@ -165,7 +165,7 @@ impl Registry {
     pub async fn claim(
         &self,
         account: AccountId,
-        username: String,
+        username: Arc<str>,
         origin: LoginOrigin,
     ) -> Result<Claimed, StoreError> {
         let claimed = self
@@ -184,7 +184,7 @@ impl Registry {
     pub async fn claim_if(
         &self,
         account: AccountId,
-        username: String,
+        username: Arc<str>,
         origin: LoginOrigin,
         still_allowed: impl Future<Output = Result<bool, StoreError>> + Send + 'static,
     ) -> Result<Option<Claimed>, StoreError> {
@@ -209,7 +209,11 @@ impl Registry {
                 for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
                     sessions.end(old, ended);
                 }
-                sessions.start(&digest, &session);
+                let started = Session {
+                    account,
+                    issued_at: session.issued_at,
+                };
+                sessions.start(&digest, started, &session.username);
             }
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));
@@ -244,7 +248,7 @@ impl Registry {
             let username = this.username(session.account).unwrap_or_default();
             let ended = EndedSession {
                 account: session.account,
-                username: username.to_string(),
+                username,
                 ended_at: at,
                 reason: EndReason::LoggedOut,
             };

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use solotab::registry::Registry;
 use solotab::store::{
-    AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin, SessionStore, Snapshot,
-    StoreError,
+    AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
+    SessionStore, Snapshot, StoreError,
 };
 use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
@@ -43,9 +43,9 @@ impl Population {
         };
         for i in 0..n {
             let account = AccountId(i as i64 + 1);
-            let username = format!("user{i:07}");
+            let username: Arc<str> = format!("user{i:07}").into();
             let origin = LoginOrigin {
-                user_agent: Some(USER_AGENTS[i % USER_AGENTS.len()].to_owned()),
+                user_agent: Some(USER_AGENTS[i % USER_AGENTS.len()].into()),
                 ip: std::net::IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
             };
             let uid = Uid::generate();
@@ -78,9 +78,29 @@ impl Population {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let loaded_active = |(uid, s): &(UidDigest, ActiveSession)| {
+            let loaded = LoadedActive {
+                account: s.account,
+                issued_at: s.issued_at,
+            };
+            (*uid, loaded)
+        };
+        let loaded_ended = |(uid, e): &(UidDigest, EndedSession)| {
+            let loaded = LoadedEnded {
+                account: e.account,
+                ended_at: e.ended_at,
+                reason: e.reason.clone(),
+            };
+            (*uid, loaded)
+        };
         Snapshot {
-            active: self.active.clone(),
-            ended: self.ended.clone(),
+            usernames: self
+                .active
+                .iter()
+                .map(|(_, s)| (s.account, s.username.clone()))
+                .collect(),
+            active: self.active.iter().map(loaded_active).collect(),
+            ended: self.ended.iter().map(loaded_ended).collect(),
         }
     }
 }

@@ -59,7 +59,7 @@ impl TabRefusal {
         if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = self {
             body.superseded_at = Some(at.to_rfc3339());
             if now.minus(SUPERSEDED_DETAILS_FOR) <= *at {
-                body.user_agent.clone_from(&by.user_agent);
+                body.user_agent = by.user_agent.as_deref().map(str::to_owned);
                 body.ip = (!disclosure.hide_ip).then(|| by.ip.to_string());
             }
         }

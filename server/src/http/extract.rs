@@ -1,6 +1,7 @@
 //! Extractors: the request's JSON body, the tab it comes from, and where a login came from.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use app::contract::TAB_UID_HEADER;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts};
@@ -89,7 +90,8 @@ impl<S: Send + Sync> FromRequestParts<S> for LoginOrigin {
                     .take(MAX_USER_AGENT_CHARS)
                     .collect::<String>()
             })
-            .filter(|ua| !ua.trim().is_empty());
+            .filter(|ua| !ua.trim().is_empty())
+            .map(Arc::from);
         // The peer address as this server sees it. The server is always served with
         // connect info; the fallback only keeps a misconfigured embedding from failing.
         let ip = parts

@@ -134,7 +134,7 @@ pub(super) async fn login(
     tracing::debug!(account = %account.username, "this browser is now the account's device");
     let claimed = state
         .registry
-        .claim(account.id, account.username, origin)
+        .claim(account.id, account.username.into(), origin)
         .await?;
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in");
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
@@ -188,7 +188,7 @@ pub(super) async fn use_here(
     };
     let claimed = state
         .registry
-        .claim_if(record.account, record.username, origin, still_valid)
+        .claim_if(record.account, record.username.into(), origin, still_valid)
         .await?
         .ok_or(ApiError::NoDevice)?;
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in with Use here");
@@ -241,7 +241,7 @@ fn logged_in(claimed: Claimed) -> LoggedIn {
     }
     LoggedIn {
         uid: claimed.uid.expose(),
-        username: claimed.session.username,
+        username: claimed.session.username.to_string(),
         issued_at: claimed.session.issued_at.to_rfc3339(),
     }
 }

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{Refused, Rejection};
-use crate::store::{AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin};
+use crate::store::{AccountId, EndReason, EndedSession, LoginOrigin, Snapshot};
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
@@ -63,6 +63,32 @@ impl Hasher for KeyHasher {
 
 type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
 
+/// Hashes an [`AccountId`] with one multiplication (Fibonacci hashing). Account ids are
+/// assigned by the store, never chosen by a client, so no one can aim for collisions, and
+/// the loader touches this map once per session.
+#[derive(Default)]
+pub(super) struct AccountHasher(u64);
+
+impl Hasher for AccountHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 #[derive(Debug)]
 struct Ended {
     account: AccountId,
@@ -89,7 +115,7 @@ pub(super) struct Sessions {
     active: KeyMap<Session>,
     ended: KeyMap<Ended>,
     /// Accounts with at least one UID in memory.
-    accounts: HashMap<AccountId, Account>,
+    accounts: HashMap<AccountId, Account, BuildHasherDefault<AccountHasher>>,
     /// Each distinct user agent once (see [`Sessions::intern`]).
     user_agents: HashSet<Arc<str>>,
     /// Test-only fault: claims leave the UIDs they supersede active.
@@ -98,19 +124,35 @@ pub(super) struct Sessions {
 }
 
 impl Sessions {
-    pub(super) fn new(
-        active: Vec<(UidDigest, ActiveSession)>,
-        ended: Vec<(UidDigest, EndedSession)>,
-    ) -> Self {
+    pub(super) fn new(snapshot: Snapshot) -> Self {
         let mut sessions = Self::default();
-        sessions.active.reserve(active.len());
-        sessions.ended.reserve(ended.len());
-        for (uid, session) in active {
-            sessions.start(&uid, &session);
+        sessions.active.reserve(snapshot.active.len());
+        sessions.ended.reserve(snapshot.ended.len());
+        // Every account the store named first, with no UID; accounts still without one
+        // after the sessions are counted are dropped again.
+        sessions.accounts.reserve(snapshot.usernames.len());
+        for (account, username) in snapshot.usernames {
+            let entry = Account {
+                username,
+                active: 0,
+                ended: 0,
+            };
+            sessions.accounts.insert(account, entry);
         }
-        for (uid, session) in ended {
-            sessions.remember(&uid, &session);
+        // Only a store that lost an account's row could name a session without it.
+        let unnamed: Arc<str> = Arc::from("");
+        for (uid, loaded) in snapshot.active {
+            let session = Session {
+                account: loaded.account,
+                issued_at: loaded.issued_at,
+            };
+            sessions.start(&uid, session, &unnamed);
         }
+        for (uid, loaded) in snapshot.ended {
+            let account = loaded.account;
+            sessions.remember(&uid, account, loaded.ended_at, &loaded.reason, &unnamed);
+        }
+        sessions.accounts.retain(|_, a| a.active > 0 || a.ended > 0);
         sessions
     }
 
@@ -130,7 +172,7 @@ impl Sessions {
                         at: ended.at,
                         by: LoginOrigin {
                             ip: by.ip,
-                            user_agent: by.user_agent.as_deref().map(str::to_owned),
+                            user_agent: by.user_agent.clone(),
                         },
                     },
                     None => Rejection::LoggedOut { at: ended.at },
@@ -144,16 +186,10 @@ impl Sessions {
         self.accounts.get(&account).map(|a| a.username.clone())
     }
 
-    pub(super) fn start(&mut self, uid: &UidDigest, session: &ActiveSession) {
-        let previous = self.active.insert(
-            Key::from(uid),
-            Session {
-                account: session.account,
-                issued_at: session.issued_at,
-            },
-        );
-        if previous.is_none() {
-            self.account(session.account, &session.username).active += 1;
+    /// Makes `uid` active; `username` names its account if memory does not know it yet.
+    pub(super) fn start(&mut self, uid: &UidDigest, session: Session, username: &Arc<str>) {
+        if self.active.insert(Key::from(uid), session).is_none() {
+            self.account(session.account, username).active += 1;
         }
     }
 
@@ -162,11 +198,25 @@ impl Sessions {
         if let Some(session) = self.active.remove(&Key::from(uid)) {
             self.release_account(session.account, |a| a.active -= 1);
         }
-        self.remember(uid, ended);
+        self.remember(
+            uid,
+            ended.account,
+            ended.ended_at,
+            &ended.reason,
+            &ended.username,
+        );
     }
 
-    pub(super) fn remember(&mut self, uid: &UidDigest, ended: &EndedSession) {
-        let superseded_by = match &ended.reason {
+    /// Remembers `uid` as ended `at` for `reason`.
+    fn remember(
+        &mut self,
+        uid: &UidDigest,
+        account: AccountId,
+        at: UnixMillis,
+        reason: &EndReason,
+        username: &Arc<str>,
+    ) {
+        let superseded_by = match reason {
             EndReason::Superseded { by } => Some(Origin {
                 ip: by.ip,
                 user_agent: by.user_agent.as_deref().map(|ua| self.intern(ua)),
@@ -174,12 +224,12 @@ impl Sessions {
             EndReason::LoggedOut => None,
         };
         let entry = Ended {
-            account: ended.account,
-            at: ended.ended_at,
+            account,
+            at,
             superseded_by,
         };
         match self.ended.insert(Key::from(uid), entry) {
-            None => self.account(ended.account, &ended.username).ended += 1,
+            None => self.account(account, username).ended += 1,
             Some(replaced) => self.release_user_agent(replaced.superseded_by),
         }
     }
@@ -230,9 +280,9 @@ impl Sessions {
         true
     }
 
-    fn account(&mut self, account: AccountId, username: &str) -> &mut Account {
+    fn account(&mut self, account: AccountId, username: &Arc<str>) -> &mut Account {
         self.accounts.entry(account).or_insert_with(|| Account {
-            username: username.into(),
+            username: username.clone(),
             active: 0,
             ended: 0,
         })

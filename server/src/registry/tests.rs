@@ -9,7 +9,7 @@ use crate::store::{AccountStore, MemoryStore, SqliteStore};
 
 fn origin(n: u8) -> LoginOrigin {
     LoginOrigin {
-        user_agent: Some(format!("browser {n}")),
+        user_agent: Some(format!("browser {n}").into()),
         ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
     }
 }
@@ -282,6 +282,23 @@ on_every_store! {
         assert_eq!(reloaded.counts(), (2, MAX_ENDED_PER_ACCOUNT));
     }
 
+    a_reloaded_registry_names_the_accounts_with_uids_and_keeps_no_other: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
+        // Bob and Cyd have accounts but no UID: memory holds nothing of them.
+        assert_eq!(reloaded.read().accounts_in_memory(), 1);
+        assert_eq!(reloaded.username(ANN).as_deref(), Some("ann"));
+        assert_eq!(reloaded.username(BOB), None);
+        let refused = reloaded.check(&first.uid).unwrap_err();
+        assert_eq!(refused.username.as_deref(), Some("ann"));
+        assert_eq!(
+            refused.rejection,
+            Rejection::Superseded { at: second.session.issued_at, by: origin(2) }
+        );
+        assert!(reloaded.check(&second.uid).is_ok());
+    }
+
     racing_logins_leave_exactly_one_uid_accepted: |reg| {
         let tasks: Vec<_> = (0..64u8)
             .map(|n| {
@@ -420,7 +437,7 @@ fn run_model_case<S: SessionStore + AccountStore>(
                 Op::Claim(account) => {
                     // Distinct origins per login so a supersession names exactly one login.
                     let n = u8::try_from(issued.len()).unwrap();
-                    let username = USERNAMES[usize::from(account)].to_owned();
+                    let username = USERNAMES[usize::from(account)].into();
                     let claimed = reg
                         .claim(AccountId(i64::from(account) + 1), username, origin(n))
                         .await

@@ -15,7 +15,7 @@ fn session(account: i64, issued_at: i64, n: u16) -> ActiveSession {
         },
         issued_at: UnixMillis::from_millis(issued_at),
         origin: LoginOrigin {
-            user_agent: n.is_multiple_of(2).then(|| format!("agent {n}")),
+            user_agent: n.is_multiple_of(2).then(|| format!("agent {n}").into()),
             ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)),
         },
     }
@@ -62,7 +62,9 @@ macro_rules! conformance {
                 assert_eq!(active, vec![(a2, AccountId(1)), (b1, AccountId(2))]);
                 assert_eq!(snap.ended.len(), 1);
                 assert_eq!(snap.ended[0].0, a1);
-                assert_eq!(snap.ended[0].1.username, "Ann");
+                let named = |account| snap.usernames.iter().find(|(a, _)| *a == account).map(|(_, n)| &**n);
+                assert_eq!(named(AccountId(1)), Some("Ann"), "every account with a session is named");
+                assert_eq!(named(AccountId(2)), Some("bob"));
             }
 
             #[tokio::test]

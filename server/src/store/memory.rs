@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndReason, EndedSession, SessionStore, Snapshot, StoreError,
+    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, SessionStore,
+    Snapshot, StoreError,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -45,15 +46,31 @@ impl MemoryStore {
 impl SessionStore for MemoryStore {
     async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
         let inner = self.lock();
-        Ok(Snapshot {
-            active: inner.active.iter().map(|(u, s)| (*u, s.clone())).collect(),
-            ended: inner
-                .ended
-                .iter()
-                .filter(|(_, e)| e.ended_at >= ended_since)
-                .map(|(u, e)| (*u, e.clone()))
-                .collect(),
-        })
+        let mut usernames = HashMap::new();
+        let mut snapshot = Snapshot::default();
+        for (uid, s) in &inner.active {
+            usernames.insert(s.account, s.username.clone());
+            let loaded = LoadedActive {
+                account: s.account,
+                issued_at: s.issued_at,
+            };
+            snapshot.active.push((*uid, loaded));
+        }
+        for (uid, e) in inner
+            .ended
+            .iter()
+            .filter(|(_, e)| e.ended_at >= ended_since)
+        {
+            usernames.insert(e.account, e.username.clone());
+            let loaded = LoadedEnded {
+                account: e.account,
+                ended_at: e.ended_at,
+                reason: e.reason.clone(),
+            };
+            snapshot.ended.push((*uid, loaded));
+        }
+        snapshot.usernames = usernames.into_iter().collect();
+        Ok(snapshot)
     }
 
     async fn claim(

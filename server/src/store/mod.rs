@@ -9,6 +9,7 @@
 
 use std::fmt::Debug;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -25,10 +26,11 @@ pub use sqlite::{OpenError, SqliteStore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(pub i64);
 
-/// Where a login came from, as the server saw it.
+/// Where a login came from, as the server saw it. Strings are shared (`Arc`): a million
+/// sessions loaded at start share a few user agents and one username per account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginOrigin {
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     pub ip: IpAddr,
 }
 
@@ -36,7 +38,7 @@ pub struct LoginOrigin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveSession {
     pub account: AccountId,
-    pub username: String,
+    pub username: Arc<str>,
     pub issued_at: UnixMillis,
     pub origin: LoginOrigin,
 }
@@ -55,16 +57,35 @@ pub enum EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndedSession {
     pub account: AccountId,
-    pub username: String,
+    pub username: Arc<str>,
     pub ended_at: UnixMillis,
     pub reason: EndReason,
 }
 
-/// Everything a store holds that the registry must answer for.
+/// Everything a store holds that the registry must answer for, as lean as memory keeps it:
+/// a username once per account rather than once per session, so that loading a million
+/// sessions neither copies nor looks up a username per row.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub active: Vec<(UidDigest, ActiveSession)>,
-    pub ended: Vec<(UidDigest, EndedSession)>,
+    /// The username of every account with a session below (and possibly of others).
+    pub usernames: Vec<(AccountId, Arc<str>)>,
+    pub active: Vec<(UidDigest, LoadedActive)>,
+    pub ended: Vec<(UidDigest, LoadedEnded)>,
+}
+
+/// An active session as [`SessionStore::load`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedActive {
+    pub account: AccountId,
+    pub issued_at: UnixMillis,
+}
+
+/// An ended session as [`SessionStore::load`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedEnded {
+    pub account: AccountId,
+    pub ended_at: UnixMillis,
+    pub reason: EndReason,
 }
 
 /// A store failed; the request cannot be served, and nothing was changed by halves.

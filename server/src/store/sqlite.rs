@@ -5,7 +5,7 @@
 //! therefore takes an exclusive lock (on `<db>.lock`, held until the process exits, released
 //! by the OS even after `kill -9`) and refuses to start when another process holds it.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndReason, EndedSession, LoginOrigin, SessionStore, Snapshot,
-    StoreError,
+    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
+    SessionStore, Snapshot, StoreError,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -248,6 +248,30 @@ fn uid_from_column(bytes: &[u8]) -> Result<UidDigest, StoreError> {
     Ok(UidDigest::from_bytes(bytes))
 }
 
+/// A text column read in place (no copy).
+fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>, StoreError> {
+    row.get_ref(column)
+        .and_then(|v| Ok(v.as_str_or_null()?))
+        .map_err(backend)
+}
+
+/// Each distinct user agent read by one load, once: real traffic has few, and a million
+/// rows then share them instead of holding a copy each.
+#[derive(Default)]
+struct UserAgents(HashSet<Arc<str>>);
+
+impl UserAgents {
+    fn share(&mut self, user_agent: Option<&str>) -> Option<Arc<str>> {
+        let user_agent = user_agent?;
+        if let Some(known) = self.0.get(user_agent) {
+            return Some(known.clone());
+        }
+        let shared: Arc<str> = Arc::from(user_agent);
+        self.0.insert(shared.clone());
+        Some(shared)
+    }
+}
+
 fn ip_from_column(text: &str) -> Result<IpAddr, StoreError> {
     text.parse()
         .map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
@@ -258,96 +282,65 @@ impl SessionStore for SqliteStore {
     async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
         self.run(move |conn| {
             let mut snapshot = Snapshot::default();
-            // Usernames first, in one pass: joining them row by row made loading a million
-            // sessions several times slower (a B-tree lookup per row).
-            let mut usernames: HashMap<i64, String> = HashMap::new();
+            // Usernames in a pass of their own: joining them row by row made loading a
+            // million sessions several times slower (a B-tree lookup per row).
             let mut stmt = conn
                 .prepare("SELECT id, username FROM accounts")
                 .map_err(backend)?;
             let mut rows = stmt.query([]).map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
-                usernames.insert(row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
+                let name = text(row, 1)?.unwrap_or_default();
+                let account = AccountId(row.get(0).map_err(backend)?);
+                snapshot.usernames.push((account, Arc::from(name)));
             }
+            let mut user_agents = UserAgents::default();
             let mut stmt = conn
                 .prepare(
-                    "SELECT uid, account_id, issued_at, user_agent, ip,
-                            ended_at, end_reason, ended_by_user_agent, ended_by_ip
+                    "SELECT uid, account_id, issued_at, ended_at, end_reason,
+                            ended_by_user_agent, ended_by_ip
                      FROM sessions
                      WHERE ended_at IS NULL OR ended_at >= ?1",
                 )
                 .map_err(backend)?;
             let mut rows = stmt.query([ended_since.as_millis()]).map_err(backend)?;
-            // Text and blobs are read in place where a copy is not kept: a million rows are
-            // several million allocations fewer.
+            // Text and blobs are read in place: a million rows are several million
+            // allocations fewer.
             while let Some(row) = rows.next().map_err(backend)? {
                 let uid = uid_from_column(
                     row.get_ref(0)
                         .and_then(|v| Ok(v.as_blob()?))
                         .map_err(backend)?,
                 )?;
-                let account_id: i64 = row.get(1).map_err(backend)?;
-                let account = AccountId(account_id);
-                let username = usernames.get(&account_id).cloned().ok_or_else(|| {
-                    StoreError::Backend(format!("session of unknown account {account_id}"))
-                })?;
-                let ended_at: Option<i64> = row.get(5).map_err(backend)?;
-                match ended_at {
-                    None => {
-                        let ip = row
-                            .get_ref(4)
-                            .and_then(|v| Ok(v.as_str()?))
-                            .map_err(backend)?;
-                        let ip = ip_from_column(ip)?;
-                        snapshot.active.push((
-                            uid,
-                            ActiveSession {
-                                account,
-                                username,
-                                issued_at: UnixMillis::from_millis(row.get(2).map_err(backend)?),
-                                origin: LoginOrigin {
-                                    user_agent: row.get(3).map_err(backend)?,
-                                    ip,
-                                },
-                            },
-                        ));
+                let account = AccountId(row.get(1).map_err(backend)?);
+                let ended_at: Option<i64> = row.get(3).map_err(backend)?;
+                let Some(ended_at) = ended_at else {
+                    let issued_at = UnixMillis::from_millis(row.get(2).map_err(backend)?);
+                    snapshot
+                        .active
+                        .push((uid, LoadedActive { account, issued_at }));
+                    continue;
+                };
+                let reason = match text(row, 4)?.unwrap_or_default() {
+                    "logged_out" => EndReason::LoggedOut,
+                    "superseded" => EndReason::Superseded {
+                        by: LoginOrigin {
+                            user_agent: user_agents.share(text(row, 5)?),
+                            ip: ip_from_column(text(row, 6)?.unwrap_or_default())?,
+                        },
+                    },
+                    other => {
+                        return Err(StoreError::Backend(format!("unknown end_reason {other:?}")));
                     }
-                    Some(ended_at) => {
-                        let reason = row
-                            .get_ref(6)
-                            .and_then(|v| Ok(v.as_str()?))
-                            .map_err(backend)?;
-                        let reason = match reason {
-                            "logged_out" => EndReason::LoggedOut,
-                            "superseded" => {
-                                let ip = row
-                                    .get_ref(8)
-                                    .and_then(|v| Ok(v.as_str_or_null()?))
-                                    .map_err(backend)?;
-                                let ip = ip_from_column(ip.unwrap_or_default())?;
-                                EndReason::Superseded {
-                                    by: LoginOrigin {
-                                        user_agent: row.get(7).map_err(backend)?,
-                                        ip,
-                                    },
-                                }
-                            }
-                            other => {
-                                return Err(StoreError::Backend(format!(
-                                    "unknown end_reason {other:?}"
-                                )));
-                            }
-                        };
-                        snapshot.ended.push((
-                            uid,
-                            EndedSession {
-                                account,
-                                username,
-                                ended_at: UnixMillis::from_millis(ended_at),
-                                reason,
-                            },
-                        ));
-                    }
-                }
+                };
+                let ended_at = UnixMillis::from_millis(ended_at);
+                snapshot.ended.push((
+                    uid,
+                    LoadedEnded {
+                        account,
+                        ended_at,
+                        reason,
+                    },
+                ));
             }
             Ok(snapshot)
         })
