@@ -9,7 +9,7 @@
 //! 2. Logins: a login's p50 against a raw argon2id verify with the same parameters; and
 //!    `GET /api/me`'s p99 with and without a flood of logins (4 per core, half of them wrong).
 //!
-//! `cargo run --release -p server --example http_bench -- [--quick]` (`./dev.sh bench`).
+//! `cargo run --release -p server --example http_bench -- [--quick] [--only overhead|logins]` (`./dev.sh bench`).
 
 mod support;
 
@@ -63,9 +63,20 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `--only overhead` or `--only logins` runs one part.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    let wanted = |part: &str| only.is_none_or(|o| o == part);
     runtime.block_on(async {
-        overhead(&sizes).await;
-        logins(&sizes).await;
+        if wanted("overhead") {
+            overhead(&sizes).await;
+        }
+        if wanted("logins") {
+            logins(&sizes).await;
+        }
     });
 }
 

@@ -2,10 +2,13 @@
 //!
 //! Each hash takes 19 MiB and tens of milliseconds of CPU. Running it on the async workers
 //! would stall every other request, and running unboundedly many at once would let a login
-//! flood exhaust memory; so hashing happens on the blocking pool behind a semaphore.
+//! flood exhaust memory; so hashing happens on threads of its own, behind a semaphore, at a
+//! lower CPU priority than the rest of the server: under a login flood the scheduler runs
+//! request handling first, and logins take what is left.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
@@ -29,11 +32,17 @@ pub enum PasswordError {
     Hash(String),
     #[error("password hashing task was cancelled")]
     Task,
+    #[error("could not start a password hashing thread: {0}")]
+    Spawn(#[from] std::io::Error),
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    /// The hashing threads' queue; never holds more jobs than there are permits.
+    jobs: mpsc::Sender<Job>,
     /// Hashes running now, and computed since start (for metrics, logs and tests).
     running: Arc<AtomicUsize>,
     computed: Arc<AtomicU64>,
@@ -46,8 +55,10 @@ impl Passwords {
     /// At most `concurrency` hashes run at once (each holds 19 MiB while it runs).
     pub fn new(concurrency: usize) -> Result<Self, PasswordError> {
         let dummy_hash = hash_now("solotab dummy password, never valid")?;
+        let concurrency = concurrency.max(1);
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            jobs: spawn_hashing_threads(concurrency)?,
             running: Arc::default(),
             computed: Arc::default(),
             dummy_hash: dummy_hash.into(),
@@ -72,9 +83,11 @@ impl Passwords {
             .blocking(move || {
                 let parsed =
                     PasswordHash::new(&hash).map_err(|e| PasswordError::Hash(e.to_string()))?;
-                Ok(argon2()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok())
+                Ok::<_, PasswordError>(
+                    argon2()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok(),
+                )
             })
             .await??;
         Ok(known && matches)
@@ -94,25 +107,67 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        // The permit is owned by the blocking closure, not by this future: a caller that gives
-        // up (a client hanging up mid-login) drops the future, but the hash keeps running on
-        // the blocking pool and must keep its place until it is done. The semaphore is never
-        // closed, so acquiring only fails if it were.
+        // The permit is owned by the job, not by this future: a caller that gives up (a
+        // client hanging up mid-login) drops the future, but the hash keeps running and must
+        // keep its place until it is done. A caller that gives up while still waiting for a
+        // permit costs nothing. The semaphore is never closed, so acquiring only fails if it
+        // were.
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Task)?;
         let (running, computed) = (self.running.clone(), self.computed.clone());
-        tokio::task::spawn_blocking(move || {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
             let _permit = permit;
             running.fetch_add(1, Ordering::SeqCst);
             let done = work();
             running.fetch_sub(1, Ordering::SeqCst);
             computed.fetch_add(1, Ordering::SeqCst);
-            done
-        })
-        .await
-        .map_err(|_| PasswordError::Task)
+            let _ = done_tx.send(done);
+        });
+        self.jobs.send(job).map_err(|_| PasswordError::Task)?;
+        done_rx.await.map_err(|_| PasswordError::Task)
+    }
+}
+
+/// `count` threads that run hashing jobs, at lower priority; they end when the last
+/// [`Passwords`] clone (and so the queue's sender) is dropped.
+fn spawn_hashing_threads(count: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
+    for n in 0..count {
+        let queue = Arc::clone(&queue);
+        std::thread::Builder::new()
+            .name(format!("solotab-hash-{n}"))
+            .spawn(move || {
+                lower_this_threads_priority();
+                loop {
+                    // The lock is released before the job runs (end of statement).
+                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok(job) = next else { return };
+                    // A panicking job drops its permit and its answer; the thread stays.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                }
+            })?;
+    }
+    Ok(jobs)
+}
+
+/// Raises this thread's nice value (Linux keeps one per thread) by 10 steps: the CFS
+/// scheduler then gives it about a tenth of the CPU share of a normal thread when both want
+/// to run. Best effort: a server that cannot still hashes, only without the preference.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        const HASHING_NICENESS: i32 = 10;
+        use rustix::process::{getpriority_process, setpriority_process};
+        let me = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(me)
+            .and_then(|nice| setpriority_process(me, (nice + HASHING_NICENESS).min(19)));
+        if let Err(e) = lowered {
+            tracing::warn!(error = %e, "could not lower the password hashing threads' priority");
+        }
     }
 }
 
@@ -178,6 +233,18 @@ mod tests {
             peak, 1,
             "more hashes ran at once than --hash-concurrency allows"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_runs_at_a_lower_priority_than_the_server() {
+        use rustix::process::getpriority_process;
+        let nice_here = || getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let server = nice_here();
+        let passwords = Passwords::new(1).unwrap();
+        let hashing = passwords.blocking(nice_here).await.unwrap();
+        assert_eq!(hashing, (server + 10).min(19));
+        assert!(server == 19 || hashing > server);
     }
 
     #[tokio::test]
