@@ -175,6 +175,8 @@ fn spring_session_in_redis() {
 async fn lookups(population: &Population, rounds: usize) {
     let registry = registry_of(population).await;
     let raw = raw_map(population);
+    // The same map behind the lock the registry takes: how much of the gap is the lock.
+    let locked = std::sync::RwLock::new(raw_map(population));
     // A fixed pseudo-random order, so that neither side is helped by the insertion order.
     let order: Vec<usize> = {
         let n = population.uids.len();
@@ -184,6 +186,7 @@ async fn lookups(population: &Population, rounds: usize) {
     let mut check_ns = Vec::new();
     let mut get_ns = Vec::new();
     let mut digest_ns = Vec::new();
+    let mut locked_ns = Vec::new();
     let mut ratios = Vec::new();
     for _ in 0..rounds {
         // What every check computes first: the SHA-256 that memory is keyed by.
@@ -207,6 +210,15 @@ async fn lookups(population: &Population, rounds: usize) {
             found += std::hint::black_box(raw.get(&population.numbers[i])).map_or(0, |_| 1);
         }
         let get = started.elapsed().as_nanos() as f64 / order.len() as f64;
+        assert_eq!(found, order.len());
+
+        let started = Instant::now();
+        let mut found = 0usize;
+        for &i in &order {
+            let map = locked.read().unwrap_or_else(|p| p.into_inner());
+            found += std::hint::black_box(map.get(&population.numbers[i])).map_or(0, |_| 1);
+        }
+        locked_ns.push(started.elapsed().as_nanos() as f64 / order.len() as f64);
         assert_eq!(found, order.len());
         check_ns.push(check);
         get_ns.push(get);
@@ -232,6 +244,11 @@ async fn lookups(population: &Population, rounds: usize) {
         "| of which: SHA-256 of the UID (memory is keyed by it) | {:.0} | {} |",
         median(&digest_ns),
         spread(&digest_ns)
+    );
+    println!(
+        "| diagnostic: the bare `get` under a `std::sync::RwLock` read guard, as `check` takes | {:.0} | {} |",
+        median(&locked_ns),
+        spread(&locked_ns)
     );
     println!(
         "\n`check` / `get`: **{:.2}** (median of per-round ratios; {}; target <= 2)\n",
