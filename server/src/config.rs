@@ -85,6 +85,14 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
 
+    /// Load balancers or reverse proxies whose `X-Forwarded-For` names the client, as
+    /// comma-separated CIDR blocks or addresses (e.g. `10.0.0.0/8,::1`). From any other peer
+    /// the header is ignored, so a client cannot choose the address it is throttled under
+    /// or that a superseded tab is shown. Default: none.
+    #[arg(long, env = "SOLOTAB_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = crate::proxies::parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
@@ -112,7 +120,12 @@ impl Config {
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             max_connections: self.max_connections.max(1),
             max_connections_per_ip: self.max_connections_per_ip.max(1),
+            trusted_proxies: self.trusted_proxies(),
         }
+    }
+
+    pub fn trusted_proxies(&self) -> crate::proxies::TrustedProxies {
+        crate::proxies::TrustedProxies::new(self.trusted_proxies.iter().copied())
     }
 
     pub fn hash_concurrency(&self) -> usize {
@@ -150,6 +163,7 @@ mod tests {
             "SOLOTAB_MAX_CONNECTIONS",
             "SOLOTAB_MAX_CONNECTIONS_PER_IP",
             "SOLOTAB_MAX_REGISTRATIONS_PER_HOUR",
+            "SOLOTAB_TRUSTED_PROXIES",
             "SOLOTAB_LOG",
         ] {
             assert!(help.contains(var), "--help does not mention {var}:\n{help}");

@@ -19,16 +19,19 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::http::client_key;
+use crate::proxies::TrustedProxies;
 
 /// How long in-flight requests may take to finish once shutdown has begun.
 const DRAIN: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// The time a client has to send a request's headers.
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Per client IP; trusted proxies, which carry many clients' connections, are exempt.
     pub max_connections_per_ip: usize,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Open connections, in all and per client key.
@@ -41,17 +44,19 @@ struct Open {
 /// A connection's place in [`Open`], given back when the connection ends.
 struct Place {
     open: Arc<Mutex<Open>>,
-    client: IpAddr,
+    /// `None`: not counted per client (a trusted proxy).
+    client: Option<IpAddr>,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
         let mut open = lock(&self.open);
         open.total -= 1;
-        if let Some(n) = open.per_client.get_mut(&self.client) {
+        let Some(client) = self.client else { return };
+        if let Some(n) = open.per_client.get_mut(&client) {
             *n -= 1;
             if *n == 0 {
-                open.per_client.remove(&self.client);
+                open.per_client.remove(&client);
             }
         }
     }
@@ -62,14 +67,18 @@ fn lock(open: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
     open.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn take_place(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &Limits) -> Option<Place> {
+/// A place for a connection from `peer`, if the limits leave one.
+fn take_place(open: &Arc<Mutex<Open>>, peer: IpAddr, limits: &Limits) -> Option<Place> {
+    let client = (!limits.trusted_proxies.contains(peer)).then(|| client_key(peer));
     let mut counts = lock(open);
-    let mine = counts.per_client.get(&client).copied().unwrap_or(0);
+    let mine = client.map_or(0, |c| counts.per_client.get(&c).copied().unwrap_or(0));
     if counts.total >= limits.max_connections || mine >= limits.max_connections_per_ip {
         return None;
     }
     counts.total += 1;
-    *counts.per_client.entry(client).or_default() += 1;
+    if let Some(client) = client {
+        *counts.per_client.entry(client).or_default() += 1;
+    }
     Some(Place {
         open: Arc::clone(open),
         client,
@@ -107,7 +116,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(place) = take_place(&open, client_key(peer.ip()), &limits) else {
+        let Some(place) = take_place(&open, peer.ip(), &limits) else {
             if !refused_logged {
                 tracing::warn!(client = %peer.ip(), "connection limit reached: refusing connections");
                 refused_logged = true;
@@ -154,6 +163,7 @@ mod tests {
             header_timeout: Duration::from_secs(1),
             max_connections: 3,
             max_connections_per_ip: 2,
+            trusted_proxies: TrustedProxies::default(),
         };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
@@ -166,6 +176,31 @@ mod tests {
         assert!(
             take_place(&open, a, &limits).is_some(),
             "a closed connection frees its place"
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_capped_only_in_all() {
+        let open = Arc::new(Mutex::new(Open::default()));
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let limits = Limits {
+            header_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            max_connections_per_ip: 1,
+            trusted_proxies: TrustedProxies::new(["10.0.0.0/8".parse().unwrap()]),
+        };
+        let places: Vec<_> = (0..4).map(|_| take_place(&open, proxy, &limits)).collect();
+        assert!(
+            places.iter().all(Option::is_some),
+            "many clients behind one proxy"
+        );
+        assert!(take_place(&open, proxy, &limits).is_none(), "in all");
+        drop(places);
+        let direct: IpAddr = "192.0.2.1".parse().unwrap();
+        let _held = take_place(&open, direct, &limits).unwrap();
+        assert!(
+            take_place(&open, direct, &limits).is_none(),
+            "others stay capped per IP"
         );
     }
 }

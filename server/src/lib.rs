@@ -15,6 +15,7 @@ pub mod connections;
 pub mod device;
 pub mod http;
 pub mod passwords;
+pub mod proxies;
 pub mod registry;
 pub mod site;
 pub mod startup;

@@ -57,6 +57,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             hide_ip: config.hide_superseded_ip,
         },
         throttles: Throttles::new(config.max_login_failures, config.max_registrations_per_hour),
+        proxies: config.trusted_proxies(),
     })
 }
 

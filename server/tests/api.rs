@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    CHROME, FIREFOX, PASSWORD, app_with, is_canonical_uuid_v4, is_rfc3339_millis_utc, spawn_app,
+    CHROME, FIREFOX, PASSWORD, TestApp, app_with, is_canonical_uuid_v4, is_rfc3339_millis_utc,
+    spawn_app, spawn_app_with,
 };
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
@@ -168,6 +169,40 @@ async fn the_active_tab_reads_me_and_premium() {
     assert!(is_rfc3339_millis_utc(
         premium.body["served_at"].as_str().unwrap()
     ));
+}
+
+/// Logs `ann` in through a request carrying `X-Forwarded-For: forwarded_for`.
+async fn login_forwarded(app: &TestApp, forwarded_for: &str) -> String {
+    let request = app
+        .client
+        .post(app.url("/api/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"username": "ann", "password": PASSWORD}));
+    let reply = app.send(request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["uid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_address_shown_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+    // The test client connects from 127.0.0.1: here a trusted load balancer.
+    let behind = spawn_app_with(&["--trusted-proxies", "127.0.0.0/8"]).await;
+    behind.register("ann").await;
+    let first = login_forwarded(&behind, "198.51.100.1").await;
+    // The client wrote "6.6.6.6"; the proxy appended the address it saw.
+    login_forwarded(&behind, "6.6.6.6, 203.0.113.9").await;
+    let reply = behind.get_with_uid("/api/me", &first).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    assert_eq!(reply.body["ip"], "203.0.113.9");
+
+    // Without --trusted-proxies the header is the client's word, and ignored.
+    let direct = spawn_app().await;
+    direct.register("ann").await;
+    let first = login_forwarded(&direct, "198.51.100.1").await;
+    login_forwarded(&direct, "203.0.113.9").await;
+    let reply = direct.get_with_uid("/api/me", &first).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    assert_eq!(reply.body["ip"], "127.0.0.1");
 }
 
 #[tokio::test]

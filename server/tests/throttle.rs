@@ -156,3 +156,44 @@ async fn registrations_are_limited_per_client_and_passwords_may_not_be_the_usern
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() {
+    // 127.0.0.1 plays the load balancer; 127.0.0.5 is a client that reaches the server
+    // directly and forges the header.
+    let app = spawn_app_with(&[
+        "--trusted-proxies",
+        "127.0.0.1",
+        "--max-registrations-per-hour",
+        "2",
+    ])
+    .await;
+    let proxy = client_from("127.0.0.1");
+    let register = |client: &reqwest::Client, forwarded_for: &str, name: &str| {
+        let request = client
+            .post(app.url("/api/register"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"username": name, "password": PASSWORD}));
+        app.send(request)
+    };
+    for name in ["ann", "bob"] {
+        let reply = register(&proxy, "198.51.100.1", name).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+    register(&proxy, "198.51.100.1", "cyd")
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    // Another client behind the same proxy is not held back by the first...
+    let other = register(&proxy, "198.51.100.2", "cyd").await;
+    assert_eq!(other.status, StatusCode::CREATED, "{:?}", other.body);
+    // ...and a direct client cannot borrow a throttled client's address, or escape its own
+    // count by naming another.
+    let forger = client_from("127.0.0.5");
+    for (forged, name) in [("198.51.100.9", "dee"), ("198.51.100.10", "eve")] {
+        let reply = register(&forger, forged, name).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+    register(&forger, "198.51.100.11", "fay")
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+}

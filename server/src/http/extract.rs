@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 
 use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
+use crate::proxies::TrustedProxies;
 use crate::registry::Registry;
 use crate::registry::Session;
 use crate::store::LoginOrigin;
@@ -76,10 +77,14 @@ where
 /// Longest User-Agent kept with a login; longer ones are cut (they are shown, not parsed).
 const MAX_USER_AGENT_CHARS: usize = 256;
 
-impl<S: Send + Sync> FromRequestParts<S> for LoginOrigin {
+impl<S> FromRequestParts<S> for LoginOrigin
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user_agent = parts
             .headers
             .get(USER_AGENT)
@@ -94,12 +99,13 @@ impl<S: Send + Sync> FromRequestParts<S> for LoginOrigin {
             .map(Arc::from);
         // The peer address as this server sees it. The server is always served with
         // connect info; the fallback only keeps a misconfigured embedding from failing.
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
-                addr.ip().to_canonical()
+                addr.ip()
             });
+        let ip = TrustedProxies::from_ref(state).client_ip(peer, &parts.headers);
         Ok(LoginOrigin { user_agent, ip })
     }
 }

@@ -17,6 +17,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::device::Devices;
 use crate::passwords::Passwords;
+use crate::proxies::TrustedProxies;
 use crate::registry::Registry;
 use crate::store::AccountStore;
 use crate::throttle::Throttle;
@@ -50,6 +51,7 @@ pub struct AppState {
     pub origins: AllowedOrigins,
     pub disclosure: Disclosure,
     pub throttles: Throttles,
+    pub proxies: TrustedProxies,
 }
 
 /// The brute-force limits (see [`crate::throttle`]). Cheap to clone.
@@ -98,6 +100,12 @@ impl FromRef<AppState> for Registry {
 impl FromRef<AppState> for Disclosure {
     fn from_ref(state: &AppState) -> Self {
         state.disclosure
+    }
+}
+
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.proxies.clone()
     }
 }
 
