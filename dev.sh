@@ -130,7 +130,58 @@ setup() {
   return 0
 }
 
+# A TCP port nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# PostgreSQL for the tests, in this order: SOLOTAB_TEST_POSTGRES_URL if set; the server this
+# project's machines run on 127.0.0.1:5432 (trust, database `test`) if it answers; else a
+# private one (Debian's postgresql, installed if missing; data in a temporary directory, on a
+# free port), stopped when this script exits. Each test works in a schema of its own.
+# SOLOTAB_PRIVATE_POSTGRES=1 skips the machine's server (to try the fresh-machine path).
+PG_PRIVATE=""
+find_or_start_postgres() {
+  [ -n "${SOLOTAB_TEST_POSTGRES_URL:-}" ] && return 0
+  local shared=postgres://postgres@127.0.0.1:5432/test
+  if [ -z "${SOLOTAB_PRIVATE_POSTGRES:-}" ] && command -v psql >/dev/null &&
+    psql "$shared" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    say "PostgreSQL: the machine's, on 127.0.0.1:5432"
+    export SOLOTAB_TEST_POSTGRES_URL=$shared
+    return 0
+  fi
+  local bin port as=()
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$bin" ] && [ -x "$bin/initdb" ] || apt_install postgresql
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  PG_PRIVATE=$(mktemp -d /tmp/solotab-pg.XXXXXX)
+  port=$(free_port)
+  say "PostgreSQL: a private instance on 127.0.0.1:$port (data in $PG_PRIVATE)"
+  # PostgreSQL refuses to run as root: as root, run it as Debian's postgres user.
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres "$PG_PRIVATE"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$bin/initdb" -D "$PG_PRIVATE/data" -U postgres --auth=trust -E UTF8 >/dev/null
+  trap stop_private_postgres EXIT
+  "${as[@]}" "$bin/pg_ctl" -D "$PG_PRIVATE/data" -l "$PG_PRIVATE/log" -w \
+    -o "-p $port -k $PG_PRIVATE -c listen_addresses=127.0.0.1" start >/dev/null
+  "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres test
+  export SOLOTAB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/test"
+}
+
+stop_private_postgres() {
+  [ -n "$PG_PRIVATE" ] || return 0
+  local bin as=()
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+  "${as[@]}" "$bin/pg_ctl" -D "$PG_PRIVATE/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$PG_PRIVATE"
+}
+
 run_tests() {
+  timed "postgresql" find_or_start_postgres
+
   say "Formatting and lints"
   timed "cargo fmt --check" cargo fmt --all --check
   timed "cargo clippy" cargo clippy --locked --all-targets -- -D warnings

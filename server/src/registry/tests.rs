@@ -36,6 +36,7 @@ async fn stores() -> Vec<Arc<dyn SessionStore>> {
     vec![
         seeded(MemoryStore::new()).await,
         seeded(SqliteStore::open_in_memory().unwrap()).await,
+        seeded(crate::store::postgres_test_store().await).await,
     ]
 }
 
@@ -417,7 +418,7 @@ fn observed(result: Result<Session, Refused>, issued: &[Claimed]) -> Option<Mode
 }
 
 fn run_model_case<S: SessionStore + AccountStore>(
-    store: S,
+    store: impl Future<Output = S>,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -425,7 +426,7 @@ fn run_model_case<S: SessionStore + AccountStore>(
         .build()
         .unwrap();
     rt.block_on(async {
-        let reg = registry_on(seeded(store).await).await;
+        let reg = registry_on(seeded(store.await).await).await;
         let mut issued: Vec<Claimed> = Vec::new();
         let mut model: Vec<ModelState> = Vec::new();
         let mut current: HashMap<u8, usize> = HashMap::new();
@@ -486,11 +487,21 @@ proptest! {
 
     #[test]
     fn the_registry_on_the_memory_store_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_model_case(MemoryStore::new(), &ops)?;
+        run_model_case(async { MemoryStore::new() }, &ops)?;
     }
 
     #[test]
     fn the_registry_on_sqlite_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_model_case(SqliteStore::open_in_memory().unwrap(), &ops)?;
+        run_model_case(async { SqliteStore::open_in_memory().unwrap() }, &ops)?;
+    }
+}
+
+proptest! {
+    // Each case migrates a fresh schema: fewer cases than in memory, the same properties.
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_registry_on_postgres_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run_model_case(crate::store::postgres_test_store(), &ops)?;
     }
 }

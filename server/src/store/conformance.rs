@@ -176,4 +176,5 @@ conformance! {
         let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
         SqliteStore::open(&dir.path().join("nested/dir/solotab.db")).unwrap()
     };
+    postgres => crate::store::postgres::test_store().await;
 }

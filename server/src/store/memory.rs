@@ -90,14 +90,8 @@ impl SessionStore for MemoryStore {
             let Some(old_session) = inner.active.remove(&old) else {
                 continue;
             };
-            let ended = EndedSession {
-                account: old_session.account,
-                username: old_session.username,
-                ended_at: session.issued_at,
-                reason: EndReason::Superseded {
-                    by: session.origin.clone(),
-                },
-            };
+            debug_assert_eq!(old_session.account, session.account);
+            let ended = session.supersedes();
             inner.ended.insert(old, ended.clone());
             superseded.push((old, ended));
         }

@@ -2,8 +2,9 @@
 //!
 //! The [`Registry`](crate::registry::Registry) keeps every session it must answer for in
 //! memory and writes through to a [`SessionStore`], which is the durable truth. Backends:
-//! [`MemoryStore`] (tests, and the reference the others must agree with) and [`SqliteStore`]
-//! (the embedded default). Redis and PostgreSQL will implement the same traits.
+//! [`MemoryStore`] (tests, and the reference the others must agree with), [`SqliteStore`]
+//! (the embedded default) and [`PostgresStore`] (one database for several instances; not yet
+//! selectable in the server). One conformance suite checks every backend.
 //!
 //! [`DeviceStore`] keeps the browsers that may "Use here" (only hashes of their tokens).
 
@@ -17,9 +18,13 @@ use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(test)]
+pub(crate) use postgres::test_store as postgres_test_store;
+pub use postgres::{ConnectError, PostgresStore};
 pub use sqlite::{OpenError, SqliteStore};
 
 /// An account's stable identifier.
@@ -41,6 +46,20 @@ pub struct ActiveSession {
     pub username: Arc<str>,
     pub issued_at: UnixMillis,
     pub origin: LoginOrigin,
+}
+
+impl ActiveSession {
+    /// What claiming `self` records of another session of the same account, which it ends.
+    pub fn supersedes(&self) -> EndedSession {
+        EndedSession {
+            account: self.account,
+            username: self.username.clone(),
+            ended_at: self.issued_at,
+            reason: EndReason::Superseded {
+                by: self.origin.clone(),
+            },
+        }
+    }
 }
 
 /// Why a session stopped being active. Policies to come (idle and absolute timeouts,
@@ -221,6 +240,45 @@ pub trait DeviceStore: Debug + Send + Sync + 'static {
 
     /// Forgets devices that expired before `now`; returns how many.
     async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError>;
+}
+
+/// Reading back what the SQL stores keep in their columns (the same columns in both).
+mod columns {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use super::{EndReason, LoginOrigin, StoreError};
+    use crate::uid::UidDigest;
+
+    pub(super) fn uid(bytes: &[u8]) -> Result<UidDigest, StoreError> {
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Backend("a stored uid digest is not 32 bytes".into()))?;
+        Ok(UidDigest::from_bytes(bytes))
+    }
+
+    pub(super) fn ip(text: &str) -> Result<IpAddr, StoreError> {
+        text.parse()
+            .map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
+    }
+
+    /// `end_reason`, with `ended_by_user_agent` and `ended_by_ip` (read for "superseded").
+    pub(super) fn end_reason(
+        reason: &str,
+        by_user_agent: Option<Arc<str>>,
+        by_ip: Option<&str>,
+    ) -> Result<EndReason, StoreError> {
+        match reason {
+            "logged_out" => Ok(EndReason::LoggedOut),
+            "superseded" => Ok(EndReason::Superseded {
+                by: LoginOrigin {
+                    user_agent: by_user_agent,
+                    ip: ip(by_ip.unwrap_or_default())?,
+                },
+            }),
+            other => Err(StoreError::Backend(format!("unknown end_reason {other:?}"))),
+        }
+    }
 }
 
 #[cfg(test)]

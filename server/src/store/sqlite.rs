@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -18,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
-    SessionStore, Snapshot, StoreError,
+    DeviceRecord, DeviceStore, EndedSession, LoadedActive, LoadedEnded, SessionStore, Snapshot,
+    StoreError, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -241,13 +240,6 @@ fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
-fn uid_from_column(bytes: &[u8]) -> Result<UidDigest, StoreError> {
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Backend("a stored uid digest is not 32 bytes".into()))?;
-    Ok(UidDigest::from_bytes(bytes))
-}
-
 /// A text column read in place (no copy).
 fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>, StoreError> {
     row.get_ref(column)
@@ -270,11 +262,6 @@ impl UserAgents {
         self.0.insert(shared.clone());
         Some(shared)
     }
-}
-
-fn ip_from_column(text: &str) -> Result<IpAddr, StoreError> {
-    text.parse()
-        .map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
 }
 
 #[async_trait]
@@ -306,7 +293,7 @@ impl SessionStore for SqliteStore {
             // Text and blobs are read in place: a million rows are several million
             // allocations fewer.
             while let Some(row) = rows.next().map_err(backend)? {
-                let uid = uid_from_column(
+                let uid = columns::uid(
                     row.get_ref(0)
                         .and_then(|v| Ok(v.as_blob()?))
                         .map_err(backend)?,
@@ -320,18 +307,11 @@ impl SessionStore for SqliteStore {
                         .push((uid, LoadedActive { account, issued_at }));
                     continue;
                 };
-                let reason = match text(row, 4)?.unwrap_or_default() {
-                    "logged_out" => EndReason::LoggedOut,
-                    "superseded" => EndReason::Superseded {
-                        by: LoginOrigin {
-                            user_agent: user_agents.share(text(row, 5)?),
-                            ip: ip_from_column(text(row, 6)?.unwrap_or_default())?,
-                        },
-                    },
-                    other => {
-                        return Err(StoreError::Backend(format!("unknown end_reason {other:?}")));
-                    }
-                };
+                let reason = columns::end_reason(
+                    text(row, 4)?.unwrap_or_default(),
+                    user_agents.share(text(row, 5)?),
+                    text(row, 6)?,
+                )?;
                 let ended_at = UnixMillis::from_millis(ended_at);
                 snapshot.ended.push((
                     uid,
@@ -396,19 +376,7 @@ impl SessionStore for SqliteStore {
             tx.commit().map_err(backend)?;
             ended_uids
                 .into_iter()
-                .map(|bytes| {
-                    Ok((
-                        uid_from_column(&bytes)?,
-                        EndedSession {
-                            account: session.account,
-                            username: session.username.clone(),
-                            ended_at: session.issued_at,
-                            reason: EndReason::Superseded {
-                                by: session.origin.clone(),
-                            },
-                        },
-                    ))
-                })
+                .map(|bytes| Ok((columns::uid(&bytes)?, session.supersedes())))
                 .collect()
         })
         .await
@@ -462,7 +430,7 @@ impl SessionStore for SqliteStore {
             let rows = stmt
                 .query_map(params![account.0, keep], |row| row.get::<_, Vec<u8>>(0))
                 .map_err(backend)?;
-            rows.map(|bytes| uid_from_column(&bytes.map_err(backend)?))
+            rows.map(|bytes| columns::uid(&bytes.map_err(backend)?))
                 .collect()
         })
         .await
@@ -603,6 +571,7 @@ impl DeviceStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LoginOrigin;
     use crate::uid::Uid;
 
     #[test]

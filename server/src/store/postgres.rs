@@ -1,0 +1,588 @@
+//! The PostgreSQL store: the same tables and the same guarantees as [`SqliteStore`]
+//! (checked by the one conformance suite), for several server instances sharing one
+//! database.
+//!
+//! A claim is one transaction that first locks the account's row (`SELECT ... FOR UPDATE`):
+//! claims of one account, from however many instances, run one after another, and each
+//! ends whatever the one before it made active. A unique index on the active session per
+//! account makes the database itself refuse a second one.
+//!
+//! [`SqliteStore`]: super::SqliteStore
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
+    DeviceRecord, DeviceStore, EndedSession, LoadedActive, LoadedEnded, SessionStore, Snapshot,
+    StoreError, columns,
+};
+use crate::time::UnixMillis;
+use crate::uid::UidDigest;
+
+/// Applied in order, each in its own transaction, and recorded in `solotab_migrations`.
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../migrations/postgres/0001_accounts_sessions_devices.sql"
+)];
+
+/// Taken (per transaction) while migrating, so that instances starting together migrate
+/// one at a time. Any constant works; this one spells "solotab".
+const MIGRATION_LOCK: i64 = 0x0073_6f6c_6f74_6162;
+
+/// Connections each instance keeps at most.
+const POOL_SIZE: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+/// Why the store could not be opened. Messages name the server (never the password).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the database URL is not a PostgreSQL URL this server can use: {0}")]
+    BadUrl(String),
+    #[error("cannot reach PostgreSQL at {target}: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error("migrating the PostgreSQL database at {target} failed: {reason}")]
+    Migrate { target: String, reason: String },
+    #[error(
+        "the PostgreSQL database at {target} has schema version {found}, newer than this \
+         server knows ({known}); run a newer server"
+    )]
+    TooNew {
+        target: String,
+        found: i32,
+        known: usize,
+    },
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`, libpq's URL form), checks that the
+    /// server answers, and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| ConnectError::BadUrl(e.to_string()))?;
+        Self::connect_with(config).await
+    }
+
+    /// [`connect`](Self::connect), with the connection settings already parsed.
+    pub async fn connect_with(config: tokio_postgres::Config) -> Result<Self, ConnectError> {
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| ConnectError::BadUrl(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| ConnectError::Unreachable {
+            target: target.clone(),
+            reason: e.to_string(),
+        })?;
+        migrate(&mut client, &target).await?;
+        drop(client);
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(backend)
+    }
+}
+
+/// `host:port/database`, for messages: never the user's password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config.get_dbname().unwrap_or("(default database)");
+    format!("{host}:{port}/{database}")
+}
+
+async fn migrate(client: &mut deadpool_postgres::Object, target: &str) -> Result<(), ConnectError> {
+    let failed = |e: tokio_postgres::Error| ConnectError::Migrate {
+        target: target.to_owned(),
+        reason: e.to_string(),
+    };
+    let tx = client.transaction().await.map_err(failed)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(failed)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS solotab_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at BIGINT  NOT NULL
+         )",
+    )
+    .await
+    .map_err(failed)?;
+    let applied: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM solotab_migrations",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    if applied as usize > MIGRATIONS.len() {
+        return Err(ConnectError::TooNew {
+            target: target.to_owned(),
+            found: applied,
+            known: MIGRATIONS.len(),
+        });
+    }
+    // PostgreSQL's DDL is transactional: all pending migrations commit together, or none.
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.batch_execute(sql).await.map_err(failed)?;
+        let version = index as i32 + 1;
+        tx.execute(
+            "INSERT INTO solotab_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &UnixMillis::now().as_millis()],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    tx.commit().await.map_err(failed)
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn uid_from_row(row: &Row, column: usize) -> Result<UidDigest, StoreError> {
+    columns::uid(row.try_get(column).map_err(backend)?)
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
+        let client = self.client().await?;
+        let mut snapshot = Snapshot::default();
+        for row in client
+            .query("SELECT id, username FROM accounts", &[])
+            .await
+            .map_err(backend)?
+        {
+            let name: &str = row.try_get(1).map_err(backend)?;
+            snapshot
+                .usernames
+                .push((AccountId(row.try_get(0).map_err(backend)?), Arc::from(name)));
+        }
+        let rows = client
+            .query(
+                "SELECT uid, account_id, issued_at, ended_at, end_reason,
+                        ended_by_user_agent, ended_by_ip
+                 FROM sessions
+                 WHERE ended_at IS NULL OR ended_at >= $1",
+                &[&ended_since.as_millis()],
+            )
+            .await
+            .map_err(backend)?;
+        for row in rows {
+            let uid = uid_from_row(&row, 0)?;
+            let account = AccountId(row.try_get(1).map_err(backend)?);
+            let ended_at: Option<i64> = row.try_get(3).map_err(backend)?;
+            let Some(ended_at) = ended_at else {
+                let issued_at = UnixMillis::from_millis(row.try_get(2).map_err(backend)?);
+                snapshot
+                    .active
+                    .push((uid, LoadedActive { account, issued_at }));
+                continue;
+            };
+            let by_user_agent: Option<&str> = row.try_get(5).map_err(backend)?;
+            let reason = columns::end_reason(
+                row.try_get(4).map_err(backend)?,
+                by_user_agent.map(Arc::from),
+                row.try_get(6).map_err(backend)?,
+            )?;
+            let ended_at = UnixMillis::from_millis(ended_at);
+            snapshot.ended.push((
+                uid,
+                LoadedEnded {
+                    account,
+                    ended_at,
+                    reason,
+                },
+            ));
+        }
+        Ok(snapshot)
+    }
+
+    async fn claim(
+        &self,
+        uid: UidDigest,
+        session: &ActiveSession,
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Claims of one account wait here for each other, on every instance.
+        let locked = tx
+            .query_opt(
+                "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
+                &[&session.account.0],
+            )
+            .await
+            .map_err(backend)?;
+        if locked.is_none() {
+            return Err(backend(format!("no account {}", session.account.0)));
+        }
+        let ip = session.origin.ip.to_string();
+        let user_agent = session.origin.user_agent.as_deref();
+        let ended = tx
+            .query(
+                "UPDATE sessions
+                 SET ended_at = $1, end_reason = 'superseded',
+                     ended_by_user_agent = $2, ended_by_ip = $3
+                 WHERE account_id = $4 AND ended_at IS NULL
+                 RETURNING uid",
+                &[
+                    &session.issued_at.as_millis(),
+                    &user_agent,
+                    &ip,
+                    &session.account.0,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO sessions (uid, account_id, issued_at, user_agent, ip)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &uid.as_bytes().as_slice(),
+                &session.account.0,
+                &session.issued_at.as_millis(),
+                &user_agent,
+                &ip,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        ended
+            .iter()
+            .map(|row| Ok((uid_from_row(row, 0)?, session.supersedes())))
+            .collect()
+    }
+
+    async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE sessions SET ended_at = $1, end_reason = 'logged_out'
+                 WHERE uid = $2 AND ended_at IS NULL",
+                &[&at.as_millis(), &uid.as_bytes().as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+
+    async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < $1",
+                &[&ended_before.as_millis()],
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn forget_oldest(
+        &self,
+        account: AccountId,
+        keep: usize,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "DELETE FROM sessions
+                 WHERE account_id = $1 AND ended_at IS NOT NULL AND uid NOT IN (
+                     SELECT uid FROM sessions
+                     WHERE account_id = $1 AND ended_at IS NOT NULL
+                     ORDER BY ended_at DESC, uid ASC
+                     LIMIT $2)
+                 RETURNING uid",
+                &[&account.0, &keep],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|row| uid_from_row(row, 0)).collect()
+    }
+}
+
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: UnixMillis,
+    ) -> Result<AccountId, CreateAccountError> {
+        let key = app::rules::username_key(username);
+        let inserted = self
+            .client()
+            .await?
+            .query_one(
+                "INSERT INTO accounts (username, username_key, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4)
+                 RETURNING id",
+                &[&username, &key, &password_hash, &at.as_millis()],
+            )
+            .await;
+        match inserted {
+            Ok(row) => Ok(AccountId(row.try_get(0).map_err(backend)?)),
+            Err(e) if is_taken_username(&e) => Err(CreateAccountError::Taken),
+            Err(e) => Err(backend(e).into()),
+        }
+    }
+
+    async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT id, username, password_hash FROM accounts WHERE username_key = $1",
+                &[&username_key],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(AccountRecord {
+                id: AccountId(row.try_get(0).map_err(backend)?),
+                username: row.try_get(1).map_err(backend)?,
+                password_hash: row.try_get(2).map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Only the username's own unique key means "taken"; any other violation is a fault.
+fn is_taken_username(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|e| {
+        *e.code() == SqlState::UNIQUE_VIOLATION
+            && e.constraint() == Some("accounts_username_key_key")
+    })
+}
+
+#[async_trait]
+impl DeviceStore for PostgresStore {
+    async fn replace_devices(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+        created_at: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Two logins of one account replacing its device at once must leave one device.
+        tx.execute(
+            "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
+            &[&account.0],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute("DELETE FROM devices WHERE account_id = $1", &[&account.0])
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO devices (token_hash, account_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &device.0.as_slice(),
+                &account.0,
+                &created_at.as_millis(),
+                &expires_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn find_device(
+        &self,
+        device: DeviceHash,
+        now: UnixMillis,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT d.account_id, a.username, d.expires_at
+                 FROM devices d JOIN accounts a ON a.id = d.account_id
+                 WHERE d.token_hash = $1 AND d.expires_at > $2",
+                &[&device.0.as_slice(), &now.as_millis()],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(DeviceRecord {
+                account: AccountId(row.try_get(0).map_err(backend)?),
+                username: row.try_get(1).map_err(backend)?,
+                expires_at: UnixMillis::from_millis(row.try_get(2).map_err(backend)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
+        let removed = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM devices WHERE token_hash = $1",
+                &[&device.0.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(removed == 1)
+    }
+
+    async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM devices WHERE expires_at <= $1",
+                &[&now.as_millis()],
+            )
+            .await
+            .map_err(backend)
+    }
+}
+
+/// A store in a schema of its own, in the PostgreSQL that `SOLOTAB_TEST_POSTGRES_URL` names
+/// (default: this project's machines' `postgres://postgres@127.0.0.1:5432/test`), so that
+/// tests and test runs never see each other's rows. Schemas of runs over an hour old are
+/// dropped on the way.
+#[cfg(test)]
+pub(crate) async fn test_store() -> PostgresStore {
+    PostgresStore::connect_with(test_schema().await)
+        .await
+        .unwrap()
+}
+
+/// Connection settings for a fresh, empty schema of its own (see [`test_store`]).
+#[cfg(test)]
+async fn test_schema() -> tokio_postgres::Config {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let url = std::env::var("SOLOTAB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut config: tokio_postgres::Config = url.parse().expect("SOLOTAB_TEST_POSTGRES_URL parses");
+    let (admin, connection) = config.connect(NoTls).await.unwrap_or_else(|e| {
+        panic!(
+            "the PostgreSQL tests need a server at {url} ({e}); set SOLOTAB_TEST_POSTGRES_URL, \
+             or run ./dev.sh test, which starts one"
+        )
+    });
+    tokio::spawn(connection);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale = admin
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'solotab_test_%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in stale {
+        let name: String = row.get(0);
+        let created: u64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if created + 3600 < now {
+            let _ = admin
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .await;
+        }
+    }
+    let schema = format!("solotab_test_{now}_{:016x}", rand_suffix());
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    config.options(format!("-c search_path={schema}"));
+    config
+}
+
+#[cfg(test)]
+fn rand_suffix() -> u64 {
+    let uid = crate::uid::Uid::generate().digest();
+    u64::from_le_bytes(uid.as_bytes()[..8].try_into().unwrap())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
+        let config = test_schema().await;
+        let store = PostgresStore::connect_with(config.clone()).await.unwrap();
+        let id = store
+            .create("ann", "h", UnixMillis::from_millis(1))
+            .await
+            .unwrap();
+        // A second instance starting on the same database: same schema, rows intact.
+        let again = PostgresStore::connect_with(config.clone()).await.unwrap();
+        assert_eq!(again.find("ann").await.unwrap().unwrap().id, id);
+        let client = again.client().await.unwrap();
+        let versions: i64 = client
+            .query_one("SELECT count(*) FROM solotab_migrations", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+        // A database a newer server has migrated: refused, with both versions named.
+        client
+            .execute("INSERT INTO solotab_migrations VALUES (99, 0)", &[])
+            .await
+            .unwrap();
+        let err = PostgresStore::connect_with(config).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectError::TooNew { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("version 99"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_or_malformed_url_fails_with_one_clear_line_and_no_password() {
+        // Port 1 on loopback: nothing listens there.
+        let err = PostgresStore::connect("postgres://ann:s3cret@127.0.0.1:1/solotab")
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, ConnectError::Unreachable { .. }), "{message}");
+        assert!(message.contains("127.0.0.1:1/solotab"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        let err = PostgresStore::connect("postgres://127.0.0.1:notaport/x")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::BadUrl(_)), "{err}");
+    }
+}
