@@ -172,7 +172,9 @@ impl Sessions {
                         at: ended.at,
                         by: LoginOrigin {
                             ip: by.ip,
-                            user_agent: by.user_agent.clone(),
+                            // A copy: the interned one must stay memory's alone (see
+                            // `release_user_agent`), and refusals are the rare path.
+                            user_agent: by.user_agent.as_deref().map(Arc::from),
                         },
                     },
                     None => Rejection::LoggedOut { at: ended.at },
