@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use solotab::registry::Registry;
 use solotab::store::{
     AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
-    SessionStore, Snapshot, StoreError,
+    SessionStore, Snapshot, StoreError, Stored,
 };
 use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
@@ -127,6 +127,11 @@ impl SessionStore for SnapshotStore {
     }
     async fn prune(&self, _: UnixMillis) -> Result<u64, StoreError> {
         Ok(0)
+    }
+    async fn lookup(&self, _: UidDigest) -> Result<Option<Stored>, StoreError> {
+        Err(StoreError::Backend(
+            "the benchmark store is only loaded from".into(),
+        ))
     }
     async fn forget_oldest(&self, _: AccountId, _: usize) -> Result<Vec<UidDigest>, StoreError> {
         Ok(Vec::new())

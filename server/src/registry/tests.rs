@@ -5,7 +5,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::store::{AccountStore, MemoryStore, SqliteStore};
+use crate::store::{AccountStore, MemoryStore, SqliteStore, Stored};
 
 fn origin(n: u8) -> LoginOrigin {
     LoginOrigin {
@@ -421,6 +421,32 @@ fn observed(result: Result<Session, Refused>, issued: &[Claimed]) -> Option<Mode
     }
 }
 
+/// A store lookup read the way a check answers.
+fn as_check(stored: Option<Stored>) -> Result<Session, Refused> {
+    match stored {
+        None => Err(Refused {
+            rejection: Rejection::Unknown,
+            username: None,
+        }),
+        Some(Stored::Active(active, _)) => Ok(Session {
+            account: active.account,
+            issued_at: active.issued_at,
+        }),
+        Some(Stored::Ended(ended, username)) => Err(Refused {
+            rejection: match ended.reason {
+                EndReason::Superseded { by } => Rejection::Superseded {
+                    at: ended.ended_at,
+                    by,
+                },
+                EndReason::LoggedOut => Rejection::LoggedOut {
+                    at: ended.ended_at,
+                },
+            },
+            username: Some(username),
+        }),
+    }
+}
+
 fn run_model_case<S: SessionStore + AccountStore>(
     store: impl Future<Output = S>,
     ops: &[Op],
@@ -459,8 +485,12 @@ fn run_model_case<S: SessionStore + AccountStore>(
                     model.push(ModelState::Active);
                 }
                 Op::Check(i) => {
-                    let got = observed(reg.check(&uid_at(&issued, i)), &issued);
+                    let uid = uid_at(&issued, i);
+                    let got = observed(reg.check(&uid), &issued);
                     prop_assert_eq!(got, model.get(i).copied());
+                    // The store's own answer for the UID says the same.
+                    let stored = reg.store.lookup(uid.digest()).await.unwrap();
+                    prop_assert_eq!(observed(as_check(stored), &issued), model.get(i).copied());
                 }
                 Op::Release(i) => {
                     let result = reg.release(uid_at(&issued, i)).await;

@@ -1,6 +1,7 @@
 //! One suite, run against every store: they must all mean the same thing.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 use super::*;
 use crate::uid::Uid;
@@ -65,6 +66,30 @@ macro_rules! conformance {
                 let named = |account| snap.usernames.iter().find(|(a, _)| *a == account).map(|(_, n)| &**n);
                 assert_eq!(named(AccountId(1)), Some("Ann"), "every account with a session is named");
                 assert_eq!(named(AccountId(2)), Some("bob"));
+            }
+
+            #[tokio::test]
+            async fn lookup_tells_active_superseded_logged_out_and_unknown_apart() {
+                let store = with_accounts($make).await;
+                let (a1, a2) = (Uid::generate().digest(), Uid::generate().digest());
+                let at = UnixMillis::from_millis;
+                store.claim(a1, &session(1, 10, 1)).await.unwrap();
+                store.claim(a2, &session(1, 20, 3)).await.unwrap();
+                let ann: Arc<str> = "Ann".into();
+                assert_eq!(
+                    store.lookup(a2).await.unwrap(),
+                    Some(Stored::Active(LoadedActive { account: AccountId(1), issued_at: at(20) }, ann.clone()))
+                );
+                let superseded = LoadedEnded {
+                    account: AccountId(1),
+                    ended_at: at(20),
+                    reason: EndReason::Superseded { by: session(1, 20, 3).origin },
+                };
+                assert_eq!(store.lookup(a1).await.unwrap(), Some(Stored::Ended(superseded, ann.clone())));
+                store.release(a2, at(25)).await.unwrap();
+                let logged_out = LoadedEnded { account: AccountId(1), ended_at: at(25), reason: EndReason::LoggedOut };
+                assert_eq!(store.lookup(a2).await.unwrap(), Some(Stored::Ended(logged_out, ann)));
+                assert_eq!(store.lookup(Uid::generate().digest()).await.unwrap(), None);
             }
 
             #[tokio::test]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
     DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, SessionStore,
-    Snapshot, StoreError,
+    Snapshot, StoreError, Stored,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -121,6 +121,25 @@ impl SessionStore for MemoryStore {
         let before = inner.ended.len();
         inner.ended.retain(|_, e| e.ended_at >= ended_before);
         Ok((before - inner.ended.len()) as u64)
+    }
+
+    async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
+        let inner = self.lock();
+        if let Some(s) = inner.active.get(&uid) {
+            let active = LoadedActive {
+                account: s.account,
+                issued_at: s.issued_at,
+            };
+            return Ok(Some(Stored::Active(active, s.username.clone())));
+        }
+        Ok(inner.ended.get(&uid).map(|e| {
+            let ended = LoadedEnded {
+                account: e.account,
+                ended_at: e.ended_at,
+                reason: e.reason.clone(),
+            };
+            Stored::Ended(ended, e.username.clone())
+        }))
     }
 
     async fn forget_oldest(

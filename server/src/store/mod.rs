@@ -92,6 +92,13 @@ pub struct Snapshot {
     pub ended: Vec<(UidDigest, LoadedEnded)>,
 }
 
+/// One UID as [`SessionStore::lookup`] finds it, with its account's username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Active(LoadedActive, Arc<str>),
+    Ended(LoadedEnded, Arc<str>),
+}
+
 /// An active session as [`SessionStore::load`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedActive {
@@ -144,6 +151,10 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// Forgets ended sessions that ended before `ended_before`; returns how many.
     async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError>;
+
+    /// What the store holds of one UID now: one indexed read. The check of a server that
+    /// shares its store with other instances reads this instead of its own memory.
+    async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError>;
 
     /// Forgets all but the `keep` most recently ended sessions of `account` (active ones are
     /// never touched); returns the UIDs it forgot. Bounds the history one account can grow.
@@ -247,8 +258,48 @@ mod columns {
     use std::net::IpAddr;
     use std::sync::Arc;
 
-    use super::{EndReason, LoginOrigin, StoreError};
+    use super::{AccountId, EndReason, LoadedActive, LoadedEnded, LoginOrigin, StoreError, Stored};
+    use crate::time::UnixMillis;
     use crate::uid::UidDigest;
+
+    /// What [`super::SessionStore::lookup`] selects, in this order, in both SQL stores.
+    pub(super) const LOOKUP_COLUMNS: &str = "s.account_id, s.issued_at, s.ended_at, \
+        s.end_reason, s.ended_by_user_agent, s.ended_by_ip, a.username";
+
+    /// One row of [`LOOKUP_COLUMNS`].
+    pub(super) struct LookupRow<'r> {
+        pub account: i64,
+        pub issued_at: i64,
+        pub ended_at: Option<i64>,
+        pub end_reason: Option<&'r str>,
+        pub by_user_agent: Option<&'r str>,
+        pub by_ip: Option<&'r str>,
+        pub username: &'r str,
+    }
+
+    pub(super) fn stored(row: LookupRow<'_>) -> Result<Stored, StoreError> {
+        let account = AccountId(row.account);
+        let username: Arc<str> = Arc::from(row.username);
+        let Some(ended_at) = row.ended_at else {
+            let issued_at = UnixMillis::from_millis(row.issued_at);
+            return Ok(Stored::Active(
+                LoadedActive { account, issued_at },
+                username,
+            ));
+        };
+        let reason = end_reason(
+            row.end_reason.unwrap_or_default(),
+            row.by_user_agent.map(Arc::from),
+            row.by_ip,
+        )?;
+        let ended_at = UnixMillis::from_millis(ended_at);
+        let ended = LoadedEnded {
+            account,
+            ended_at,
+            reason,
+        };
+        Ok(Stored::Ended(ended, username))
+    }
 
     pub(super) fn uid(bytes: &[u8]) -> Result<UidDigest, StoreError> {
         let bytes: [u8; 32] = bytes

@@ -19,7 +19,7 @@ use tokio_postgres::{NoTls, Row};
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
     DeviceRecord, DeviceStore, EndedSession, LoadedActive, LoadedEnded, SessionStore, Snapshot,
-    StoreError, columns,
+    StoreError, Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -301,6 +301,30 @@ impl SessionStore for PostgresStore {
             )
             .await
             .map_err(backend)
+    }
+
+    async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.uid = $1",
+            columns::LOOKUP_COLUMNS
+        );
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&uid.as_bytes().as_slice()])
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let found = columns::stored(columns::LookupRow {
+            account: row.try_get(0).map_err(backend)?,
+            issued_at: row.try_get(1).map_err(backend)?,
+            ended_at: row.try_get(2).map_err(backend)?,
+            end_reason: row.try_get(3).map_err(backend)?,
+            by_user_agent: row.try_get(4).map_err(backend)?,
+            by_ip: row.try_get(5).map_err(backend)?,
+            username: row.try_get(6).map_err(backend)?,
+        })?;
+        Ok(Some(found))
     }
 
     async fn forget_oldest(

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
     DeviceRecord, DeviceStore, EndedSession, LoadedActive, LoadedEnded, SessionStore, Snapshot,
-    StoreError, columns,
+    StoreError, Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -405,6 +405,32 @@ impl SessionStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
+        self.run(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM sessions s JOIN accounts a ON a.id = s.account_id
+                 WHERE s.uid = ?1",
+                columns::LOOKUP_COLUMNS
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let mut rows = stmt.query([uid.as_bytes().as_slice()]).map_err(backend)?;
+            let Some(row) = rows.next().map_err(backend)? else {
+                return Ok(None);
+            };
+            let found = columns::stored(columns::LookupRow {
+                account: row.get(0).map_err(backend)?,
+                issued_at: row.get(1).map_err(backend)?,
+                ended_at: row.get(2).map_err(backend)?,
+                end_reason: text(row, 3)?,
+                by_user_agent: text(row, 4)?,
+                by_ip: text(row, 5)?,
+                username: text(row, 6)?.unwrap_or_default(),
+            })?;
+            Ok(Some(found))
         })
         .await
     }
