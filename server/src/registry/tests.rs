@@ -438,9 +438,7 @@ fn as_check(stored: Option<Stored>) -> Result<Session, Refused> {
                     at: ended.ended_at,
                     by,
                 },
-                EndReason::LoggedOut => Rejection::LoggedOut {
-                    at: ended.ended_at,
-                },
+                EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
             },
             username: Some(username),
         }),

@@ -36,9 +36,15 @@ const MIGRATION_LOCK: i64 = 0x0073_6f6c_6f74_6162;
 /// Connections each instance keeps at most.
 const POOL_SIZE: usize = 16;
 
+mod fanout;
+
+pub use fanout::FanOut;
+
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// Kept for the fan-out's own connection.
+    config: tokio_postgres::Config,
 }
 
 /// Why the store could not be opened. Messages name the server (never the password).
@@ -75,7 +81,7 @@ impl PostgresStore {
     pub async fn connect_with(config: tokio_postgres::Config) -> Result<Self, ConnectError> {
         let target = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -91,7 +97,14 @@ impl PostgresStore {
         })?;
         migrate(&mut client, &target).await?;
         drop(client);
-        Ok(Self { pool })
+        Ok(Self { pool, config })
+    }
+
+    /// Every end committed by any instance on this database, as it commits, from a
+    /// connection of its own that reconnects by itself (see [`FanOut`]). Stops when the
+    /// receiver is dropped.
+    pub fn listen(&self) -> tokio::sync::mpsc::Receiver<FanOut> {
+        fanout::spawn(self.config.clone())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -242,13 +255,16 @@ impl SessionStore for PostgresStore {
         }
         let ip = session.origin.ip.to_string();
         let user_agent = session.origin.user_agent.as_deref();
+        // Each end is announced to every instance when (and only if) this commits.
         let ended = tx
             .query(
-                "UPDATE sessions
-                 SET ended_at = $1, end_reason = 'superseded',
-                     ended_by_user_agent = $2, ended_by_ip = $3
-                 WHERE account_id = $4 AND ended_at IS NULL
-                 RETURNING uid",
+                "WITH ended AS (
+                     UPDATE sessions
+                     SET ended_at = $1, end_reason = 'superseded',
+                         ended_by_user_agent = $2, ended_by_ip = $3
+                     WHERE account_id = $4 AND ended_at IS NULL
+                     RETURNING uid)
+                 SELECT uid, pg_notify('solotab_ended', encode(uid, 'hex')) FROM ended",
                 &[
                     &session.issued_at.as_millis(),
                     &user_agent,
@@ -283,8 +299,11 @@ impl SessionStore for PostgresStore {
             .client()
             .await?
             .execute(
-                "UPDATE sessions SET ended_at = $1, end_reason = 'logged_out'
-                 WHERE uid = $2 AND ended_at IS NULL",
+                "WITH ended AS (
+                     UPDATE sessions SET ended_at = $1, end_reason = 'logged_out'
+                     WHERE uid = $2 AND ended_at IS NULL
+                     RETURNING uid)
+                 SELECT pg_notify('solotab_ended', encode(uid, 'hex')) FROM ended",
                 &[&at.as_millis(), &uid.as_bytes().as_slice()],
             )
             .await
@@ -561,6 +580,8 @@ fn rand_suffix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LoginOrigin;
+    use crate::uid::Uid;
 
     #[tokio::test]
     async fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {
@@ -591,6 +612,92 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("version 99"), "{err}");
+    }
+
+    fn login(account: AccountId, at: i64) -> ActiveSession {
+        ActiveSession {
+            account,
+            username: "ann".into(),
+            issued_at: UnixMillis::from_millis(at),
+            origin: LoginOrigin {
+                user_agent: None,
+                ip: "192.0.2.1".parse().unwrap(),
+            },
+        }
+    }
+
+    /// Waits for `want`, skipping other notices (other tests share the database, and so the
+    /// channel).
+    async fn announced(rx: &mut tokio::sync::mpsc::Receiver<FanOut>, want: FanOut) {
+        let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Some(got) = rx.recv().await {
+                if got == want {
+                    return;
+                }
+            }
+            panic!("the fan-out stopped");
+        });
+        wait.await
+            .unwrap_or_else(|_| panic!("no {want:?} within 10 s"));
+    }
+
+    #[tokio::test]
+    async fn ends_committed_by_one_instance_are_announced_to_another() {
+        let config = test_schema().await;
+        let a = PostgresStore::connect_with(config.clone()).await.unwrap();
+        let b = PostgresStore::connect_with(config).await.unwrap();
+        let mut fanout = b.listen();
+        announced(&mut fanout, FanOut::Subscribed).await;
+        let account = a
+            .create("ann", "h", UnixMillis::from_millis(1))
+            .await
+            .unwrap();
+        let session = |at| login(account, at);
+        let (first, second) = (Uid::generate().digest(), Uid::generate().digest());
+        a.claim(first, &session(10)).await.unwrap();
+        a.claim(second, &session(20)).await.unwrap();
+        announced(&mut fanout, FanOut::Ended(first)).await;
+        a.release(second, UnixMillis::from_millis(30))
+            .await
+            .unwrap();
+        announced(&mut fanout, FanOut::Ended(second)).await;
+    }
+
+    #[tokio::test]
+    async fn the_listener_reconnects_and_says_so_after_losing_its_connection() {
+        let mut config = test_schema().await;
+        let name = format!("solotab-fanout-test-{:016x}", rand_suffix());
+        config.application_name(&name);
+        let store = PostgresStore::connect_with(config).await.unwrap();
+        let mut fanout = store.listen();
+        announced(&mut fanout, FanOut::Subscribed).await;
+        // What a database restart or a network cut does to the listening connection.
+        let killed = store
+            .client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        assert_eq!(killed.len(), 1, "the listening connection was found");
+        announced(&mut fanout, FanOut::Subscribed).await;
+        // And it hears ends again.
+        let account = store
+            .create("ann", "h", UnixMillis::from_millis(1))
+            .await
+            .unwrap();
+        let session = |at| login(account, at);
+        let first = Uid::generate().digest();
+        store.claim(first, &session(10)).await.unwrap();
+        store
+            .claim(Uid::generate().digest(), &session(20))
+            .await
+            .unwrap();
+        announced(&mut fanout, FanOut::Ended(first)).await;
     }
 
     #[tokio::test]
