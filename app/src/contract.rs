@@ -205,6 +205,8 @@ pub enum ErrorCode {
     RequestTimeout,
     // 5xx: the server cannot serve right now; retry later.
     Unavailable,
+    /// 503: the server cannot reach its store (database); nothing was changed.
+    StoreUnavailable,
     /// A code this build does not know (a newer server).
     #[serde(other)]
     Other,
@@ -212,7 +214,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::MissingUid,
         ErrorCode::MalformedUid,
         ErrorCode::UnknownUid,
@@ -232,6 +234,7 @@ impl ErrorCode {
         ErrorCode::UpgradeRequired,
         ErrorCode::RequestTimeout,
         ErrorCode::Unavailable,
+        ErrorCode::StoreUnavailable,
     ];
 
     /// The code as it appears on the wire.
@@ -256,6 +259,7 @@ impl ErrorCode {
             ErrorCode::UpgradeRequired => "upgrade_required",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Other => "other",
         }
     }

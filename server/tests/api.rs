@@ -206,6 +206,43 @@ async fn the_address_shown_comes_from_x_forwarded_for_only_behind_a_trusted_prox
 }
 
 #[tokio::test]
+async fn a_failing_store_answers_503_store_unavailable_changes_nothing_and_recovers_alone() {
+    let app = app_with("ann").await;
+    let tab = app.login_as("ann", CHROME).await;
+    // From here the database refuses new sessions, as a full disk or a lost database would.
+    let db = rusqlite::Connection::open(&app.db).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER down BEFORE INSERT ON sessions BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let request = app
+        .client
+        .post(app.url("/api/login"))
+        .json(&json!({"username": "ann", "password": PASSWORD}));
+    let reply = app.send_to_failing_store(request).await;
+    reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+    assert!(
+        !reply.body.to_string().contains("disk full"),
+        "logged, not sent"
+    );
+    // Nothing was half-written: the tab signed in before is still the active one.
+    assert_eq!(
+        app.get_with_uid("/api/me", &tab).await.status,
+        StatusCode::OK
+    );
+    // The store is back: logins work again, with no restart.
+    db.execute_batch("DROP TRIGGER down").unwrap();
+    let newer = app.login_as("ann", FIREFOX).await;
+    assert_eq!(
+        app.get_with_uid("/api/me", &newer).await.status,
+        StatusCode::OK
+    );
+    app.get_with_uid("/api/me", &tab)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+}
+
+#[tokio::test]
 async fn a_newer_login_supersedes_the_older_tab_and_says_when_and_from_where() {
     let app = app_with("ann").await;
     let tab_a = app.login_as("ann", CHROME).await;

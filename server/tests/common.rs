@@ -26,6 +26,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's state, to look inside (counts of watches, channels).
     pub state: AppState,
+    /// The server's SQLite file.
+    pub db: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -74,6 +76,7 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
         // Cookies are sent by hand where a test needs them.
         client: reqwest::Client::new(),
         state,
+        db,
         shutdown: Some(shutdown),
         served: Some(served),
         _dir: dir,
@@ -128,8 +131,18 @@ impl TestApp {
         }
     }
 
-    /// Sends a request and checks what every `/api` answer must carry.
+    /// Sends a request and checks what every `/api` answer must carry, and that it is not
+    /// a 5xx.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        self.receive(request, false).await
+    }
+
+    /// [`send`](Self::send), for a test that makes the server's store fail: a 503 is fine.
+    pub async fn send_to_failing_store(&self, request: reqwest::RequestBuilder) -> Reply {
+        self.receive(request, true).await
+    }
+
+    async fn receive(&self, request: reqwest::RequestBuilder, store_failing: bool) -> Reply {
         let response = request
             .send()
             .await
@@ -138,7 +151,8 @@ impl TestApp {
         let headers = response.headers().clone();
         let url = response.url().clone();
         let bytes = response.bytes().await.unwrap();
-        assert!(status.as_u16() < 500, "{url} answered {status}: {bytes:?}");
+        let expected = status.as_u16() < 500 || (store_failing && status.as_u16() == 503);
+        assert!(expected, "{url} answered {status}: {bytes:?}");
         if url.path().starts_with("/api") {
             assert_eq!(
                 headers.get(CACHE_CONTROL).map(|v| v.to_str().unwrap()),

@@ -112,11 +112,13 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Something on our side failed. The detail is logged once, never sent.
     Unavailable(String),
+    /// The store failed or cannot be reached; nothing was changed. Logged once, never sent.
+    StoreUnavailable(StoreError),
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        ApiError::Unavailable(err.to_string())
+        ApiError::StoreUnavailable(err)
     }
 }
 
@@ -250,6 +252,18 @@ impl ApiError {
                     body(
                         ErrorCode::Unavailable,
                         "The server cannot handle this right now. Try again shortly.".into(),
+                    ),
+                )
+            }
+            ApiError::StoreUnavailable(err) => {
+                tracing::error!(error = %err, "the store failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    body(
+                        ErrorCode::StoreUnavailable,
+                        "The server cannot reach its database right now. Nothing was changed; \
+                         try again shortly."
+                            .into(),
                     ),
                 )
             }

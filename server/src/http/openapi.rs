@@ -88,7 +88,7 @@ impl utoipa::Modify for CommonErrors {
                 add(
                     operation,
                     "503",
-                    "`unavailable`: the server cannot serve now (its store failed, or it is shutting down); retry later.",
+                    "`store_unavailable`: the server cannot reach its database; nothing was changed. `unavailable`: the server cannot serve now (e.g. it is shutting down). Retry later.",
                 );
                 if has_body {
                     add(
