@@ -24,7 +24,8 @@ use super::{
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
-/// Applied in order, each in its own transaction, and recorded in `solotab_migrations`.
+/// Applied in order (all pending ones in one transaction), and recorded in
+/// `solotab_migrations`.
 const MIGRATIONS: &[&str] = &[include_str!(
     "../../migrations/postgres/0001_accounts_sessions_devices.sql"
 )];
@@ -35,6 +36,10 @@ const MIGRATION_LOCK: i64 = 0x0073_6f6c_6f74_6162;
 
 /// Connections each instance keeps at most.
 const POOL_SIZE: usize = 16;
+
+/// How long opening a connection may take, unless the URL says (`connect_timeout`): an
+/// unreachable server must fail requests promptly (503), not hang them.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod fanout;
 
@@ -78,7 +83,10 @@ impl PostgresStore {
     }
 
     /// [`connect`](Self::connect), with the connection settings already parsed.
-    pub async fn connect_with(config: tokio_postgres::Config) -> Result<Self, ConnectError> {
+    pub async fn connect_with(mut config: tokio_postgres::Config) -> Result<Self, ConnectError> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let target = describe(&config);
         let manager = Manager::from_config(
             config.clone(),
