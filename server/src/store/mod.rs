@@ -17,6 +17,19 @@ use async_trait::async_trait;
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
+/// `SessionStore::lookup`'s query in both SQL stores, with the store's placeholder for the
+/// uid. Its columns are those [`columns::SessionRow`] reads, then the username.
+macro_rules! lookup_sql {
+    ($uid:literal) => {
+        concat!(
+            "SELECT s.uid, s.account_id, s.issued_at, s.ended_at, s.end_reason, ",
+            "s.ended_by_user_agent, s.ended_by_ip, a.username ",
+            "FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.uid = ",
+            $uid
+        )
+    };
+}
+
 mod memory;
 mod postgres;
 mod sqlite;
@@ -255,50 +268,85 @@ pub trait DeviceStore: Debug + Send + Sync + 'static {
 
 /// Reading back what the SQL stores keep in their columns (the same columns in both).
 mod columns {
+    use std::collections::HashSet;
     use std::net::IpAddr;
     use std::sync::Arc;
 
-    use super::{AccountId, EndReason, LoadedActive, LoadedEnded, LoginOrigin, StoreError, Stored};
+    use super::{
+        AccountId, EndReason, LoadedActive, LoadedEnded, LoginOrigin, Snapshot, StoreError, Stored,
+    };
     use crate::time::UnixMillis;
     use crate::uid::UidDigest;
 
-    /// What [`super::SessionStore::lookup`] selects, in this order, in both SQL stores.
-    pub(super) const LOOKUP_COLUMNS: &str = "s.account_id, s.issued_at, s.ended_at, \
-        s.end_reason, s.ended_by_user_agent, s.ended_by_ip, a.username";
-
-    /// One row of [`LOOKUP_COLUMNS`].
-    pub(super) struct LookupRow<'r> {
+    /// A `sessions` row as both SQL stores select it, after the uid: `account_id, issued_at,
+    /// ended_at, end_reason, ended_by_user_agent, ended_by_ip`. Text is borrowed from the row.
+    pub(super) struct SessionRow<'r> {
         pub account: i64,
         pub issued_at: i64,
         pub ended_at: Option<i64>,
         pub end_reason: Option<&'r str>,
         pub by_user_agent: Option<&'r str>,
         pub by_ip: Option<&'r str>,
-        pub username: &'r str,
     }
 
-    pub(super) fn stored(row: LookupRow<'_>) -> Result<Stored, StoreError> {
-        let account = AccountId(row.account);
-        let username: Arc<str> = Arc::from(row.username);
-        let Some(ended_at) = row.ended_at else {
-            let issued_at = UnixMillis::from_millis(row.issued_at);
-            return Ok(Stored::Active(
-                LoadedActive { account, issued_at },
-                username,
-            ));
-        };
-        let reason = end_reason(
-            row.end_reason.unwrap_or_default(),
-            row.by_user_agent.map(Arc::from),
-            row.by_ip,
-        )?;
-        let ended_at = UnixMillis::from_millis(ended_at);
-        let ended = LoadedEnded {
-            account,
-            ended_at,
-            reason,
-        };
-        Ok(Stored::Ended(ended, username))
+    /// What a row says: an active session, or an ended one and why.
+    pub(super) enum Loaded {
+        Active(LoadedActive),
+        Ended(LoadedEnded),
+    }
+
+    impl SessionRow<'_> {
+        pub(super) fn read(self, user_agents: &mut UserAgents) -> Result<Loaded, StoreError> {
+            let account = AccountId(self.account);
+            let Some(ended_at) = self.ended_at else {
+                let issued_at = UnixMillis::from_millis(self.issued_at);
+                return Ok(Loaded::Active(LoadedActive { account, issued_at }));
+            };
+            let reason = end_reason(
+                self.end_reason.unwrap_or_default(),
+                user_agents.share(self.by_user_agent),
+                self.by_ip,
+            )?;
+            Ok(Loaded::Ended(LoadedEnded {
+                account,
+                ended_at: UnixMillis::from_millis(ended_at),
+                reason,
+            }))
+        }
+    }
+
+    impl Loaded {
+        pub(super) fn into_snapshot(self, uid: UidDigest, snapshot: &mut Snapshot) {
+            match self {
+                Loaded::Active(active) => snapshot.active.push((uid, active)),
+                Loaded::Ended(ended) => snapshot.ended.push((uid, ended)),
+            }
+        }
+
+        pub(super) fn with_username(self, username: &str) -> Stored {
+            let username = Arc::from(username);
+            match self {
+                Loaded::Active(active) => Stored::Active(active, username),
+                Loaded::Ended(ended) => Stored::Ended(ended, username),
+            }
+        }
+    }
+
+    /// Each distinct user agent read by one load, once: real traffic has few, and a million
+    /// rows then share them instead of holding a copy each.
+    #[derive(Default)]
+    pub(super) struct UserAgents(HashSet<Arc<str>>);
+
+    impl UserAgents {
+        pub(super) fn share(&mut self, user_agent: Option<&str>) -> Option<Arc<str>> {
+            let user_agent = user_agent?;
+            if let Some(known) = self.0.get(user_agent) {
+                return Some(known.clone());
+            }
+            let shared: Arc<str> = Arc::from(user_agent);
+            self.0.insert(shared.clone());
+            Some(shared)
+        }
     }
 
     pub(super) fn uid(bytes: &[u8]) -> Result<UidDigest, StoreError> {

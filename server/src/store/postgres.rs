@@ -18,8 +18,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, LoadedActive, LoadedEnded, SessionStore, Snapshot,
-    StoreError, Stored, columns,
+    DeviceRecord, DeviceStore, EndedSession, SessionStore, Snapshot, StoreError, Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -188,6 +187,19 @@ fn uid_from_row(row: &Row, column: usize) -> Result<UidDigest, StoreError> {
     columns::uid(row.try_get(column).map_err(backend)?)
 }
 
+/// The uid (column 0) and the [`columns::SessionRow`] after it.
+fn session_row(row: &Row) -> Result<(UidDigest, columns::SessionRow<'_>), StoreError> {
+    let session = columns::SessionRow {
+        account: row.try_get(1).map_err(backend)?,
+        issued_at: row.try_get(2).map_err(backend)?,
+        ended_at: row.try_get(3).map_err(backend)?,
+        end_reason: row.try_get(4).map_err(backend)?,
+        by_user_agent: row.try_get(5).map_err(backend)?,
+        by_ip: row.try_get(6).map_err(backend)?,
+    };
+    Ok((uid_from_row(row, 0)?, session))
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
@@ -213,32 +225,12 @@ impl SessionStore for PostgresStore {
             )
             .await
             .map_err(backend)?;
-        for row in rows {
-            let uid = uid_from_row(&row, 0)?;
-            let account = AccountId(row.try_get(1).map_err(backend)?);
-            let ended_at: Option<i64> = row.try_get(3).map_err(backend)?;
-            let Some(ended_at) = ended_at else {
-                let issued_at = UnixMillis::from_millis(row.try_get(2).map_err(backend)?);
-                snapshot
-                    .active
-                    .push((uid, LoadedActive { account, issued_at }));
-                continue;
-            };
-            let by_user_agent: Option<&str> = row.try_get(5).map_err(backend)?;
-            let reason = columns::end_reason(
-                row.try_get(4).map_err(backend)?,
-                by_user_agent.map(Arc::from),
-                row.try_get(6).map_err(backend)?,
-            )?;
-            let ended_at = UnixMillis::from_millis(ended_at);
-            snapshot.ended.push((
-                uid,
-                LoadedEnded {
-                    account,
-                    ended_at,
-                    reason,
-                },
-            ));
+        let mut user_agents = columns::UserAgents::default();
+        for row in &rows {
+            let (uid, session) = session_row(row)?;
+            session
+                .read(&mut user_agents)?
+                .into_snapshot(uid, &mut snapshot);
         }
         Ok(snapshot)
     }
@@ -331,26 +323,21 @@ impl SessionStore for PostgresStore {
     }
 
     async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.uid = $1",
-            columns::LOOKUP_COLUMNS
-        );
         let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(lookup_sql!("$1"))
+            .await
+            .map_err(backend)?;
         let row = client
             .query_opt(&statement, &[&uid.as_bytes().as_slice()])
             .await
             .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
-        let found = columns::stored(columns::LookupRow {
-            account: row.try_get(0).map_err(backend)?,
-            issued_at: row.try_get(1).map_err(backend)?,
-            ended_at: row.try_get(2).map_err(backend)?,
-            end_reason: row.try_get(3).map_err(backend)?,
-            by_user_agent: row.try_get(4).map_err(backend)?,
-            by_ip: row.try_get(5).map_err(backend)?,
-            username: row.try_get(6).map_err(backend)?,
-        })?;
+        let (_, session) = session_row(&row)?;
+        let username: &str = row.try_get(7).map_err(backend)?;
+        let found = session
+            .read(&mut columns::UserAgents::default())?
+            .with_username(username);
         Ok(Some(found))
     }
 

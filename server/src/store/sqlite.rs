@@ -5,7 +5,6 @@
 //! therefore takes an exclusive lock (on `<db>.lock`, held until the process exits, released
 //! by the OS even after `kill -9`) and refuses to start when another process holds it.
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,8 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, LoadedActive, LoadedEnded, SessionStore, Snapshot,
-    StoreError, Stored, columns,
+    DeviceRecord, DeviceStore, EndedSession, SessionStore, Snapshot, StoreError, Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -247,21 +245,24 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>
         .map_err(backend)
 }
 
-/// Each distinct user agent read by one load, once: real traffic has few, and a million
-/// rows then share them instead of holding a copy each.
-#[derive(Default)]
-struct UserAgents(HashSet<Arc<str>>);
-
-impl UserAgents {
-    fn share(&mut self, user_agent: Option<&str>) -> Option<Arc<str>> {
-        let user_agent = user_agent?;
-        if let Some(known) = self.0.get(user_agent) {
-            return Some(known.clone());
-        }
-        let shared: Arc<str> = Arc::from(user_agent);
-        self.0.insert(shared.clone());
-        Some(shared)
-    }
+/// The uid (column 0) and the [`columns::SessionRow`] after it, read in place.
+fn session_row<'r>(
+    row: &'r rusqlite::Row<'_>,
+) -> Result<(UidDigest, columns::SessionRow<'r>), StoreError> {
+    let uid = columns::uid(
+        row.get_ref(0)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(backend)?,
+    )?;
+    let session = columns::SessionRow {
+        account: row.get(1).map_err(backend)?,
+        issued_at: row.get(2).map_err(backend)?,
+        ended_at: row.get(3).map_err(backend)?,
+        end_reason: text(row, 4)?,
+        by_user_agent: text(row, 5)?,
+        by_ip: text(row, 6)?,
+    };
+    Ok((uid, session))
 }
 
 #[async_trait]
@@ -280,7 +281,7 @@ impl SessionStore for SqliteStore {
                 let account = AccountId(row.get(0).map_err(backend)?);
                 snapshot.usernames.push((account, Arc::from(name)));
             }
-            let mut user_agents = UserAgents::default();
+            let mut user_agents = columns::UserAgents::default();
             let mut stmt = conn
                 .prepare(
                     "SELECT uid, account_id, issued_at, ended_at, end_reason,
@@ -293,34 +294,10 @@ impl SessionStore for SqliteStore {
             // Text and blobs are read in place: a million rows are several million
             // allocations fewer.
             while let Some(row) = rows.next().map_err(backend)? {
-                let uid = columns::uid(
-                    row.get_ref(0)
-                        .and_then(|v| Ok(v.as_blob()?))
-                        .map_err(backend)?,
-                )?;
-                let account = AccountId(row.get(1).map_err(backend)?);
-                let ended_at: Option<i64> = row.get(3).map_err(backend)?;
-                let Some(ended_at) = ended_at else {
-                    let issued_at = UnixMillis::from_millis(row.get(2).map_err(backend)?);
-                    snapshot
-                        .active
-                        .push((uid, LoadedActive { account, issued_at }));
-                    continue;
-                };
-                let reason = columns::end_reason(
-                    text(row, 4)?.unwrap_or_default(),
-                    user_agents.share(text(row, 5)?),
-                    text(row, 6)?,
-                )?;
-                let ended_at = UnixMillis::from_millis(ended_at);
-                snapshot.ended.push((
-                    uid,
-                    LoadedEnded {
-                        account,
-                        ended_at,
-                        reason,
-                    },
-                ));
+                let (uid, session) = session_row(row)?;
+                session
+                    .read(&mut user_agents)?
+                    .into_snapshot(uid, &mut snapshot);
             }
             Ok(snapshot)
         })
@@ -411,25 +388,16 @@ impl SessionStore for SqliteStore {
 
     async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
         self.run(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM sessions s JOIN accounts a ON a.id = s.account_id
-                 WHERE s.uid = ?1",
-                columns::LOOKUP_COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let mut stmt = conn.prepare_cached(lookup_sql!("?1")).map_err(backend)?;
             let mut rows = stmt.query([uid.as_bytes().as_slice()]).map_err(backend)?;
             let Some(row) = rows.next().map_err(backend)? else {
                 return Ok(None);
             };
-            let found = columns::stored(columns::LookupRow {
-                account: row.get(0).map_err(backend)?,
-                issued_at: row.get(1).map_err(backend)?,
-                ended_at: row.get(2).map_err(backend)?,
-                end_reason: text(row, 3)?,
-                by_user_agent: text(row, 4)?,
-                by_ip: text(row, 5)?,
-                username: text(row, 6)?.unwrap_or_default(),
-            })?;
+            let (_, session) = session_row(row)?;
+            let username = text(row, 7)?.unwrap_or_default();
+            let found = session
+                .read(&mut columns::UserAgents::default())?
+                .with_username(username);
             Ok(Some(found))
         })
         .await
