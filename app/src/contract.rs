@@ -28,6 +28,8 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// The server is restarting: reconnect soon, the tab stays active.
     pub const RESTARTING: u16 = 1012;
+    /// The server cannot reach its store: reconnect later, the tab stays active.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// `POST /api/register` and `POST /api/login`.

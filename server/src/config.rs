@@ -21,6 +21,13 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_DB", default_value = "solotab.db")]
     pub db: PathBuf,
 
+    /// Where accounts and sessions live: `sqlite://PATH` (one server; the same as --db PATH)
+    /// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (any number of instances may
+    /// share it; migrated at start) [default: sqlite:// and the --db file].
+    #[arg(long, env = "SOLOTAB_DATABASE_URL", conflicts_with = "db",
+          value_parser = DatabaseUrlParser)]
+    pub database_url: Option<Database>,
+
     /// Address to listen on [default: the Leptos site address, 127.0.0.1:3000].
     #[arg(long, env = "LEPTOS_SITE_ADDR")]
     pub addr: Option<SocketAddr>,
@@ -98,7 +105,87 @@ pub struct Config {
     pub log: String,
 }
 
+/// Where accounts and sessions live (see `--database-url`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An embedded file, for one server (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, as given. It may hold a password: never shown (see `Debug`).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
+}
+
+/// Parses `--database-url` with [`parse_database_url`]. Its own parser because clap's
+/// usual errors quote the value, and a database URL may hold a password.
+#[derive(Debug, Clone, Copy)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = Database;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Database, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid --database-url: {message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("it is not UTF-8".into()))?;
+        parse_database_url(text).map_err(invalid)
+    }
+}
+
+/// `sqlite://PATH`, `sqlite:PATH` or `postgres[ql]://...`. Errors name the scheme only: the
+/// rest of a URL may be a password.
+fn parse_database_url(url: &str) -> Result<Database, String> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err("a sqlite:// URL needs a file path, e.g. sqlite://solotab.db".into());
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::Postgres(url.to_owned()));
+    }
+    let scheme = url
+        .split_once("://")
+        .map_or("(none)", |(scheme, _)| scheme)
+        .chars()
+        .take(20)
+        .collect::<String>();
+    Err(format!(
+        "unsupported database URL scheme {scheme:?}: use sqlite://PATH or \
+         postgres://USER@HOST:PORT/DATABASE"
+    ))
+}
+
 impl Config {
+    /// The database named by `--database-url`, else the `--db` file.
+    pub fn database(&self) -> Database {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| Database::Sqlite(self.db.clone()))
+    }
+
     pub fn history(&self) -> Duration {
         Duration::from_secs(u64::from(self.history_days) * 24 * 60 * 60)
     }
@@ -150,6 +237,7 @@ mod tests {
         let help = Config::command().render_long_help().to_string();
         for var in [
             "SOLOTAB_DB",
+            "SOLOTAB_DATABASE_URL",
             "LEPTOS_SITE_ADDR",
             "SOLOTAB_HISTORY_DAYS",
             "SOLOTAB_HASH_CONCURRENCY",
@@ -168,6 +256,45 @@ mod tests {
         ] {
             assert!(help.contains(var), "--help does not mention {var}:\n{help}");
         }
+    }
+
+    #[test]
+    fn the_database_is_sqlite_by_default_and_a_url_can_name_either_engine() {
+        let default = Config::try_parse_from(["server"]).unwrap();
+        assert_eq!(default.database(), Database::Sqlite("solotab.db".into()));
+        let db = Config::try_parse_from(["server", "--db", "/tmp/x.db"]).unwrap();
+        assert_eq!(db.database(), Database::Sqlite("/tmp/x.db".into()));
+        for (url, expected) in [
+            ("sqlite://data/s.db", Database::Sqlite("data/s.db".into())),
+            ("sqlite:s.db", Database::Sqlite("s.db".into())),
+            (
+                "postgres://app:secret@db:5432/solotab",
+                Database::Postgres("postgres://app:secret@db:5432/solotab".into()),
+            ),
+            (
+                "postgresql://db/solotab",
+                Database::Postgres("postgresql://db/solotab".into()),
+            ),
+        ] {
+            let config = Config::try_parse_from(["server", "--database-url", url]).unwrap();
+            assert_eq!(config.database(), expected, "{url}");
+        }
+        let postgres = Database::Postgres("postgres://app:secret@db/solotab".into());
+        assert!(!format!("{postgres:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_bad_database_url_is_refused_without_echoing_it() {
+        for url in ["mysql://root:hunter2@db/x", "hunter2", "sqlite://"] {
+            let error = Config::try_parse_from(["server", "--database-url", url])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("sqlite://"), "{url}: {error}");
+            assert!(!error.contains("hunter2"), "{url}: {error}");
+        }
+        // One place for the database, not two that could disagree.
+        let both = ["server", "--db", "a.db", "--database-url", "sqlite://b.db"];
+        assert!(Config::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -1,24 +1,38 @@
 //! The enforcement core: which tab UID each account accepts.
 //!
 //! "Latest wins": [`Registry::claim`] makes a fresh UID the account's only active one and
-//! reports what it superseded. [`Registry::check`] answers every protected request from
-//! memory, without I/O and without holding a lock across an await. [`Registry::release`]
-//! ends a UID on logout. [`Registry::watch`] lets a push channel wait for its UID to end.
+//! reports what it superseded. [`Registry::check`] answers every protected request.
+//! [`Registry::release`] ends a UID on logout. [`Registry::watch`] lets a push channel wait
+//! for its UID to end.
 //!
-//! The [`SessionStore`] is the durable truth; memory is its write-through cache. Writes go
-//! through one async mutex so that memory applies store results in the order the store
-//! committed them (otherwise two racing claims could leave both UIDs active in memory).
+//! The [`SessionStore`] is the durable truth. Where the registry reads it depends on who
+//! else writes to it:
+//!
+//! - **One server** ([`Registry::load`], the SQLite default): memory is the store's
+//!   write-through cache, and a check is one memory lookup with no I/O. Writes go through
+//!   one async mutex so that memory applies store results in the order the store committed
+//!   them (otherwise two racing claims could leave both UIDs active in memory).
+//! - **Several instances** ([`Registry::shared`], PostgreSQL): any instance may claim, so
+//!   no instance's memory can know that a UID is still active. Every check reads the store
+//!   (one indexed lookup), so once any instance has answered a login, no instance accepts
+//!   the UID it superseded. Memory keeps only usernames, which never change.
 //!
 //! Every end (takeover, logout) is announced to the watches of the UIDs it ended, and to
-//! no one else (see [`watch`]). A watch is taken under the same read lock as a check, so an
-//! end cannot slip between "it is active" and "tell me when it ends".
+//! no one else (see [`watch`]). With one server, a watch is taken under the same read lock
+//! as a check, so an end cannot slip between "it is active" and "tell me when it ends".
+//! With several, ends made elsewhere arrive through the store's fan-out
+//! ([`Registry::follow`]), and a watch subscribes before it reads the store.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use crate::store::{
-    AccountId, ActiveSession, EndReason, EndedSession, LoginOrigin, SessionStore, StoreError,
+    AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, SessionStore,
+    StoreError, Stored,
 };
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
@@ -41,6 +55,9 @@ pub const MAX_ENDED_PER_ACCOUNT: usize = 32;
 /// Pruning removes expired UIDs from memory this many at a time, so that checks, which need
 /// the read lock, never wait for a whole sweep.
 const PRUNE_BATCH: usize = 1024;
+
+/// How long the fan-out waits before re-reading UIDs it could not read (store down).
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a UID is not accepted. Policies to come (timeouts, forced sign-out, deny-new) add
 /// variants here, and every layer above maps them to the wire by matching on this type.
@@ -70,91 +87,178 @@ pub struct Claimed {
     pub superseded: Vec<(UidDigest, EndedSession)>,
 }
 
-/// Why [`Registry::watch`] gave no watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchRefused {
-    /// The UID is not active.
-    Refused(Refused),
-    /// The UID already has [`MAX_WATCHES_PER_UID`] watches.
-    TooMany,
-}
-
+/// Why a UID was not served: it is refused (the tab is told why), or the store could not
+/// be read (fail closed: the request fails, and the tab is not told it was refused).
 #[derive(Debug, thiserror::Error)]
-pub enum ReleaseError {
+pub enum NotAccepted {
     #[error("the uid is not active")]
     Refused(Refused),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl Rejection {
-    fn of(ended: &EndedSession) -> Self {
-        match &ended.reason {
-            EndReason::Superseded { by } => Rejection::Superseded {
-                at: ended.ended_at,
-                by: by.clone(),
-            },
-            EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
+/// Why [`Registry::watch`] gave no watch.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchRefused {
+    /// The UID is not active.
+    #[error("the uid is not active")]
+    Refused(Refused),
+    /// The UID already has [`MAX_WATCHES_PER_UID`] watches.
+    #[error("too many watches of one uid")]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<NotAccepted> for WatchRefused {
+    fn from(not_accepted: NotAccepted) -> Self {
+        match not_accepted {
+            NotAccepted::Refused(refused) => WatchRefused::Refused(refused),
+            NotAccepted::Store(e) => WatchRefused::Store(e),
         }
     }
+}
+
+impl Rejection {
+    fn ended(at: UnixMillis, reason: &EndReason) -> Self {
+        match reason {
+            EndReason::Superseded { by } => Rejection::Superseded { at, by: by.clone() },
+            EndReason::LoggedOut => Rejection::LoggedOut { at },
+        }
+    }
+
+    fn of(ended: &EndedSession) -> Self {
+        Self::ended(ended.ended_at, &ended.reason)
+    }
+}
+
+/// Where checks are answered from (see the module docs).
+#[derive(Debug, Clone)]
+enum Truth {
+    /// This server is the store's only writer: memory mirrors the store.
+    // std RwLock, not tokio's: it is held only for a map operation and never across an
+    // await, so readers on the hot path never yield.
+    Memory(Arc<RwLock<Sessions>>),
+    /// Instances share the store: checks read it. Memory keeps usernames only.
+    Shared(Arc<RwLock<HashMap<AccountId, Arc<str>>>>),
 }
 
 /// Cheap to clone: clones share one registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: Arc<dyn SessionStore>,
-    // std RwLock, not tokio's: it is held only for a map operation and never across an
-    // await, so readers on the hot path never yield.
-    sessions: Arc<RwLock<Sessions>>,
-    // Serialises store write + memory update (see the module docs). Held across the store's
-    // await, which is why it is tokio's.
+    truth: Truth,
+    // Serialises this server's store writes (and, with one server, memory's updates; see
+    // the module docs). Held across the store's await, which is why it is tokio's.
     writes: Arc<tokio::sync::Mutex<()>>,
     watchers: Arc<Watchers>,
 }
 
 impl Registry {
-    /// Loads what the store holds (active sessions, and ended ones within `history`).
+    /// A registry that is its store's only writer: loads what the store holds (active
+    /// sessions, and ended ones within `history`) and answers checks from memory.
     pub async fn load(store: Arc<dyn SessionStore>, history: Duration) -> Result<Self, StoreError> {
         let snapshot = store.load(UnixMillis::now().minus(history)).await?;
         let sessions = Sessions::new(snapshot);
-        Ok(Self {
+        Ok(Self::with(
             store,
-            sessions: Arc::new(RwLock::new(sessions)),
+            Truth::Memory(Arc::new(RwLock::new(sessions))),
+        ))
+    }
+
+    /// A registry that shares its store with other instances: every check reads the store.
+    /// Pass the store's fan-out to [`follow`](Self::follow) so that push channels hear of
+    /// ends made by the other instances.
+    pub fn shared(store: Arc<dyn SessionStore>) -> Self {
+        Self::with(store, Truth::Shared(Arc::default()))
+    }
+
+    fn with(store: Arc<dyn SessionStore>, truth: Truth) -> Self {
+        Self {
+            store,
+            truth,
             writes: Arc::new(tokio::sync::Mutex::new(())),
             watchers: Arc::default(),
-        })
+        }
     }
 
-    /// Is `uid` the active UID of its account? Memory only: one lookup, no I/O, no await,
-    /// no allocation.
-    pub fn check(&self, uid: &Uid) -> Result<Session, Refused> {
-        let digest = uid.digest();
-        self.read().check(&digest)
+    /// Whether checks read the store (several instances) rather than memory.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.truth, Truth::Shared(_))
     }
 
-    /// The username of `account`, if it has a UID in memory.
+    /// Is `uid` the active UID of its account? With one server: one memory lookup, no I/O,
+    /// no allocation. With several: one store lookup.
+    pub async fn check(&self, uid: &Uid) -> Result<Session, NotAccepted> {
+        self.check_digest(&uid.digest()).await
+    }
+
+    async fn check_digest(&self, digest: &UidDigest) -> Result<Session, NotAccepted> {
+        match &self.truth {
+            Truth::Memory(sessions) => read(sessions).check(digest).map_err(NotAccepted::Refused),
+            Truth::Shared(usernames) => match self.store.lookup(*digest).await? {
+                Some(Stored::Active(active, username)) => {
+                    remember_username(usernames, active.account, username);
+                    Ok(Session {
+                        account: active.account,
+                        issued_at: active.issued_at,
+                    })
+                }
+                Some(Stored::Ended(ended, username)) => Err(NotAccepted::Refused(Refused {
+                    rejection: Rejection::ended(ended.ended_at, &ended.reason),
+                    username: Some(username),
+                })),
+                None => Err(NotAccepted::Refused(Refused {
+                    rejection: Rejection::Unknown,
+                    username: None,
+                })),
+            },
+        }
+    }
+
+    /// The username of `account`, if a check or claim here has seen it.
     pub fn username(&self, account: AccountId) -> Option<Arc<str>> {
-        self.read().username(account)
+        match &self.truth {
+            Truth::Memory(sessions) => read(sessions).username(account),
+            Truth::Shared(usernames) => read(usernames).get(&account).cloned(),
+        }
     }
 
     /// Like [`check`](Self::check), and if `uid` is active, a [`Watch`] that resolves when
     /// it stops being so. At most [`MAX_WATCHES_PER_UID`] watches per UID.
-    pub fn watch(&self, uid: &Uid) -> Result<(Session, Watch), WatchRefused> {
-        // Subscribing under the read lock: an end needs the write lock first, and announces
-        // itself after, so this watch either sees the end here or is told of it.
+    pub async fn watch(&self, uid: &Uid) -> Result<(Session, Watch), WatchRefused> {
         let digest = uid.digest();
-        let sessions = self.read();
-        let session = sessions.check(&digest).map_err(WatchRefused::Refused)?;
-        let watch = self
-            .watchers
-            .subscribe(digest)
-            .ok_or(WatchRefused::TooMany)?;
-        Ok((session, watch))
+        match &self.truth {
+            Truth::Memory(sessions) => {
+                // Subscribing under the read lock: an end needs the write lock first, and
+                // announces itself after, so this watch either sees the end here or is told.
+                let sessions = read(sessions);
+                let session = sessions.check(&digest).map_err(WatchRefused::Refused)?;
+                let watch = self
+                    .watchers
+                    .subscribe(digest)
+                    .ok_or(WatchRefused::TooMany)?;
+                Ok((session, watch))
+            }
+            Truth::Shared(_) => {
+                // Subscribed before the store is read: an end committed after the read is
+                // announced by the fan-out, which finds this watch.
+                let watch = self
+                    .watchers
+                    .subscribe(digest)
+                    .ok_or(WatchRefused::TooMany)?;
+                let session = self.check_digest(&digest).await?;
+                Ok((session, watch))
+            }
+        }
     }
 
     /// Whether `account` has an active tab now.
-    pub fn is_active(&self, account: AccountId) -> bool {
-        self.read().is_active(account)
+    pub async fn is_active(&self, account: AccountId) -> Result<bool, StoreError> {
+        match &self.truth {
+            Truth::Memory(sessions) => Ok(read(sessions).is_active(account)),
+            Truth::Shared(_) => self.store.has_active(account).await,
+        }
     }
 
     /// Issues a fresh UID for `account` and makes it the only one accepted, superseding any
@@ -175,12 +279,13 @@ impl Registry {
     }
 
     /// [`claim`](Self::claim), but only if `still_allowed` answers true when it is checked:
-    /// after every earlier claim and release has committed, and before any later one starts.
-    /// `None` means it answered false, and nothing changed.
+    /// after every earlier claim and release of this server has committed, and before any
+    /// later one starts. `None` means it answered false, and nothing changed.
     ///
-    /// This is what makes "Use here" exact: the device is checked in the same step as the
-    /// claim, so a password login from another browser (which ends the device, then claims)
-    /// either comes first and is seen, or comes after and wins.
+    /// This is what makes "Use here" exact on one server: the device is checked in the same
+    /// step as the claim, so a password login from another browser (which ends the device,
+    /// then claims) either comes first and is seen, or comes after and wins. With several
+    /// instances the step is this instance's only (see the README).
     pub async fn claim_if(
         &self,
         account: AccountId,
@@ -203,22 +308,28 @@ impl Registry {
             };
             let digest = uid.digest();
             let superseded = this.store.claim(digest, &session).await?;
-            {
-                let mut sessions = this.write();
-                let ends_superseded = sessions.ends_superseded();
-                for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
-                    sessions.end(old, ended);
+            match &this.truth {
+                Truth::Memory(sessions) => {
+                    let mut sessions = write(sessions);
+                    let ends_superseded = sessions.ends_superseded();
+                    for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
+                        sessions.end(old, ended);
+                    }
+                    let started = Session {
+                        account,
+                        issued_at: session.issued_at,
+                    };
+                    sessions.start(&digest, started, &session.username);
                 }
-                let started = Session {
-                    account,
-                    issued_at: session.issued_at,
-                };
-                sessions.start(&digest, started, &session.username);
+                Truth::Shared(usernames) => {
+                    remember_username(usernames, account, session.username.clone());
+                }
             }
+            // This server's channels hear at once; the others' through the fan-out.
             for (old, ended) in &superseded {
                 this.watchers.ended(old, Rejection::of(ended));
             }
-            this.bound_history(account).await;
+            this.bound_history(account, !superseded.is_empty()).await;
             Ok(Some(Claimed {
                 uid,
                 session,
@@ -231,19 +342,26 @@ impl Registry {
 
     /// Ends `uid` (logout). A UID that is not active is refused with its rejection, and
     /// nothing changes.
-    pub async fn release(&self, uid: Uid) -> Result<EndedSession, ReleaseError> {
+    pub async fn release(&self, uid: Uid) -> Result<EndedSession, NotAccepted> {
         let this = self.clone();
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
             let digest = uid.digest();
-            let session = this.read().check(&digest).map_err(ReleaseError::Refused)?;
+            let session = this.check_digest(&digest).await?;
             let at = UnixMillis::now();
             if !this.store.release(digest, at).await? {
-                // Memory said active but the store disagrees: only possible if the store was
-                // changed behind our back. Fail closed rather than guess.
-                return Err(
-                    StoreError::Backend("store and memory disagree on a uid".into()).into(),
-                );
+                return Err(match &this.truth {
+                    // Memory said active but the store disagrees: only possible if the store
+                    // was changed behind our back. Fail closed rather than guess.
+                    Truth::Memory(_) => {
+                        StoreError::Backend("store and memory disagree on a uid".into()).into()
+                    }
+                    // Another instance ended it since the check: answer with why.
+                    Truth::Shared(_) => match this.check_digest(&digest).await {
+                        Ok(_) => StoreError::Backend("a release did not take".into()).into(),
+                        Err(not_accepted) => not_accepted,
+                    },
+                });
             }
             let username = this.username(session.account).unwrap_or_default();
             let ended = EndedSession {
@@ -252,13 +370,15 @@ impl Registry {
                 ended_at: at,
                 reason: EndReason::LoggedOut,
             };
-            this.write().end(&digest, &ended);
+            if let Truth::Memory(sessions) = &this.truth {
+                write(sessions).end(&digest, &ended);
+            }
             this.watchers.ended(&digest, Rejection::of(&ended));
-            this.bound_history(ended.account).await;
+            this.bound_history(ended.account, true).await;
             Ok(ended)
         })
         .await
-        .map_err(|_| ReleaseError::Store(StoreError::Task))?
+        .map_err(|_| NotAccepted::Store(StoreError::Task))?
     }
 
     /// Forgets sessions that ended before `ended_before`, in the store and in memory.
@@ -268,20 +388,28 @@ impl Registry {
     pub async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
         let _write = self.writes.lock().await;
         let removed = self.store.prune(ended_before).await?;
-        let expired = self.read().ended_before(ended_before);
-        for batch in expired.chunks(PRUNE_BATCH) {
-            self.write().forget_keys(batch);
+        if let Truth::Memory(sessions) = &self.truth {
+            let expired = read(sessions).ended_before(ended_before);
+            for batch in expired.chunks(PRUNE_BATCH) {
+                write(sessions).forget_keys(batch);
+            }
         }
         Ok(removed)
     }
 
     /// Keeps at most [`MAX_ENDED_PER_ACCOUNT`] ended UIDs of `account`, in the store and in
-    /// memory. Called with the write mutex held; costs no I/O until the bound is passed.
+    /// memory. Called with the write mutex held, after `ended_one` said whether the step
+    /// before ended a UID. With one server it costs no I/O until the bound is passed; with
+    /// several, memory does not count, so every step that ended a UID asks the store.
     ///
     /// A failure here is only logged: the claim or release before it has committed and must
     /// be answered, and the next one of the account tries again.
-    async fn bound_history(&self, account: AccountId) {
-        if self.read().ended_count(account) <= MAX_ENDED_PER_ACCOUNT {
+    async fn bound_history(&self, account: AccountId, ended_one: bool) {
+        let over = match &self.truth {
+            Truth::Memory(sessions) => read(sessions).ended_count(account) > MAX_ENDED_PER_ACCOUNT,
+            Truth::Shared(_) => ended_one,
+        };
+        if !over {
             return;
         }
         match self
@@ -290,9 +418,11 @@ impl Registry {
             .await
         {
             Ok(forgotten) => {
-                let mut sessions = self.write();
-                for uid in &forgotten {
-                    sessions.forget(uid);
+                if let Truth::Memory(sessions) = &self.truth {
+                    let mut sessions = write(sessions);
+                    for uid in &forgotten {
+                        sessions.forget(uid);
+                    }
                 }
             }
             Err(e) => {
@@ -301,36 +431,113 @@ impl Registry {
         }
     }
 
-    /// How many sessions are active and remembered (for logs and metrics).
-    pub fn counts(&self) -> (usize, usize) {
-        self.read().counts()
+    /// Hands ends made by other instances to this server's push channels, until `fan_out`
+    /// closes. Each notice is checked against the store (only for UIDs watched here), and
+    /// after every (re)subscription every watched UID is, so an end made while the
+    /// subscription was down is still told. UIDs the store could not be read for are tried
+    /// again every [`RECHECK_AFTER`].
+    pub async fn follow(&self, mut fan_out: mpsc::Receiver<FanOut>) {
+        let mut unsure: HashSet<UidDigest> = HashSet::new();
+        loop {
+            let event = if unsure.is_empty() {
+                fan_out.recv().await
+            } else {
+                tokio::select! {
+                    event = fan_out.recv() => event,
+                    () = tokio::time::sleep(RECHECK_AFTER) => {
+                        let again: Vec<_> = unsure.drain().collect();
+                        self.tell_ended(again, &mut unsure).await;
+                        continue;
+                    }
+                }
+            };
+            match event {
+                None => return,
+                Some(FanOut::Ended(uid)) => {
+                    if self.watchers.is_watched(&uid) {
+                        self.tell_ended([uid], &mut unsure).await;
+                    }
+                }
+                Some(FanOut::Subscribed) => {
+                    let watched = self.watchers.watched_uids();
+                    if !watched.is_empty() {
+                        tracing::info!(
+                            channels = watched.len(),
+                            "fan-out back: re-checking every watched uid"
+                        );
+                    }
+                    self.tell_ended(watched, &mut unsure).await;
+                }
+            }
+        }
+    }
+
+    /// Reads each of `uids` in the store and tells its watches if it ended; the ones that
+    /// could not be read go into `unsure`.
+    async fn tell_ended(
+        &self,
+        uids: impl IntoIterator<Item = UidDigest>,
+        unsure: &mut HashSet<UidDigest>,
+    ) {
+        for uid in uids {
+            match self.check_digest(&uid).await {
+                Ok(_) => {}
+                Err(NotAccepted::Refused(refused)) => self.watchers.ended(&uid, refused.rejection),
+                Err(NotAccepted::Store(e)) => {
+                    if unsure.is_empty() {
+                        tracing::warn!(error = %e, "fan-out: cannot read the store; will re-check");
+                    }
+                    unsure.insert(uid);
+                }
+            }
+        }
+    }
+
+    /// How many sessions are active and remembered in memory (for logs and metrics);
+    /// `None` when the store is shared and memory holds none.
+    pub fn counts(&self) -> Option<(usize, usize)> {
+        match &self.truth {
+            Truth::Memory(sessions) => Some(read(sessions).counts()),
+            Truth::Shared(_) => None,
+        }
     }
 
     /// Breaks "latest wins" on purpose: from now on a claim leaves the UIDs it supersedes
-    /// accepted. Only for showing that the history checker (tests/history) catches it.
+    /// accepted. Only for showing that the history checker (tests/history) catches it; a
+    /// registry on a shared store has no memory to break.
     #[cfg(feature = "fault-injection")]
     pub fn break_latest_wins(&self) {
-        self.write().keep_superseded = true;
+        if let Truth::Memory(sessions) = &self.truth {
+            write(sessions).keep_superseded = true;
+        }
     }
 
     /// How many UIDs have at least one watch (for logs, metrics and tests).
     pub fn watched(&self) -> usize {
         self.watchers.watched()
     }
+}
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Sessions> {
-        // Updates under the write guard are plain map operations that cannot panic halfway,
-        // so a poisoned lock still guards consistent data.
-        self.sessions
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Usernames never change, so a shared registry may keep each one it has read.
+fn remember_username(
+    usernames: &RwLock<HashMap<AccountId, Arc<str>>>,
+    account: AccountId,
+    username: Arc<str>,
+) {
+    if !read(usernames).contains_key(&account) {
+        write(usernames).insert(account, username);
     }
+}
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Sessions> {
-        self.sessions
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+// Updates under a write guard are plain map operations that cannot panic halfway, so a
+// poisoned lock still guards consistent data.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

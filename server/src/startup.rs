@@ -11,12 +11,14 @@ use leptos::config::{LeptosOptions, get_configuration};
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::device::Devices;
 use crate::http::{AllowedOrigins, AppState, Channels, Disclosure, Throttles};
 use crate::passwords::{PasswordError, Passwords};
 use crate::registry::Registry;
-use crate::store::{OpenError, SqliteStore, StoreError};
+use crate::store::{
+    AccountStore, ConnectError, DeviceStore, OpenError, PostgresStore, SqliteStore, StoreError,
+};
 use crate::time::UnixMillis;
 
 /// How often remembered sessions older than the history period are pruned.
@@ -29,6 +31,8 @@ const CHANNELS_GRACE: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error(transparent)]
     Open(#[from] OpenError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("cannot load sessions: {0}")]
     Load(#[from] StoreError),
     #[error(transparent)]
@@ -40,16 +44,36 @@ pub enum StartError {
     },
 }
 
-/// Opens the database named by `config` (exclusively) and loads the registry from it.
+/// Opens the database named by `config` and makes the registry on it: loaded into memory
+/// from SQLite (which this server then holds exclusively), or reading PostgreSQL, which
+/// other instances may share, and following its fan-out.
 pub async fn state(config: &Config) -> Result<AppState, StartError> {
-    let store = Arc::new(SqliteStore::open(&config.db)?);
-    let registry = Registry::load(store.clone(), config.history()).await?;
-    let (active, remembered) = registry.counts();
-    tracing::info!(db = %config.db.display(), active, remembered, "sessions loaded");
+    let (registry, accounts, devices): (_, Arc<dyn AccountStore>, Arc<dyn DeviceStore>) =
+        match config.database() {
+            Database::Sqlite(path) => {
+                let store = Arc::new(SqliteStore::open(&path)?);
+                let registry = Registry::load(store.clone(), config.history()).await?;
+                if let Some((active, remembered)) = registry.counts() {
+                    tracing::info!(db = %path.display(), active, remembered, "sessions loaded");
+                }
+                (registry, store.clone(), store)
+            }
+            Database::Postgres(url) => {
+                let store = Arc::new(PostgresStore::connect(&url).await?);
+                let registry = Registry::shared(store.clone());
+                let fan_out = store.listen();
+                tokio::spawn({
+                    let registry = registry.clone();
+                    async move { registry.follow(fan_out).await }
+                });
+                tracing::info!(database = store.target(), "sessions shared in PostgreSQL");
+                (registry, store.clone(), store)
+            }
+        };
     Ok(AppState {
         registry,
-        accounts: store.clone(),
-        devices: Devices::new(store, config.device_lifetime()),
+        accounts,
+        devices: Devices::new(devices, config.device_lifetime()),
         passwords: Passwords::new(config.hash_concurrency())?,
         channels: Channels::new(config.ping_every()),
         origins: AllowedOrigins::new(config.allowed_origins.iter().cloned()),

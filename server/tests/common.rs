@@ -50,6 +50,17 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let db = dir.path().join("solotab.db");
     let mut argv = vec!["server", "--db", db.to_str().unwrap()];
     argv.extend_from_slice(args);
+    start(&argv, db.clone(), dir).await
+}
+
+/// A server on `database_url`, which other servers may share (PostgreSQL).
+pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let argv = ["server", "--database-url", database_url];
+    start(&argv, dir.path().join("(no SQLite file)"), dir).await
+}
+
+async fn start(argv: &[&str], db: std::path::PathBuf, dir: tempfile::TempDir) -> TestApp {
     let config = Config::try_parse_from(argv).unwrap();
     let state = startup::state(&config).await.unwrap();
     let listener = startup::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();

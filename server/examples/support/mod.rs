@@ -133,6 +133,11 @@ impl SessionStore for SnapshotStore {
             "the benchmark store is only loaded from".into(),
         ))
     }
+    async fn has_active(&self, _: AccountId) -> Result<bool, StoreError> {
+        Err(StoreError::Backend(
+            "the benchmark store is only loaded from".into(),
+        ))
+    }
     async fn forget_oldest(&self, _: AccountId, _: usize) -> Result<Vec<UidDigest>, StoreError> {
         Ok(Vec::new())
     }

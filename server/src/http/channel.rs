@@ -105,6 +105,8 @@ enum Close {
     /// The UID is not (or no longer) active: `ended`, then a normal close.
     Ended(TabRefusal),
     Restarting,
+    /// A shared store cannot be read: the tab keeps its UID and reconnects later.
+    Unavailable(crate::store::StoreError),
     Policy(&'static str),
     /// The peer went away; nothing to send.
     Gone,
@@ -138,6 +140,12 @@ async fn serve(
             frame(close_code::ENDED, "ended")
         }
         Close::Restarting => frame(close_code::RESTARTING, "server restarting"),
+        Close::Unavailable(e) => {
+            if super::refusal_log::first_of_its_kind("channel store_unavailable") {
+                tracing::error!(error = %e, "channel closed: the store failed");
+            }
+            frame(close_code::TRY_AGAIN_LATER, "store unavailable")
+        }
         Close::Policy(reason) => {
             if super::refusal_log::first_of_its_kind("channel refused") {
                 tracing::info!(reason, "channel closed");
@@ -165,12 +173,14 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     let Ok(uid) = Uid::parse(&uid) else {
         return Close::Ended(TabRefusal::Malformed);
     };
-    let (session, mut watch) = match registry.watch(&uid) {
+    let (session, mut watch) = match registry.watch(&uid).await {
         Ok(watched) => watched,
         Err(WatchRefused::Refused(refused)) => {
             return Close::Ended(TabRefusal::Rejected(refused.rejection));
         }
         Err(WatchRefused::TooMany) => return Close::Policy("too many channels for this tab"),
+        // Not "ended": the tab stays signed in and tries again.
+        Err(WatchRefused::Store(e)) => return Close::Unavailable(e),
     };
     let active = ChannelEvent::Active {
         issued_at: session.issued_at.to_rfc3339(),

@@ -256,7 +256,10 @@ impl ApiError {
                 )
             }
             ApiError::StoreUnavailable(err) => {
-                tracing::error!(error = %err, "the store failed");
+                // An outage fails every request: one line a second, and a count.
+                if super::refusal_log::first_of_its_kind("store_unavailable") {
+                    tracing::error!(error = %err, "the store failed");
+                }
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     body(

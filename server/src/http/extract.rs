@@ -11,8 +11,7 @@ use axum::http::request::Parts;
 use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
 use crate::proxies::TrustedProxies;
-use crate::registry::Registry;
-use crate::registry::Session;
+use crate::registry::{NotAccepted, Registry, Session};
 use crate::store::LoginOrigin;
 use crate::uid::Uid;
 
@@ -24,8 +23,8 @@ pub struct ApiJson<T>(pub T);
 /// The active tab a protected request comes from.
 ///
 /// Taking this extractor is what makes a handler protected: the request is answered with
-/// the contract's 401 unless `x-tab-uid` names the account's current UID. The check is a
-/// memory lookup (see [`Registry::check`]).
+/// the contract's 401 unless `x-tab-uid` names the account's current UID, or with 503
+/// `store_unavailable` if a shared store cannot be read (see [`Registry::check`]).
 #[derive(Debug, Clone)]
 pub struct ActiveTab {
     pub uid: Uid,
@@ -64,12 +63,14 @@ where
             .ok()
             .and_then(|text| Uid::parse(text).ok())
             .ok_or_else(|| refuse(TabRefusal::Malformed, None))?;
-        match registry.check(&uid) {
+        match registry.check(&uid).await {
             Ok(session) => Ok(ActiveTab { uid, session }),
-            Err(refused) => Err(refuse(
+            Err(NotAccepted::Refused(refused)) => Err(refuse(
                 TabRefusal::Rejected(refused.rejection),
                 refused.username.as_deref(),
             )),
+            // Fail closed, and say why: the tab must not think it was superseded.
+            Err(NotAccepted::Store(e)) => Err(ApiError::StoreUnavailable(e)),
         }
     }
 }

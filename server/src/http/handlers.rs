@@ -13,7 +13,7 @@ use super::{
     client_key,
 };
 use crate::device::DeviceToken;
-use crate::registry::{Claimed, ReleaseError};
+use crate::registry::{Claimed, NotAccepted};
 use crate::store::{CreateAccountError, DeviceRecord, LoginOrigin};
 use crate::time::UnixMillis;
 
@@ -154,7 +154,7 @@ pub(super) async fn device(
 ) -> Result<Json<Device>, ApiError> {
     let (_, record) = valid_device(&state, cookie).await?;
     Ok(Json(Device {
-        active_elsewhere: state.registry.is_active(record.account),
+        active_elsewhere: state.registry.is_active(record.account).await?,
         username: record.username,
     }))
 }
@@ -222,7 +222,7 @@ async fn signed_in_last_here(
     Ok(device.is_some_and(|d| app::rules::username_key(&d.username) == username_key))
 }
 
-/// The username of the account an active tab belongs to (memory: the tab's check keeps it).
+/// The username of the account an active tab belongs to (the tab's check keeps it in memory).
 fn username(state: &AppState, tab: &ActiveTab) -> String {
     state
         .registry
@@ -310,10 +310,10 @@ pub(super) async fn logout(
             Ok((clear, clear_site, StatusCode::NO_CONTENT))
         }
         // Superseded between the check and the release: answer with that rejection.
-        Err(ReleaseError::Refused(refused)) => Err(ApiError::Refused(
+        Err(NotAccepted::Refused(refused)) => Err(ApiError::Refused(
             TabRefusal::Rejected(refused.rejection),
             state.disclosure,
         )),
-        Err(ReleaseError::Store(e)) => Err(e.into()),
+        Err(NotAccepted::Store(e)) => Err(e.into()),
     }
 }

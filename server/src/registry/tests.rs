@@ -5,7 +5,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::store::{AccountStore, MemoryStore, SqliteStore, Stored};
+use crate::store::{AccountStore, MemoryStore, SqliteStore};
 
 fn origin(n: u8) -> LoginOrigin {
     LoginOrigin {
@@ -14,8 +14,42 @@ fn origin(n: u8) -> LoginOrigin {
     }
 }
 
+/// Where a registry answers checks from: the two ways a server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One server: memory mirrors the store.
+    Memory,
+    /// Several instances: every check reads the store.
+    Shared,
+}
+
+const BOTH: [Mode; 2] = [Mode::Memory, Mode::Shared];
+
 async fn registry_on(store: Arc<dyn SessionStore>) -> Registry {
-    Registry::load(store, DEFAULT_HISTORY).await.unwrap()
+    registry_in(Mode::Memory, store).await
+}
+
+async fn registry_in(mode: Mode, store: Arc<dyn SessionStore>) -> Registry {
+    match mode {
+        Mode::Memory => Registry::load(store, DEFAULT_HISTORY).await.unwrap(),
+        Mode::Shared => Registry::shared(store),
+    }
+}
+
+/// Why `uid` is refused; panics if it is accepted or the store failed.
+async fn refused(reg: &Registry, uid: &Uid) -> Refused {
+    match reg.check(uid).await {
+        Err(NotAccepted::Refused(refused)) => refused,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// What memory holds (one server only).
+fn memory(reg: &Registry) -> RwLockReadGuard<'_, Sessions> {
+    match &reg.truth {
+        Truth::Memory(sessions) => read(sessions),
+        Truth::Shared(_) => panic!("a shared registry keeps no sessions in memory"),
+    }
 }
 
 /// Accounts every test store holds: ids 1, 2 and 3.
@@ -40,14 +74,16 @@ async fn stores() -> Vec<Arc<dyn SessionStore>> {
     ]
 }
 
-/// Every registry test runs on every store.
+/// Every registry test runs on every store, in each of `$modes`.
 macro_rules! on_every_store {
-    ($($name:ident: |$reg:ident| $body:block)*) => {$(
+    ($modes:expr; $($name:ident: |$reg:ident| $body:block)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            for store in stores().await {
-                let $reg = registry_on(store).await;
-                $body
+            for mode in $modes {
+                for store in stores().await {
+                    let $reg = registry_in(mode, store).await;
+                    $body
+                }
             }
         }
     )*};
@@ -63,11 +99,11 @@ async fn not_yet(watch: &mut Watch) -> bool {
 const ANN: AccountId = AccountId(1);
 const BOB: AccountId = AccountId(2);
 
-on_every_store! {
+on_every_store! { BOTH;
     a_claimed_uid_is_accepted: |reg| {
         let claimed = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         assert!(claimed.superseded.is_empty());
-        let session = reg.check(&claimed.uid).unwrap();
+        let session = reg.check(&claimed.uid).await.unwrap();
         assert_eq!(session.account, ANN);
         assert_eq!(session.issued_at, claimed.session.issued_at);
         assert_eq!(reg.username(ANN).as_deref(), Some("ann"));
@@ -78,25 +114,25 @@ on_every_store! {
         let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
         assert_eq!(second.superseded.len(), 1);
         assert_eq!(second.superseded[0].0, first.uid.digest());
-        let refused = reg.check(&first.uid).unwrap_err();
+        let refused = refused(&reg, &first.uid).await;
         assert_eq!(
             refused.rejection,
             Rejection::Superseded { at: second.session.issued_at, by: origin(2) }
         );
         assert_eq!(refused.username.as_deref(), Some("ann"));
-        assert!(reg.check(&second.uid).is_ok());
+        assert!(reg.check(&second.uid).await.is_ok());
     }
 
     other_accounts_are_untouched: |reg| {
         let ann = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let bob = reg.claim(BOB, "bob".into(), origin(2)).await.unwrap();
         assert!(bob.superseded.is_empty());
-        assert!(reg.check(&ann.uid).is_ok());
-        assert!(reg.check(&bob.uid).is_ok());
+        assert!(reg.check(&ann.uid).await.is_ok());
+        assert!(reg.check(&bob.uid).await.is_ok());
     }
 
     an_unknown_uid_is_unknown: |reg| {
-        let refused = reg.check(&Uid::generate()).unwrap_err();
+        let refused = refused(&reg, &Uid::generate()).await;
         assert_eq!(refused, Refused { rejection: Rejection::Unknown, username: None });
     }
 
@@ -106,20 +142,20 @@ on_every_store! {
 
         // Releasing the superseded UID is refused and changes nothing.
         let err = reg.release(first.uid).await.unwrap_err();
-        assert!(matches!(err, ReleaseError::Refused(Refused { rejection: Rejection::Superseded { .. }, .. })));
-        assert!(reg.check(&second.uid).is_ok());
+        assert!(matches!(err, NotAccepted::Refused(Refused { rejection: Rejection::Superseded { .. }, .. })));
+        assert!(reg.check(&second.uid).await.is_ok());
 
         let ended = reg.release(second.uid).await.unwrap();
         assert_eq!(ended.reason, EndReason::LoggedOut);
         assert_eq!(
-            reg.check(&second.uid).unwrap_err().rejection,
+            refused(&reg, &second.uid).await.rejection,
             Rejection::LoggedOut { at: ended.ended_at }
         );
         let again = reg.release(second.uid).await.unwrap_err();
-        assert!(matches!(again, ReleaseError::Refused(Refused { rejection: Rejection::LoggedOut { .. }, .. })));
+        assert!(matches!(again, NotAccepted::Refused(Refused { rejection: Rejection::LoggedOut { .. }, .. })));
         assert!(matches!(
             reg.release(Uid::generate()).await.unwrap_err(),
-            ReleaseError::Refused(Refused { rejection: Rejection::Unknown, .. })
+            NotAccepted::Refused(Refused { rejection: Rejection::Unknown, .. })
         ));
     }
 
@@ -128,21 +164,21 @@ on_every_store! {
         let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
         // Nothing ended before the first supersession: nothing goes.
         assert_eq!(reg.prune(second.session.issued_at).await.unwrap(), 0);
-        assert!(matches!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Superseded { .. }));
+        assert!(matches!(refused(&reg, &first.uid).await.rejection, Rejection::Superseded { .. }));
         // A cutoff after it forgets the superseded UID but never the active one.
         let later = UnixMillis::from_millis(second.session.issued_at.as_millis() + 1);
         assert_eq!(reg.prune(later).await.unwrap(), 1);
-        assert_eq!(reg.check(&first.uid).unwrap_err().rejection, Rejection::Unknown);
-        assert!(reg.check(&second.uid).is_ok());
-        assert_eq!(reg.counts(), (1, 0));
+        assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Unknown);
+        assert!(reg.check(&second.uid).await.is_ok());
+        assert_eq!(reg.counts(), (!reg.is_shared()).then_some((1, 0)));
     }
 
     a_takeover_tells_the_watches_of_the_uid_it_ended_and_no_other: |reg| {
         let ann = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let bob = reg.claim(BOB, "bob".into(), origin(2)).await.unwrap();
-        let (_, mut ann_watch) = reg.watch(&ann.uid).unwrap();
-        let (_, mut ann_second_watch) = reg.watch(&ann.uid).unwrap();
-        let (_, mut bob_watch) = reg.watch(&bob.uid).unwrap();
+        let (_, mut ann_watch) = reg.watch(&ann.uid).await.unwrap();
+        let (_, mut ann_second_watch) = reg.watch(&ann.uid).await.unwrap();
+        let (_, mut bob_watch) = reg.watch(&bob.uid).await.unwrap();
         assert_eq!(reg.watched(), 2);
 
         let newer = reg.claim(ANN, "ann".into(), origin(3)).await.unwrap();
@@ -160,11 +196,11 @@ on_every_store! {
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
         assert!(matches!(
-            reg.watch(&first.uid).unwrap_err(),
+            reg.watch(&first.uid).await.unwrap_err(),
             WatchRefused::Refused(Refused { rejection: Rejection::Superseded { .. }, .. })
         ));
         assert!(matches!(
-            reg.watch(&Uid::generate()).unwrap_err(),
+            reg.watch(&Uid::generate()).await.unwrap_err(),
             WatchRefused::Refused(Refused { rejection: Rejection::Unknown, .. })
         ));
         assert_eq!(reg.watched(), 0);
@@ -172,26 +208,27 @@ on_every_store! {
 
     one_uid_has_at_most_a_few_watches_and_dropping_them_frees_the_entry: |reg| {
         let ann = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
-        let mut watches: Vec<_> = (0..MAX_WATCHES_PER_UID)
-            .map(|_| reg.watch(&ann.uid).unwrap().1)
-            .collect();
-        assert_eq!(reg.watch(&ann.uid).unwrap_err(), WatchRefused::TooMany);
+        let mut watches = Vec::new();
+        for _ in 0..MAX_WATCHES_PER_UID {
+            watches.push(reg.watch(&ann.uid).await.unwrap().1);
+        }
+        assert!(matches!(reg.watch(&ann.uid).await.unwrap_err(), WatchRefused::TooMany));
         watches.pop();
-        assert!(reg.watch(&ann.uid).is_ok(), "a dropped watch frees its place");
+        assert!(reg.watch(&ann.uid).await.is_ok(), "a dropped watch frees its place");
         drop(watches);
         assert_eq!(reg.watched(), 0, "no entry is left behind by closed channels");
     }
 
     is_active_follows_logins_and_logouts: |reg| {
-        assert!(!reg.is_active(ANN));
+        assert!(!reg.is_active(ANN).await.unwrap());
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
-        assert!(reg.is_active(ANN));
-        assert!(!reg.is_active(BOB));
+        assert!(reg.is_active(ANN).await.unwrap());
+        assert!(!reg.is_active(BOB).await.unwrap());
         assert!(reg.release(first.uid).await.is_err());
-        assert!(reg.is_active(ANN));
+        assert!(reg.is_active(ANN).await.unwrap());
         reg.release(second.uid).await.unwrap();
-        assert!(!reg.is_active(ANN));
+        assert!(!reg.is_active(ANN).await.unwrap());
     }
 
     a_conditional_claim_that_is_no_longer_allowed_changes_nothing: |reg| {
@@ -201,8 +238,8 @@ on_every_store! {
             .await
             .unwrap();
         assert!(refused.is_none());
-        assert!(reg.check(&first.uid).is_ok(), "the active tab stays active");
-        assert_eq!(reg.counts(), (1, 0));
+        assert!(reg.check(&first.uid).await.is_ok(), "the active tab stays active");
+        assert_eq!(reg.counts(), (!reg.is_shared()).then_some((1, 0)));
         let allowed = reg
             .claim_if(ANN, "ann".into(), origin(3), async { Ok(true) })
             .await
@@ -235,32 +272,7 @@ on_every_store! {
         assert!(conditional.await.unwrap().is_none());
         let plain = plain.await.unwrap();
         assert!(plain.superseded.is_empty());
-        assert!(reg.check(&plain.uid).is_ok());
-    }
-
-    memory_keeps_one_copy_of_each_user_agent_and_forgets_what_no_uid_needs: |reg| {
-        // Ten logins from one browser, then ten from another: two user agents in memory.
-        let same = |n: u8| LoginOrigin { user_agent: Some("one browser".into()), ..origin(n) };
-        let first = reg.claim(ANN, "ann".into(), same(0)).await.unwrap();
-        for n in 1..10 {
-            reg.claim(ANN, "ann".into(), same(n)).await.unwrap();
-        }
-        let last = reg.claim(ANN, "ann".into(), origin(10)).await.unwrap();
-        // Nine UIDs were superseded by "one browser", one by "browser 10".
-        assert_eq!(reg.read().interned_user_agents(), 2);
-        let bob = reg.claim(BOB, "bob".into(), origin(11)).await.unwrap();
-        assert_eq!(reg.read().accounts_in_memory(), 2);
-        // Once every UID has ended and been pruned, nothing of either account is left.
-        reg.release(last.uid).await.unwrap();
-        reg.release(bob.uid).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        // A refusal still being answered while its UID is pruned does not keep anything.
-        let refusal = reg.check(&first.uid).unwrap_err();
-        reg.prune(UnixMillis::now()).await.unwrap();
-        drop(refusal);
-        assert_eq!(reg.counts(), (0, 0));
-        assert_eq!(reg.read().accounts_in_memory(), 0);
-        assert_eq!(reg.read().interned_user_agents(), 0);
+        assert!(reg.check(&plain.uid).await.is_ok());
     }
 
     an_account_looping_logins_keeps_a_bounded_history: |reg| {
@@ -271,37 +283,21 @@ on_every_store! {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         let bob = reg.claim(BOB, "bob".into(), origin(1)).await.unwrap();
-        assert_eq!(reg.counts(), (2, MAX_ENDED_PER_ACCOUNT), "memory is bounded");
+        let bounded = (!reg.is_shared()).then_some((2, MAX_ENDED_PER_ACCOUNT));
+        assert_eq!(reg.counts(), bounded, "memory is bounded");
         // The newest ended UIDs still say why; the oldest are forgotten.
         let (forgotten, kept) = uids.split_at(uids.len() - 1 - MAX_ENDED_PER_ACCOUNT);
         for uid in forgotten {
-            assert_eq!(reg.check(uid).unwrap_err().rejection, Rejection::Unknown);
+            assert_eq!(refused(&reg, uid).await.rejection, Rejection::Unknown);
         }
         for uid in &kept[..MAX_ENDED_PER_ACCOUNT] {
-            assert!(matches!(reg.check(uid).unwrap_err().rejection, Rejection::Superseded { .. }));
+            assert!(matches!(refused(&reg, uid).await.rejection, Rejection::Superseded { .. }));
         }
-        assert!(reg.check(kept.last().unwrap()).is_ok());
-        assert!(reg.check(&bob.uid).is_ok());
+        assert!(reg.check(kept.last().unwrap()).await.is_ok());
+        assert!(reg.check(&bob.uid).await.is_ok());
         // And so is the store: a reload finds the same bounded history.
         let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
-        assert_eq!(reloaded.counts(), (2, MAX_ENDED_PER_ACCOUNT));
-    }
-
-    a_reloaded_registry_names_the_accounts_with_uids_and_keeps_no_other: |reg| {
-        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
-        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
-        let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
-        // Bob and Cyd have accounts but no UID: memory holds nothing of them.
-        assert_eq!(reloaded.read().accounts_in_memory(), 1);
-        assert_eq!(reloaded.username(ANN).as_deref(), Some("ann"));
-        assert_eq!(reloaded.username(BOB), None);
-        let refused = reloaded.check(&first.uid).unwrap_err();
-        assert_eq!(refused.username.as_deref(), Some("ann"));
-        assert_eq!(
-            refused.rejection,
-            Rejection::Superseded { at: second.session.issued_at, by: origin(2) }
-        );
-        assert!(reloaded.check(&second.uid).is_ok());
+        assert_eq!(reloaded.counts(), Some((2, MAX_ENDED_PER_ACCOUNT)));
     }
 
     racing_logins_leave_exactly_one_uid_accepted: |reg| {
@@ -315,15 +311,64 @@ on_every_store! {
         for task in tasks {
             claims.push(task.await.unwrap());
         }
-        let accepted: Vec<_> = claims.iter().filter(|c| reg.check(&c.uid).is_ok()).collect();
-        assert_eq!(accepted.len(), 1, "exactly one of 64 racing logins may stay active");
+        let mut accepted = 0;
+        for claim in &claims {
+            accepted += usize::from(reg.check(&claim.uid).await.is_ok());
+        }
+        assert_eq!(accepted, 1, "exactly one of 64 racing logins may stay active");
         let superseded_total: usize = claims.iter().map(|c| c.superseded.len()).sum();
         assert_eq!(superseded_total, 63, "each loser is superseded exactly once");
         // And the store agrees with memory: a registry reloaded from it accepts the same one.
         let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
         for claim in &claims {
-            assert_eq!(reloaded.check(&claim.uid).is_ok(), reg.check(&claim.uid).is_ok());
+            let (here, there) = (reg.check(&claim.uid).await, reloaded.check(&claim.uid).await);
+            assert_eq!(here.is_ok(), there.is_ok());
         }
+    }
+}
+
+// What only a registry that is its store's only writer keeps: sessions in memory.
+on_every_store! { [Mode::Memory];
+    memory_keeps_one_copy_of_each_user_agent_and_forgets_what_no_uid_needs: |reg| {
+        // Ten logins from one browser, then ten from another: two user agents in memory.
+        let same = |n: u8| LoginOrigin { user_agent: Some("one browser".into()), ..origin(n) };
+        let first = reg.claim(ANN, "ann".into(), same(0)).await.unwrap();
+        for n in 1..10 {
+            reg.claim(ANN, "ann".into(), same(n)).await.unwrap();
+        }
+        let last = reg.claim(ANN, "ann".into(), origin(10)).await.unwrap();
+        // Nine UIDs were superseded by "one browser", one by "browser 10".
+        assert_eq!(memory(&reg).interned_user_agents(), 2);
+        let bob = reg.claim(BOB, "bob".into(), origin(11)).await.unwrap();
+        assert_eq!(memory(&reg).accounts_in_memory(), 2);
+        // Once every UID has ended and been pruned, nothing of either account is left.
+        reg.release(last.uid).await.unwrap();
+        reg.release(bob.uid).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        // A refusal still being answered while its UID is pruned does not keep anything.
+        let refusal = refused(&reg, &first.uid).await;
+        reg.prune(UnixMillis::now()).await.unwrap();
+        drop(refusal);
+        assert_eq!(reg.counts(), Some((0, 0)));
+        assert_eq!(memory(&reg).accounts_in_memory(), 0);
+        assert_eq!(memory(&reg).interned_user_agents(), 0);
+    }
+
+    a_reloaded_registry_names_the_accounts_with_uids_and_keeps_no_other: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        let reloaded = Registry::load(Arc::clone(&reg.store), DEFAULT_HISTORY).await.unwrap();
+        // Bob and Cyd have accounts but no UID: memory holds nothing of them.
+        assert_eq!(memory(&reloaded).accounts_in_memory(), 1);
+        assert_eq!(reloaded.username(ANN).as_deref(), Some("ann"));
+        assert_eq!(reloaded.username(BOB), None);
+        let refused = refused(&reloaded, &first.uid).await;
+        assert_eq!(refused.username.as_deref(), Some("ann"));
+        assert_eq!(
+            refused.rejection,
+            Rejection::Superseded { at: second.session.issued_at, by: origin(2) }
+        );
+        assert!(reloaded.check(&second.uid).await.is_ok());
     }
 }
 
@@ -343,14 +388,14 @@ async fn a_reopened_sqlite_file_keeps_active_and_superseded_uids() {
     };
     let reg = registry_on(Arc::new(SqliteStore::open(&path).unwrap())).await;
     assert!(matches!(
-        reg.check(&first.uid).unwrap_err().rejection,
+        refused(&reg, &first.uid).await.rejection,
         Rejection::Superseded { .. }
     ));
     assert!(matches!(
-        reg.check(&third.uid).unwrap_err().rejection,
+        refused(&reg, &third.uid).await.rejection,
         Rejection::LoggedOut { .. }
     ));
-    let session = reg.check(&second.uid).unwrap();
+    let session = reg.check(&second.uid).await.unwrap();
     assert_eq!(
         (session.account, session.issued_at),
         (second.session.account, second.session.issued_at)
@@ -396,21 +441,16 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// What the registry answered, reduced to what the model can predict.
-fn observed(result: Result<Session, Refused>, issued: &[Claimed]) -> Option<ModelState> {
-    match result {
-        Ok(_) => Some(ModelState::Active),
-        Err(Refused {
-            rejection: Rejection::Unknown,
-            ..
-        }) => None,
-        Err(Refused {
-            rejection: Rejection::LoggedOut { .. },
-            ..
-        }) => Some(ModelState::LoggedOut),
-        Err(Refused {
-            rejection: Rejection::Superseded { at, by },
-            ..
-        }) => {
+fn observed(result: Result<Session, NotAccepted>, issued: &[Claimed]) -> Option<ModelState> {
+    let refused = match result {
+        Ok(_) => return Some(ModelState::Active),
+        Err(NotAccepted::Refused(refused)) => refused,
+        Err(NotAccepted::Store(e)) => panic!("the store failed: {e}"),
+    };
+    match refused.rejection {
+        Rejection::Unknown => None,
+        Rejection::LoggedOut { .. } => Some(ModelState::LoggedOut),
+        Rejection::Superseded { at, by } => {
             // Identify the superseding login by its time and origin.
             let index = issued
                 .iter()
@@ -421,31 +461,8 @@ fn observed(result: Result<Session, Refused>, issued: &[Claimed]) -> Option<Mode
     }
 }
 
-/// A store lookup read the way a check answers.
-fn as_check(stored: Option<Stored>) -> Result<Session, Refused> {
-    match stored {
-        None => Err(Refused {
-            rejection: Rejection::Unknown,
-            username: None,
-        }),
-        Some(Stored::Active(active, _)) => Ok(Session {
-            account: active.account,
-            issued_at: active.issued_at,
-        }),
-        Some(Stored::Ended(ended, username)) => Err(Refused {
-            rejection: match ended.reason {
-                EndReason::Superseded { by } => Rejection::Superseded {
-                    at: ended.ended_at,
-                    by,
-                },
-                EndReason::LoggedOut => Rejection::LoggedOut { at: ended.ended_at },
-            },
-            username: Some(username),
-        }),
-    }
-}
-
 fn run_model_case<S: SessionStore + AccountStore>(
+    mode: Mode,
     store: impl Future<Output = S>,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
@@ -454,7 +471,7 @@ fn run_model_case<S: SessionStore + AccountStore>(
         .build()
         .unwrap();
     rt.block_on(async {
-        let reg = registry_on(seeded(store.await).await).await;
+        let reg = registry_in(mode, seeded(store.await).await).await;
         let mut issued: Vec<Claimed> = Vec::new();
         let mut model: Vec<ModelState> = Vec::new();
         let mut current: HashMap<u8, usize> = HashMap::new();
@@ -484,11 +501,11 @@ fn run_model_case<S: SessionStore + AccountStore>(
                 }
                 Op::Check(i) => {
                     let uid = uid_at(&issued, i);
-                    let got = observed(reg.check(&uid), &issued);
+                    let got = observed(reg.check(&uid).await, &issued);
                     prop_assert_eq!(got, model.get(i).copied());
-                    // The store's own answer for the UID says the same.
-                    let stored = reg.store.lookup(uid.digest()).await.unwrap();
-                    prop_assert_eq!(observed(as_check(stored), &issued), model.get(i).copied());
+                    // The store's own answer for the UID, as any instance reads it, agrees.
+                    let read = Registry::shared(Arc::clone(&reg.store)).check(&uid).await;
+                    prop_assert_eq!(observed(read, &issued), model.get(i).copied());
                 }
                 Op::Release(i) => {
                     let result = reg.release(uid_at(&issued, i)).await;
@@ -499,8 +516,11 @@ fn run_model_case<S: SessionStore + AccountStore>(
                             current.retain(|_, idx| *idx != i);
                         }
                         expected => match result {
-                            Err(ReleaseError::Refused(refused)) => {
-                                prop_assert_eq!(observed(Err(refused), &issued), expected);
+                            Err(NotAccepted::Refused(refused)) => {
+                                prop_assert_eq!(
+                                    observed(Err(NotAccepted::Refused(refused)), &issued),
+                                    expected
+                                );
                             }
                             other => {
                                 prop_assert!(false, "release of a non-active uid gave {other:?}")
@@ -519,12 +539,16 @@ proptest! {
 
     #[test]
     fn the_registry_on_the_memory_store_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_model_case(async { MemoryStore::new() }, &ops)?;
+        for mode in BOTH {
+            run_model_case(mode, async { MemoryStore::new() }, &ops)?;
+        }
     }
 
     #[test]
     fn the_registry_on_sqlite_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_model_case(async { SqliteStore::open_in_memory().unwrap() }, &ops)?;
+        for mode in BOTH {
+            run_model_case(mode, async { SqliteStore::open_in_memory().unwrap() }, &ops)?;
+        }
     }
 }
 
@@ -534,6 +558,168 @@ proptest! {
 
     #[test]
     fn the_registry_on_postgres_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run_model_case(crate::store::postgres_test_store(), &ops)?;
+        // As every instance of a deployment runs it, and as one server alone.
+        for mode in [Mode::Shared, Mode::Memory] {
+            run_model_case(mode, crate::store::postgres_test_store(), &ops)?;
+        }
+    }
+}
+
+/// Two instances sharing one store: what each accepts, and what each is told.
+mod instances {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::store::FanOut;
+
+    /// Two shared registries on one store, as two servers on one database.
+    async fn two_on(store: Arc<dyn SessionStore>) -> (Registry, Registry) {
+        (
+            Registry::shared(Arc::clone(&store)),
+            Registry::shared(store),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_on_one_instance_is_refused_on_both_once_another_logs_in() {
+        for store in stores().await {
+            let (a, b) = two_on(store).await;
+            let first = a.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+            assert!(
+                b.check(&first.uid).await.is_ok(),
+                "any instance accepts the uid"
+            );
+            let second = b.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+            assert_eq!(second.superseded.len(), 1);
+            for instance in [&a, &b] {
+                let refusal = refused(instance, &first.uid).await;
+                let expected = Rejection::Superseded {
+                    at: second.session.issued_at,
+                    by: origin(2),
+                };
+                assert_eq!(refusal.rejection, expected);
+                assert!(instance.check(&second.uid).await.is_ok());
+            }
+            assert!(a.is_active(ANN).await.unwrap());
+            // A logout on one is a logout on both.
+            a.release(second.uid).await.unwrap();
+            assert!(matches!(
+                refused(&b, &second.uid).await.rejection,
+                Rejection::LoggedOut { .. }
+            ));
+            assert!(!b.is_active(ANN).await.unwrap());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_logins_on_two_instances_leave_exactly_one_uid_accepted_by_both() {
+        for store in stores().await {
+            let (a, b) = two_on(store).await;
+            let tasks: Vec<_> = (0..64u8)
+                .map(|n| {
+                    let instance = if n % 2 == 0 { a.clone() } else { b.clone() };
+                    tokio::spawn(async move {
+                        instance.claim(ANN, "ann".into(), origin(n)).await.unwrap()
+                    })
+                })
+                .collect();
+            let mut claims = Vec::new();
+            for task in tasks {
+                claims.push(task.await.unwrap());
+            }
+            for instance in [&a, &b] {
+                let mut accepted = 0;
+                for claim in &claims {
+                    accepted += usize::from(instance.check(&claim.uid).await.is_ok());
+                }
+                assert_eq!(accepted, 1, "exactly one of 64 racing logins stays active");
+            }
+            let superseded: usize = claims.iter().map(|c| c.superseded.len()).sum();
+            assert_eq!(superseded, 63, "each loser is superseded exactly once");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_notice_tells_the_watch_of_that_uid_and_a_resubscription_rechecks_every_watch() {
+        for store in stores().await {
+            let (a, b) = two_on(store).await;
+            let (notices, fan_out) = mpsc::channel(16);
+            tokio::spawn({
+                let a = a.clone();
+                async move { a.follow(fan_out).await }
+            });
+            let ann = a.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+            let bob = a.claim(BOB, "bob".into(), origin(2)).await.unwrap();
+            let (_, mut ann_watch) = a.watch(&ann.uid).await.unwrap();
+            let (_, mut bob_watch) = a.watch(&bob.uid).await.unwrap();
+
+            // B supersedes Ann's tab; A hears of it by a notice naming the uid.
+            let newer = b.claim(ANN, "ann".into(), origin(3)).await.unwrap();
+            assert!(
+                not_yet(&mut ann_watch).await,
+                "nothing tells A but the fan-out"
+            );
+            notices.send(FanOut::Ended(ann.uid.digest())).await.unwrap();
+            let expected = Rejection::Superseded {
+                at: newer.session.issued_at,
+                by: origin(3),
+            };
+            assert_eq!(ann_watch.ended().await, expected);
+
+            // A notice for a uid that is still active (or not watched here) changes nothing.
+            notices.send(FanOut::Ended(bob.uid.digest())).await.unwrap();
+            notices
+                .send(FanOut::Ended(Uid::generate().digest()))
+                .await
+                .unwrap();
+            assert!(not_yet(&mut bob_watch).await);
+
+            // B logs Bob out while A's subscription is down (no notice ever comes); when it
+            // is back, A reads every watched uid again and tells Bob's tab.
+            b.release(bob.uid).await.unwrap();
+            assert!(not_yet(&mut bob_watch).await);
+            notices.send(FanOut::Subscribed).await.unwrap();
+            assert!(matches!(
+                bob_watch.ended().await,
+                Rejection::LoggedOut { .. }
+            ));
+            assert_eq!(a.watched(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn on_postgres_an_end_on_one_instance_reaches_the_others_watch_by_itself() {
+        let store = Arc::new(crate::store::postgres_test_store().await);
+        let shared: Arc<dyn SessionStore> = seeded_arc(Arc::clone(&store)).await;
+        let (a, b) = two_on(shared).await;
+        let fan_out = store.listen();
+        tokio::spawn({
+            let a = a.clone();
+            async move { a.follow(fan_out).await }
+        });
+        let ann = a.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let (_, mut watch) = a.watch(&ann.uid).await.unwrap();
+        let newer = b.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+        let told = tokio::time::timeout(std::time::Duration::from_secs(10), watch.ended())
+            .await
+            .expect("the fan-out told A's watch");
+        assert_eq!(
+            told,
+            Rejection::Superseded {
+                at: newer.session.issued_at,
+                by: origin(2)
+            }
+        );
+    }
+
+    /// [`seeded`], for a store the test keeps a handle on.
+    async fn seeded_arc<S: SessionStore + AccountStore>(store: Arc<S>) -> Arc<dyn SessionStore> {
+        for name in USERNAMES {
+            store
+                .create(name, "not-a-real-hash", UnixMillis::now())
+                .await
+                .unwrap();
+        }
+        store
     }
 }

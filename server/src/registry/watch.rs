@@ -55,6 +55,15 @@ impl Watchers {
         }
     }
 
+    pub(super) fn is_watched(&self, uid: &UidDigest) -> bool {
+        self.lock().contains_key(uid)
+    }
+
+    /// Every UID with a watch now.
+    pub(super) fn watched_uids(&self) -> Vec<UidDigest> {
+        self.lock().keys().copied().collect()
+    }
+
     /// How many UIDs are being watched (for logs and metrics).
     pub(super) fn watched(&self) -> usize {
         self.lock().len()

@@ -93,11 +93,15 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
-            async fn release_ends_an_active_session_once() {
+            async fn release_ends_an_active_session_once_and_has_active_follows() {
                 let store = with_accounts($make).await;
                 let uid = Uid::generate().digest();
+                assert!(!store.has_active(AccountId(1)).await.unwrap());
                 store.claim(uid, &session(1, 10, 1)).await.unwrap();
+                assert!(store.has_active(AccountId(1)).await.unwrap());
+                assert!(!store.has_active(AccountId(2)).await.unwrap(), "only the account claimed");
                 assert!(store.release(uid, UnixMillis::from_millis(15)).await.unwrap());
+                assert!(!store.has_active(AccountId(1)).await.unwrap(), "a released session is not active");
                 assert!(!store.release(uid, UnixMillis::from_millis(16)).await.unwrap());
                 assert!(!store.release(Uid::generate().digest(), UnixMillis::from_millis(17)).await.unwrap());
                 let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();

@@ -142,6 +142,10 @@ impl SessionStore for MemoryStore {
         }))
     }
 
+    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
+        Ok(self.lock().active.values().any(|s| s.account == account))
+    }
+
     async fn forget_oldest(
         &self,
         account: AccountId,

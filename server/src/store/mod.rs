@@ -3,8 +3,7 @@
 //! The [`Registry`](crate::registry::Registry) keeps every session it must answer for in
 //! memory and writes through to a [`SessionStore`], which is the durable truth. Backends:
 //! [`MemoryStore`] (tests, and the reference the others must agree with), [`SqliteStore`]
-//! (the embedded default) and [`PostgresStore`] (one database for several instances; not yet
-//! selectable in the server). One conformance suite checks every backend.
+//! (the embedded default) and [`PostgresStore`] (one database for several instances). One conformance suite checks every backend.
 //!
 //! [`DeviceStore`] keeps the browsers that may "Use here" (only hashes of their tokens).
 
@@ -30,11 +29,23 @@ macro_rules! lookup_sql {
     };
 }
 
+/// `SessionStore::has_active`'s query in both SQL stores (a row, or none).
+macro_rules! has_active_sql {
+    ($account:literal) => {
+        concat!(
+            "SELECT 1 FROM sessions WHERE ended_at IS NULL AND account_id = ",
+            $account
+        )
+    };
+}
+
 mod memory;
 mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(any(test, feature = "test-support"))]
+pub use postgres::test_database_url as postgres_test_database_url;
 #[cfg(test)]
 pub(crate) use postgres::test_store as postgres_test_store;
 pub use postgres::{ConnectError, PostgresStore};
@@ -169,6 +180,9 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// shares its store with other instances reads this instead of its own memory.
     async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError>;
 
+    /// Whether `account` has an active session now (one indexed read).
+    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError>;
+
     /// Forgets all but the `keep` most recently ended sessions of `account` (active ones are
     /// never touched); returns the UIDs it forgot. Bounds the history one account can grow.
     async fn forget_oldest(
@@ -176,6 +190,16 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         account: AccountId,
         keep: usize,
     ) -> Result<Vec<UidDigest>, StoreError>;
+}
+
+/// What a shared store's fan-out reports to each instance, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FanOut {
+    /// Listening (again): anything that ended before this may have been missed, so every
+    /// open channel's UID must be read again.
+    Subscribed,
+    /// A UID ended (superseded or logged out) on some instance.
+    Ended(UidDigest),
 }
 
 /// A stored account.

@@ -18,7 +18,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, SessionStore, Snapshot, StoreError, Stored, columns,
+    DeviceRecord, DeviceStore, EndedSession, FanOut, SessionStore, Snapshot, StoreError, Stored,
+    columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -42,13 +43,13 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod fanout;
 
-pub use fanout::FanOut;
-
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: Pool,
     /// Kept for the fan-out's own connection.
     config: tokio_postgres::Config,
+    /// `host:port/database`, for logs (never the password).
+    target: Arc<str>,
 }
 
 /// Why the store could not be opened. Messages name the server (never the password).
@@ -104,7 +105,11 @@ impl PostgresStore {
         })?;
         migrate(&mut client, &target).await?;
         drop(client);
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            target: target.into(),
+        })
     }
 
     /// Every end committed by any instance on this database, as it commits, from a
@@ -112,6 +117,11 @@ impl PostgresStore {
     /// receiver is dropped.
     pub fn listen(&self) -> tokio::sync::mpsc::Receiver<FanOut> {
         fanout::spawn(self.config.clone())
+    }
+
+    /// `host:port/database`: where this store is, without credentials.
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -341,6 +351,19 @@ impl SessionStore for PostgresStore {
         Ok(Some(found))
     }
 
+    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(has_active_sql!("$1"))
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&account.0])
+            .await
+            .map_err(backend)?;
+        Ok(row.is_some())
+    }
+
     async fn forget_oldest(
         &self,
         account: AccountId,
@@ -522,10 +545,21 @@ pub(crate) async fn test_store() -> PostgresStore {
 /// Connection settings for a fresh, empty schema of its own (see [`test_store`]).
 #[cfg(test)]
 async fn test_schema() -> tokio_postgres::Config {
+    test_database_url()
+        .await
+        .parse()
+        .expect("the test URL parses")
+}
+
+/// Test support: the URL of a fresh, empty schema of its own on the test server
+/// (`SOLOTAB_TEST_POSTGRES_URL`, default the local `test` database), named
+/// `solotab_test_<unix time>_<random>`. Schemas of runs over an hour old are dropped.
+#[cfg(any(test, feature = "test-support"))]
+pub async fn test_database_url() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let url = std::env::var("SOLOTAB_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut config: tokio_postgres::Config = url.parse().expect("SOLOTAB_TEST_POSTGRES_URL parses");
+    let config: tokio_postgres::Config = url.parse().expect("SOLOTAB_TEST_POSTGRES_URL parses");
     let (admin, connection) = config.connect(NoTls).await.unwrap_or_else(|e| {
         panic!(
             "the PostgreSQL tests need a server at {url} ({e}); set SOLOTAB_TEST_POSTGRES_URL, \
@@ -562,11 +596,11 @@ async fn test_schema() -> tokio_postgres::Config {
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
         .await
         .unwrap();
-    config.options(format!("-c search_path={schema}"));
-    config
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}options=-c%20search_path%3D{schema}")
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 fn rand_suffix() -> u64 {
     let uid = crate::uid::Uid::generate().digest();
     u64::from_le_bytes(uid.as_bytes()[..8].try_into().unwrap())

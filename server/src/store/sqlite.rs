@@ -403,6 +403,16 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(has_active_sql!("?1"))
+                .map_err(backend)?;
+            stmt.exists([account.0]).map_err(backend)
+        })
+        .await
+    }
+
     async fn forget_oldest(
         &self,
         account: AccountId,

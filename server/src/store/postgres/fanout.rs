@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::store::FanOut;
 use crate::uid::UidDigest;
 
 /// The NOTIFY channel ends are announced on (spelled out in the claim and release SQL too).
@@ -20,15 +21,6 @@ pub(super) const CHANNEL: &str = "solotab_ended";
 
 /// Longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// What the listener reports, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FanOut {
-    /// Listening (again): anything ended before this may have been missed.
-    Subscribed,
-    /// A UID ended (superseded or logged out) on some instance.
-    Ended(UidDigest),
-}
 
 /// A notice's payload: the digest in lower-case hex (SQL's `encode(uid, 'hex')`).
 fn parse_payload(text: &str) -> Option<UidDigest> {

@@ -1,0 +1,364 @@
+//! Several server instances on one PostgreSQL database, over real HTTP and WebSockets: one
+//! truth whichever instance answers, pushes across instances, and failing closed while the
+//! database is down.
+//!
+//! Each test has a schema of its own on the test server (`SOLOTAB_TEST_POSTGRES_URL`, or the
+//! machine's `test` database); the outage test starts a private PostgreSQL it may stop.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    CHROME, FIREFOX, Seen, TestApp, expect_active, expect_ended, next_seen, spawn_app_on,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+use solotab::store::postgres_test_database_url;
+
+/// Two instances sharing a fresh schema, with `ann` registered (on the first).
+async fn two_instances() -> (TestApp, TestApp) {
+    let url = postgres_test_database_url().await;
+    let a = spawn_app_on(&url).await;
+    let b = spawn_app_on(&url).await;
+    assert_eq!(a.register("ann").await.status, StatusCode::CREATED);
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_one_instance_ends_the_tab_of_the_other_everywhere_and_pushes_it() {
+    let (a, b) = two_instances().await;
+    let first = a.login_as("ann", CHROME).await;
+    let mut channel = a.channel_for(&first).await;
+    expect_active(&mut channel).await;
+    assert_eq!(
+        b.get_with_uid("/api/me", &first).await.status,
+        StatusCode::OK
+    );
+
+    // The account signs in again through the other instance.
+    let (second, device) = b.login_with_device("ann", FIREFOX).await;
+    let ended = expect_ended(&mut channel, "superseded").await;
+    assert_eq!(ended["user_agent"], FIREFOX);
+    for instance in [&a, &b] {
+        instance
+            .get_with_uid("/api/me", &first)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+        let me = instance.get_with_uid("/api/me", &second).await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert_eq!(me.body["username"], "ann");
+    }
+
+    // The device cookie B set works on A too.
+    let device = a
+        .send(a.client.get(a.url("/api/device")).header("cookie", device))
+        .await;
+    assert_eq!(device.status, StatusCode::OK);
+    assert_eq!(device.body["active_elsewhere"], true);
+
+    // A logout on A ends the tab for B too, and B's channel for it is told.
+    let mut channel = b.channel_for(&second).await;
+    expect_active(&mut channel).await;
+    let out = a
+        .call(reqwest::Method::POST, "/api/logout", Some(&second))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    expect_ended(&mut channel, "logged_out").await;
+    b.get_with_uid("/api/me", &second)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "logged_out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_racing_logins_over_two_instances_leave_one_uid_valid_on_both() {
+    let (a, b) = two_instances().await;
+    let logins: Vec<_> = (0..200)
+        .map(|n| {
+            let (base, client) = if n % 2 == 0 {
+                (&a, &a.client)
+            } else {
+                (&b, &b.client)
+            };
+            let request = client
+                .post(base.url("/api/login"))
+                .json(&json!({"username": "ann", "password": common::PASSWORD}));
+            tokio::spawn(async move {
+                request
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+            })
+        })
+        .collect();
+    let mut uids = Vec::new();
+    for login in logins {
+        let body = login.await.unwrap().unwrap();
+        uids.push(
+            body["uid"]
+                .as_str()
+                .expect("every login succeeded")
+                .to_owned(),
+        );
+    }
+    for instance in [&a, &b] {
+        let mut accepted = 0;
+        for uid in &uids {
+            let reply = instance.get_with_uid("/api/me", uid).await;
+            match reply.status {
+                StatusCode::OK => accepted += 1,
+                // Superseded, or already forgotten (an account keeps its latest ended UIDs).
+                _ => assert!(
+                    ["superseded", "unknown_uid"].contains(&reply.code()),
+                    "{:?}",
+                    reply.body
+                ),
+            }
+        }
+        assert_eq!(
+            accepted, 1,
+            "exactly one of 200 UIDs is accepted, on each instance"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgres_is_down_requests_fail_closed_and_service_resumes_without_a_restart() {
+    let mut postgres = PrivatePostgres::start();
+    let url = postgres.url();
+    let a = spawn_app_on(&url).await;
+    let b = spawn_app_on(&url).await;
+    assert_eq!(a.register("ann").await.status, StatusCode::CREATED);
+    let first = a.login_as("ann", CHROME).await;
+    let mut channel = a.channel_for(&first).await;
+    expect_active(&mut channel).await;
+
+    postgres.stop();
+    // Protected requests, logins and new channels: 503 store_unavailable, nothing else.
+    for instance in [&a, &b] {
+        instance
+            .send_to_failing_store(
+                instance
+                    .client
+                    .get(instance.url("/api/me"))
+                    .header("x-tab-uid", &first),
+            )
+            .await
+            .assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+        let login = instance
+            .client
+            .post(instance.url("/api/login"))
+            .json(&json!({
+                "username": "ann", "password": common::PASSWORD
+            }));
+        instance
+            .send_to_failing_store(login)
+            .await
+            .assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+    }
+    let mut refused = b.channel_for(&first).await;
+    match next_seen(&mut refused, Duration::from_secs(10)).await {
+        Some(Seen::Closed(1013)) => {}
+        other => panic!("a channel opened while the store is down: {other:?}"),
+    }
+    // The open channel is not told anything false.
+    assert!(
+        next_seen(&mut channel, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+
+    postgres.start_again();
+    // No instance restarts: each answers again once the database does.
+    for instance in [&a, &b] {
+        wait_until_served(instance, &first).await;
+    }
+    // A takeover made as soon as the database is back reaches A's channel, whether A's
+    // subscription came back before it (a notice) or after (the re-check on resubscribing).
+    let second = b.login_as("ann", FIREFOX).await;
+    expect_ended(&mut channel, "superseded").await;
+    assert_eq!(
+        a.get_with_uid("/api/me", &second).await.status,
+        StatusCode::OK
+    );
+}
+
+/// Polls `/api/me` until it answers 200 (at most 30 s); only 503s are allowed meanwhile.
+async fn wait_until_served(app: &TestApp, uid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = app
+            .send_to_failing_store(app.client.get(app.url("/api/me")).header("x-tab-uid", uid))
+            .await;
+        if reply.status == StatusCode::OK {
+            return;
+        }
+        reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+        assert!(
+            Instant::now() < deadline,
+            "the instance did not recover by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A PostgreSQL server of this test's own, from Debian's binaries, on a free port, with its
+/// data in a temporary directory: one the test may stop and start.
+struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    running: bool,
+}
+
+impl PrivatePostgres {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(Result::ok)
+                    .map(|v| v.path().join("bin"))
+                    .filter(|bin| bin.join("initdb").exists())
+                    .max()
+            })
+            .expect(
+                "PostgreSQL's server binaries (Debian's postgresql; ./dev.sh test installs it)",
+            );
+        let dir = tempfile::Builder::new()
+            .prefix("solotab-pg-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut postgres = Self {
+            bin,
+            dir,
+            port,
+            running: false,
+        };
+        if is_root() {
+            // PostgreSQL refuses to run as root: it runs as Debian's postgres user.
+            let path = postgres.dir.path().to_str().unwrap().to_owned();
+            postgres.run("chown", &["postgres", &path], false);
+        }
+        let data = postgres.data();
+        postgres.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            true,
+        );
+        postgres.start_again();
+        let port = postgres.port.to_string();
+        postgres.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "test"],
+            true,
+        );
+        postgres
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/test", self.port)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_str().unwrap().to_owned()
+    }
+
+    fn start_again(&mut self) {
+        let (data, log) = (self.data(), self.dir.path().join("log"));
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = log.to_str().unwrap().to_owned();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-o", &options, "start"],
+            true,
+        );
+        self.running = true;
+    }
+
+    fn stop(&mut self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"], true);
+        self.running = false;
+    }
+
+    /// Runs a PostgreSQL program (`postgres_bin`) or a system one, as postgres when root.
+    fn run(&self, program: &str, args: &[&str], postgres_bin: bool) {
+        let program = if postgres_bin {
+            self.bin.join(program).to_str().unwrap().to_owned()
+        } else {
+            program.to_owned()
+        };
+        let mut command = if is_root() && postgres_bin {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--", &program]);
+            command
+        } else {
+            std::process::Command::new(&program)
+        };
+        let output = command.args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if self.running {
+            self.stop();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// `server` with `--database-url url`: its exit status and what it wrote to stderr.
+fn start_binary_on(url: &str) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("NO_COLOR", "1")
+        .args(["--database-url", url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
+}
+
+#[test]
+fn a_wrong_or_unreachable_database_stops_the_server_with_one_clear_line() {
+    // Nothing listens on port 1.
+    let (ok, stderr) = start_binary_on("postgres://app:hunter2@127.0.0.1:1/solotab");
+    assert!(!ok);
+    assert!(
+        stderr.contains("error: cannot reach PostgreSQL at 127.0.0.1:1/solotab"),
+        "{stderr}"
+    );
+    let (ok, bad_url) = start_binary_on("postgres://app:hunter2@127.0.0.1:notaport/solotab");
+    assert!(!ok);
+    assert!(bad_url.contains("not a PostgreSQL URL"), "{bad_url}");
+    let (ok, bad_scheme) = start_binary_on("mysql://app:hunter2@127.0.0.1/solotab");
+    assert!(!ok);
+    assert!(bad_scheme.contains("unsupported database URL scheme"), "{bad_scheme}");
+    for output in [stderr, bad_url, bad_scheme] {
+        assert!(!output.contains("hunter2"), "a password was shown: {output}");
+    }
+}
