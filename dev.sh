@@ -141,6 +141,7 @@ free_port() {
 # free port), stopped when this script exits. Each test works in a schema of its own.
 # SOLOTAB_PRIVATE_POSTGRES=1 skips the machine's server (to try the fresh-machine path).
 PG_PRIVATE=""
+REDIS_PRIVATE=""
 find_or_start_postgres() {
   [ -n "${SOLOTAB_TEST_POSTGRES_URL:-}" ] && return 0
   local shared=postgres://postgres@127.0.0.1:5432/test
@@ -151,8 +152,6 @@ find_or_start_postgres() {
     return 0
   fi
   local bin port as=()
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  [ -n "$bin" ] && [ -x "$bin/initdb" ] || apt_install postgresql
   bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   PG_PRIVATE=$(mktemp -d /tmp/solotab-pg.XXXXXX)
   port=$(free_port)
@@ -163,7 +162,6 @@ find_or_start_postgres() {
     as=(runuser -u postgres --)
   fi
   "${as[@]}" "$bin/initdb" -D "$PG_PRIVATE/data" -U postgres --auth=trust -E UTF8 >/dev/null
-  trap stop_private_postgres EXIT
   "${as[@]}" "$bin/pg_ctl" -D "$PG_PRIVATE/data" -l "$PG_PRIVATE/log" -w \
     -o "-p $port -k $PG_PRIVATE -c listen_addresses=127.0.0.1" start >/dev/null
   "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres test
@@ -179,8 +177,53 @@ stop_private_postgres() {
   rm -rf "$PG_PRIVATE"
 }
 
+# The Redis the tests use: SOLOTAB_TEST_REDIS_URL if set, else the machine's on 6379, else a
+# private one (Debian's redis-server, installed if missing) on a free port, with its
+# append-only file in a temporary directory, stopped on exit.
+find_or_start_redis() {
+  [ -n "${SOLOTAB_TEST_REDIS_URL:-}" ] && return 0
+  if [ -z "${SOLOTAB_PRIVATE_REDIS:-}" ] && command -v redis-cli >/dev/null &&
+    [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then
+    say "Redis: the machine's, on 127.0.0.1:6379"
+    export SOLOTAB_TEST_REDIS_URL=redis://127.0.0.1:6379
+    return 0
+  fi
+  local port
+  REDIS_PRIVATE=$(mktemp -d /tmp/solotab-redis.XXXXXX)
+  port=$(free_port)
+  say "Redis: a private instance on 127.0.0.1:$port (data in $REDIS_PRIVATE)"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always \
+    --dir "$REDIS_PRIVATE" --daemonize yes --pidfile "$REDIS_PRIVATE/redis.pid" \
+    --logfile "$REDIS_PRIVATE/log"
+  for _ in $(seq 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  export SOLOTAB_TEST_REDIS_URL="redis://127.0.0.1:$port"
+}
+
+stop_private_stores() {
+  stop_private_postgres
+  if [ -n "$REDIS_PRIVATE" ]; then
+    kill "$(cat "$REDIS_PRIVATE/redis.pid" 2>/dev/null)" 2>/dev/null || true
+    rm -rf "$REDIS_PRIVATE"
+  fi
+}
+
+# The outage tests start, stop and restart PostgreSQL and Redis servers of their own: their
+# binaries must be here even when the tests use servers that already run.
+ensure_store_servers() {
+  local missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 run_tests() {
+  trap stop_private_stores EXIT
+  timed "store servers" ensure_store_servers
   timed "postgresql" find_or_start_postgres
+  timed "redis" find_or_start_redis
 
   say "Formatting and lints"
   timed "cargo fmt --check" cargo fmt --all --check

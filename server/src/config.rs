@@ -28,6 +28,17 @@ pub struct Config {
           value_parser = DatabaseUrlParser)]
     pub database_url: Option<Database>,
 
+    /// With a PostgreSQL --database-url only: keep the registry (each account's active UID,
+    /// and ended UIDs for the history period) and the instances' fan-out in Redis instead,
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]`; accounts and devices stay in PostgreSQL.
+    /// Run Redis with `appendonly yes` and `appendfsync always` (see the README).
+    #[arg(long, env = "SOLOTAB_REDIS_URL")]
+    pub redis_url: Option<RedisUrl>,
+
+    /// Prefix of every Redis key and channel this deployment uses.
+    #[arg(long, env = "SOLOTAB_REDIS_PREFIX", default_value = "solotab:")]
+    pub redis_prefix: String,
+
     /// Address to listen on [default: the Leptos site address, 127.0.0.1:3000].
     #[arg(long, env = "LEPTOS_SITE_ADDR")]
     pub addr: Option<SocketAddr>,
@@ -120,6 +131,25 @@ impl std::fmt::Debug for Database {
             Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
             Database::Postgres(_) => f.write_str("Postgres(..)"),
         }
+    }
+}
+
+/// A Redis URL, as given. It may hold a password: never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(..)")
+    }
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = std::convert::Infallible;
+
+    /// Checked when connecting, so that no error here can quote a password.
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_owned()))
     }
 }
 
@@ -238,6 +268,8 @@ mod tests {
         for var in [
             "SOLOTAB_DB",
             "SOLOTAB_DATABASE_URL",
+            "SOLOTAB_REDIS_URL",
+            "SOLOTAB_REDIS_PREFIX",
             "LEPTOS_SITE_ADDR",
             "SOLOTAB_HISTORY_DAYS",
             "SOLOTAB_HASH_CONCURRENCY",

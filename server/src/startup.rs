@@ -17,7 +17,8 @@ use crate::http::{AllowedOrigins, AppState, Channels, Disclosure, Throttles};
 use crate::passwords::{PasswordError, Passwords};
 use crate::registry::Registry;
 use crate::store::{
-    AccountStore, ConnectError, DeviceStore, OpenError, PostgresStore, SqliteStore, StoreError,
+    AccountStore, ConnectError, DeviceStore, FanOut, OpenError, PostgresStore, RedisConnectError,
+    RedisStore, SessionStore, SqliteStore, StoreError,
 };
 use crate::time::UnixMillis;
 
@@ -33,6 +34,10 @@ pub enum StartError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    #[error(transparent)]
+    ConnectRedis(#[from] RedisConnectError),
+    #[error("--redis-url needs a PostgreSQL --database-url: with SQLite one server runs alone")]
+    RedisWithoutPostgres,
     #[error("cannot load sessions: {0}")]
     Load(#[from] StoreError),
     #[error(transparent)]
@@ -44,13 +49,14 @@ pub enum StartError {
     },
 }
 
-/// Opens the database named by `config` and makes the registry on it: loaded into memory
-/// from SQLite (which this server then holds exclusively), or reading PostgreSQL, which
-/// other instances may share, and following its fan-out.
+/// Opens the stores named by `config` and makes the registry on them: loaded into memory
+/// from SQLite (which this server then holds exclusively), or reading PostgreSQL (or Redis),
+/// which other instances may share, and following its fan-out.
 pub async fn state(config: &Config) -> Result<AppState, StartError> {
     let (registry, accounts, devices): (_, Arc<dyn AccountStore>, Arc<dyn DeviceStore>) =
-        match config.database() {
-            Database::Sqlite(path) => {
+        match (config.database(), &config.redis_url) {
+            (Database::Sqlite(_), Some(_)) => return Err(StartError::RedisWithoutPostgres),
+            (Database::Sqlite(path), None) => {
                 let store = Arc::new(SqliteStore::open(&path)?);
                 let registry = Registry::load(store.clone(), config.history()).await?;
                 if let Some((active, remembered)) = registry.counts() {
@@ -58,16 +64,30 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
                 }
                 (registry, store.clone(), store)
             }
-            Database::Postgres(url) => {
-                let store = Arc::new(PostgresStore::connect(&url).await?);
-                let registry = Registry::shared(store.clone());
-                let fan_out = store.listen();
-                tokio::spawn({
-                    let registry = registry.clone();
-                    async move { registry.follow(fan_out).await }
-                });
-                tracing::info!(database = store.target(), "sessions shared in PostgreSQL");
-                (registry, store.clone(), store)
+            (Database::Postgres(url), redis) => {
+                let postgres = Arc::new(PostgresStore::connect(&url).await?);
+                let registry = match redis {
+                    None => {
+                        tracing::info!(
+                            database = postgres.target(),
+                            "sessions shared in PostgreSQL"
+                        );
+                        shared_registry(postgres.clone(), postgres.listen())
+                    }
+                    Some(redis) => {
+                        let (prefix, history) = (&config.redis_prefix, config.history());
+                        let sessions =
+                            Arc::new(RedisStore::connect(&redis.0, prefix, history).await?);
+                        tracing::info!(
+                            database = postgres.target(),
+                            redis = sessions.target(),
+                            "accounts in PostgreSQL, sessions shared in Redis"
+                        );
+                        let fan_out = sessions.listen();
+                        shared_registry(sessions, fan_out)
+                    }
+                };
+                (registry, postgres.clone(), postgres)
             }
         };
     Ok(AppState {
@@ -83,6 +103,19 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         throttles: Throttles::new(config.max_login_failures, config.max_registrations_per_hour),
         proxies: config.trusted_proxies(),
     })
+}
+
+/// A registry on a store other instances share, told of their ends by `fan_out`.
+fn shared_registry(
+    store: Arc<dyn SessionStore>,
+    fan_out: tokio::sync::mpsc::Receiver<FanOut>,
+) -> Registry {
+    let registry = Registry::shared(store);
+    tokio::spawn({
+        let registry = registry.clone();
+        async move { registry.follow(fan_out).await }
+    });
+    registry
 }
 
 /// Everything the binary serves: the Leptos site and the API, one router, with the

@@ -95,6 +95,23 @@ impl UidDigest {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Lower-case hex, as stores name a session in keys and notices.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads [`to_hex`](Self::to_hex)'s form (either case) back; `None` if it is not that.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
 }
 
 impl std::fmt::Debug for UidDigest {
@@ -106,6 +123,17 @@ impl std::fmt::Debug for UidDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_round_trip_through_hex_and_garbage_is_refused() {
+        let uid = Uid::generate().digest();
+        assert_eq!(uid.to_hex().len(), 64);
+        assert_eq!(UidDigest::from_hex(&uid.to_hex()), Some(uid));
+        assert_eq!(UidDigest::from_hex(&uid.to_hex().to_uppercase()), Some(uid));
+        assert_eq!(UidDigest::from_hex("abc"), None);
+        assert_eq!(UidDigest::from_hex(&"zz".repeat(32)), None);
+        assert_eq!(UidDigest::from_hex(&"é".repeat(32)), None);
+    }
 
     #[test]
     fn generated_uids_are_canonical_v4_and_distinct() {

@@ -53,10 +53,12 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     start(&argv, db.clone(), dir).await
 }
 
-/// A server on `database_url`, which other servers may share (PostgreSQL).
-pub async fn spawn_app_on(database_url: &str) -> TestApp {
+/// A server on `database_url`, which other servers may share (PostgreSQL), with extra
+/// arguments (e.g. `--redis-url`).
+pub async fn spawn_app_on(database_url: &str, args: &[&str]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let argv = ["server", "--database-url", database_url];
+    let mut argv = vec!["server", "--database-url", database_url];
+    argv.extend_from_slice(args);
     start(&argv, dir.path().join("(no SQLite file)"), dir).await
 }
 

@@ -1,9 +1,10 @@
-//! Several server instances on one PostgreSQL database, over real HTTP and WebSockets: one
-//! truth whichever instance answers, pushes across instances, and failing closed while the
-//! database is down.
+//! Several server instances on one PostgreSQL database (and again with the registry in
+//! Redis), over real HTTP and WebSockets: one truth whichever instance answers, pushes across
+//! instances, and failing closed while the store is down.
 //!
-//! Each test has a schema of its own on the test server (`SOLOTAB_TEST_POSTGRES_URL`, or the
-//! machine's `test` database); the outage test starts a private PostgreSQL it may stop.
+//! Each test has a schema and a key prefix of its own on the test servers
+//! (`SOLOTAB_TEST_POSTGRES_URL` / `SOLOTAB_TEST_REDIS_URL`, or the machine's); the outage
+//! tests start a private PostgreSQL or Redis they may stop.
 
 mod common;
 
@@ -14,20 +15,40 @@ use common::{
 };
 use reqwest::StatusCode;
 use serde_json::json;
-use solotab::store::postgres_test_database_url;
+use solotab::store::{postgres_test_database_url, test_redis};
 
-/// Two instances sharing a fresh schema, with `ann` registered (on the first).
-async fn two_instances() -> (TestApp, TestApp) {
+/// Where the instances keep the registry.
+#[derive(Debug, Clone, Copy)]
+enum Registry {
+    Postgres,
+    Redis,
+}
+
+const BOTH: [Registry; 2] = [Registry::Postgres, Registry::Redis];
+
+/// Two instances sharing a fresh schema (and key prefix), with `ann` registered (on the first).
+async fn two_instances(registry: Registry) -> (TestApp, TestApp) {
     let url = postgres_test_database_url().await;
-    let a = spawn_app_on(&url).await;
-    let b = spawn_app_on(&url).await;
+    let (redis, prefix) = test_redis().await;
+    let args: &[&str] = match registry {
+        Registry::Postgres => &[],
+        Registry::Redis => &["--redis-url", &redis, "--redis-prefix", &prefix],
+    };
+    let a = spawn_app_on(&url, args).await;
+    let b = spawn_app_on(&url, args).await;
     assert_eq!(a.register("ann").await.status, StatusCode::CREATED);
     (a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_one_instance_ends_the_tab_of_the_other_everywhere_and_pushes_it() {
-    let (a, b) = two_instances().await;
+    for registry in BOTH {
+        one_login_ends_the_other_instances_tab(registry).await;
+    }
+}
+
+async fn one_login_ends_the_other_instances_tab(registry: Registry) {
+    let (a, b) = two_instances(registry).await;
     let first = a.login_as("ann", CHROME).await;
     let mut channel = a.channel_for(&first).await;
     expect_active(&mut channel).await;
@@ -72,7 +93,13 @@ async fn a_login_on_one_instance_ends_the_tab_of_the_other_everywhere_and_pushes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_racing_logins_over_two_instances_leave_one_uid_valid_on_both() {
-    let (a, b) = two_instances().await;
+    for registry in BOTH {
+        two_hundred_racing_logins(registry).await;
+    }
+}
+
+async fn two_hundred_racing_logins(registry: Registry) {
+    let (a, b) = two_instances(registry).await;
     let logins: Vec<_> = (0..200)
         .map(|n| {
             let (base, client) = if n % 2 == 0 {
@@ -128,14 +155,27 @@ async fn two_hundred_racing_logins_over_two_instances_leave_one_uid_valid_on_bot
 async fn while_postgres_is_down_requests_fail_closed_and_service_resumes_without_a_restart() {
     let mut postgres = PrivatePostgres::start();
     let url = postgres.url();
-    let a = spawn_app_on(&url).await;
-    let b = spawn_app_on(&url).await;
+    an_outage_fails_closed(&url, &[], &mut postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_requests_fail_closed_and_service_resumes_without_a_restart() {
+    let mut redis = PrivateRedis::start();
+    let (url, redis_url) = (postgres_test_database_url().await, redis.url());
+    let args = ["--redis-url", &redis_url, "--redis-prefix", "outage:"];
+    an_outage_fails_closed(&url, &args, &mut redis).await;
+}
+
+/// Two instances on `url` with `args`; `store` goes down under them and comes back.
+async fn an_outage_fails_closed(url: &str, args: &[&str], store: &mut impl Stoppable) {
+    let a = spawn_app_on(url, args).await;
+    let b = spawn_app_on(url, args).await;
     assert_eq!(a.register("ann").await.status, StatusCode::CREATED);
     let first = a.login_as("ann", CHROME).await;
     let mut channel = a.channel_for(&first).await;
     expect_active(&mut channel).await;
 
-    postgres.stop();
+    store.stop();
     // Protected requests, logins and new channels: 503 store_unavailable, nothing else.
     for instance in [&a, &b] {
         instance
@@ -170,7 +210,7 @@ async fn while_postgres_is_down_requests_fail_closed_and_service_resumes_without
             .is_none()
     );
 
-    postgres.start_again();
+    store.start_again();
     // No instance restarts: each answers again once the database does.
     for instance in [&a, &b] {
         wait_until_served(instance, &first).await;
@@ -204,6 +244,81 @@ async fn wait_until_served(app: &TestApp, uid: &str) {
     }
 }
 
+/// A store server the test may stop and start.
+trait Stoppable {
+    fn stop(&mut self);
+    fn start_again(&mut self);
+}
+
+/// A Redis server of this test's own, from Debian's `redis-server`, on a free port, with
+/// its append-only file in a temporary directory and every write synced (as the README
+/// says to run it): stopping it with SIGKILL loses nothing.
+struct PrivateRedis {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let mut redis = Self {
+            dir: tempfile::Builder::new()
+                .prefix("solotab-redis-")
+                .tempdir()
+                .unwrap(),
+            port: free_port(),
+            server: None,
+        };
+        redis.start_again();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Stoppable for PrivateRedis {
+    fn start_again(&mut self) {
+        let port = self.port.to_string();
+        let server = std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server; ./dev.sh test installs it)");
+        self.server = Some(server);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill().unwrap();
+            server.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A PostgreSQL server of this test's own, from Debian's binaries, on a free port, with its
 /// data in a temporary directory: one the test may stop and start.
 struct PrivatePostgres {
@@ -231,15 +346,10 @@ impl PrivatePostgres {
             .prefix("solotab-pg-")
             .tempdir()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut postgres = Self {
             bin,
             dir,
-            port,
+            port: free_port(),
             running: false,
         };
         if is_root() {
@@ -270,7 +380,9 @@ impl PrivatePostgres {
     fn data(&self) -> String {
         self.dir.path().join("data").to_str().unwrap().to_owned()
     }
+}
 
+impl Stoppable for PrivatePostgres {
     fn start_again(&mut self) {
         let (data, log) = (self.data(), self.dir.path().join("log"));
         let options = format!(
@@ -292,7 +404,9 @@ impl PrivatePostgres {
         self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"], true);
         self.running = false;
     }
+}
 
+impl PrivatePostgres {
     /// Runs a PostgreSQL program (`postgres_bin`) or a system one, as postgres when root.
     fn run(&self, program: &str, args: &[&str], postgres_bin: bool) {
         let program = if postgres_bin {
@@ -357,8 +471,14 @@ fn a_wrong_or_unreachable_database_stops_the_server_with_one_clear_line() {
     assert!(bad_url.contains("not a PostgreSQL URL"), "{bad_url}");
     let (ok, bad_scheme) = start_binary_on("mysql://app:hunter2@127.0.0.1/solotab");
     assert!(!ok);
-    assert!(bad_scheme.contains("unsupported database URL scheme"), "{bad_scheme}");
+    assert!(
+        bad_scheme.contains("unsupported database URL scheme"),
+        "{bad_scheme}"
+    );
     for output in [stderr, bad_url, bad_scheme] {
-        assert!(!output.contains("hunter2"), "a password was shown: {output}");
+        assert!(
+            !output.contains("hunter2"),
+            "a password was shown: {output}"
+        );
     }
 }

@@ -71,6 +71,7 @@ async fn stores() -> Vec<Arc<dyn SessionStore>> {
         seeded(MemoryStore::new()).await,
         seeded(SqliteStore::open_in_memory().unwrap()).await,
         seeded(crate::store::postgres_test_store().await).await,
+        seeded(crate::store::redis_test_store().await).await,
     ]
 }
 
@@ -557,6 +558,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
+    fn the_registry_on_redis_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        for mode in [Mode::Shared, Mode::Memory] {
+            run_model_case(mode, crate::store::redis_test_store(), &ops)?;
+        }
+    }
+
+    #[test]
     fn the_registry_on_postgres_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
         // As every instance of a deployment runs it, and as one server alone.
         for mode in [Mode::Shared, Mode::Memory] {
@@ -687,12 +695,13 @@ mod instances {
         }
     }
 
-    #[tokio::test]
-    async fn on_postgres_an_end_on_one_instance_reaches_the_others_watch_by_itself() {
-        let store = Arc::new(crate::store::postgres_test_store().await);
-        let shared: Arc<dyn SessionStore> = seeded_arc(Arc::clone(&store)).await;
+    /// Two instances on `shared`, the first following `fan_out`: an end made on the second
+    /// reaches the first's watch with nothing but the store's own fan-out.
+    async fn an_end_reaches_the_other_instance(
+        shared: Arc<dyn SessionStore>,
+        fan_out: mpsc::Receiver<FanOut>,
+    ) {
         let (a, b) = two_on(shared).await;
-        let fan_out = store.listen();
         tokio::spawn({
             let a = a.clone();
             async move { a.follow(fan_out).await }
@@ -710,6 +719,20 @@ mod instances {
                 by: origin(2)
             }
         );
+    }
+
+    #[tokio::test]
+    async fn on_postgres_an_end_on_one_instance_reaches_the_others_watch_by_itself() {
+        let store = Arc::new(crate::store::postgres_test_store().await);
+        let fan_out = store.listen();
+        an_end_reaches_the_other_instance(seeded_arc(store).await, fan_out).await;
+    }
+
+    #[tokio::test]
+    async fn on_redis_an_end_on_one_instance_reaches_the_others_watch_by_itself() {
+        let store = Arc::new(crate::store::redis_test_store().await);
+        let fan_out = store.sessions.listen();
+        an_end_reaches_the_other_instance(seeded_arc(store).await, fan_out).await;
     }
 
     /// [`seeded`], for a store the test keeps a handle on.

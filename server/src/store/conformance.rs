@@ -206,4 +206,5 @@ conformance! {
         SqliteStore::open(&dir.path().join("nested/dir/solotab.db")).unwrap()
     };
     postgres => crate::store::postgres::test_store().await;
+    redis => crate::store::redis_test_store().await;
 }

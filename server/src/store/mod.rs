@@ -41,8 +41,14 @@ macro_rules! has_active_sql {
 
 mod memory;
 mod postgres;
+mod redis;
 mod sqlite;
 
+#[cfg(any(test, feature = "test-support"))]
+pub use self::redis::test_redis;
+#[cfg(test)]
+pub(crate) use self::redis::test_store as redis_test_store;
+pub use self::redis::{RedisConnectError, RedisStore};
 pub use memory::MemoryStore;
 #[cfg(any(test, feature = "test-support"))]
 pub use postgres::test_database_url as postgres_test_database_url;

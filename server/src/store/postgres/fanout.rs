@@ -22,18 +22,6 @@ pub(super) const CHANNEL: &str = "solotab_ended";
 /// Longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A notice's payload: the digest in lower-case hex (SQL's `encode(uid, 'hex')`).
-fn parse_payload(text: &str) -> Option<UidDigest> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(UidDigest::from_bytes(bytes))
-}
-
 /// Listens on `config`'s database until the receiver is dropped, reconnecting with backoff.
 pub(super) fn spawn(mut config: tokio_postgres::Config) -> mpsc::Receiver<FanOut> {
     if config.get_application_name().is_none() {
@@ -88,7 +76,7 @@ async fn listen(
     tracing::info!("store fan-out: listening");
     let ended = loop {
         match notices.recv().await {
-            Some(Ok(text)) => match parse_payload(&text) {
+            Some(Ok(text)) => match UidDigest::from_hex(&text) {
                 Some(uid) => {
                     if tx.send(FanOut::Ended(uid)).await.is_err() {
                         break Ok(());
@@ -106,20 +94,4 @@ async fn listen(
         tracing::warn!(error = %e, "store fan-out: connection lost");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::uid::Uid;
-
-    #[test]
-    fn payloads_round_trip_and_garbage_is_refused() {
-        let uid = Uid::generate().digest();
-        let hex: String = uid.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(parse_payload(&hex), Some(uid));
-        assert_eq!(parse_payload("abc"), None);
-        assert_eq!(parse_payload(&"zz".repeat(32)), None);
-        assert_eq!(parse_payload(&"é".repeat(32)), None);
-    }
 }

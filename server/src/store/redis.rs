@@ -1,0 +1,647 @@
+//! The Redis session store: the registry (the active UID of each account, and the ended
+//! UIDs for the history period) and the cross-instance fan-out, for several instances
+//! whose accounts and devices stay in PostgreSQL.
+//!
+//! Keys, under a prefix (`--redis-prefix`, `solotab:` by default), never hold a UID, only its digest in hex:
+//!
+//! - `session:<digest>`: a hash of `account`, `username`, `issued_at`, and once ended
+//!   `ended_at`, `reason` and the newer login's `by_ip` / `by_ua`. Ended ones expire after
+//!   the history period.
+//! - `active:<account>`: the digest of the account's active session.
+//! - `ended:<account>`: the account's ended digests, scored by when they ended (to forget
+//!   the oldest).
+//!
+//! A claim and a release are each one Lua script, which Redis runs atomically: however many
+//! instances claim at once, each account ends with exactly one active session. The script
+//! publishes each end on `<prefix>ended` in the same step. A check is one `HGETALL`.
+//!
+//! Standalone Redis (or a Sentinel-managed primary) only: the scripts touch keys of several
+//! hash slots, which Redis Cluster refuses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tokio::sync::mpsc;
+
+use super::{
+    AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, SessionStore,
+    Snapshot, StoreError, Stored, columns,
+};
+use crate::time::UnixMillis;
+use crate::uid::UidDigest;
+
+/// How long connecting and each command may take: an unreachable Redis must fail requests
+/// promptly (503), not hang them.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait between two attempts to subscribe again.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Ends the account's active session (if any) as superseded and makes the new one active.
+/// KEYS: active:<account>, ended:<account>, session:<new>. ARGV: new digest, account,
+/// username, issued_at, newer login's ip, its user agent ("" if none), history ms, prefix.
+const CLAIM: &str = r"
+local old = redis.call('GET', KEYS[1])
+local ended = {}
+if old then
+  local key = ARGV[8] .. 'session:' .. old
+  redis.call('HSET', key, 'ended_at', ARGV[4], 'reason', 'superseded', 'by_ip', ARGV[5])
+  if ARGV[6] ~= '' then redis.call('HSET', key, 'by_ua', ARGV[6]) end
+  redis.call('PEXPIRE', key, ARGV[7])
+  redis.call('ZADD', KEYS[2], ARGV[4], old)
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  redis.call('PUBLISH', ARGV[8] .. 'ended', old)
+  ended = {old}
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[3], 'account', ARGV[2], 'username', ARGV[3], 'issued_at', ARGV[4])
+return ended
+";
+
+/// Ends a session as logged out if it is active; returns 1 if it was.
+/// KEYS: session:<digest>. ARGV: digest, at, history ms, prefix.
+const RELEASE: &str = r"
+local account = redis.call('HGET', KEYS[1], 'account')
+if not account or redis.call('HEXISTS', KEYS[1], 'ended_at') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'ended_at', ARGV[2], 'reason', 'logged_out')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local active = ARGV[4] .. 'active:' .. account
+if redis.call('GET', active) == ARGV[1] then redis.call('DEL', active) end
+local ended = ARGV[4] .. 'ended:' .. account
+redis.call('ZADD', ended, ARGV[2], ARGV[1])
+redis.call('PEXPIRE', ended, ARGV[3])
+redis.call('PUBLISH', ARGV[4] .. 'ended', ARGV[1])
+return 1
+";
+
+/// Forgets all but the `keep` newest ended sessions of one account (newest first, ties by
+/// digest), and those ended before a cutoff; returns the forgotten digests.
+/// KEYS: ended:<account>. ARGV: keep, cutoff (ms; '-inf' for none), prefix.
+const FORGET: &str = r"
+local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local entries = {}
+for i = 1, #all, 2 do entries[#entries + 1] = {all[i], tonumber(all[i + 1])} end
+table.sort(entries, function(a, b)
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return a[1] < b[1]
+end)
+local cutoff = tonumber(ARGV[2])
+local forgotten = {}
+for i, entry in ipairs(entries) do
+  if i > tonumber(ARGV[1]) or entry[2] < cutoff then
+    redis.call('DEL', ARGV[3] .. 'session:' .. entry[1])
+    redis.call('ZREM', KEYS[1], entry[1])
+    forgotten[#forgotten + 1] = entry[1]
+  end
+end
+return forgotten
+";
+
+/// Why the store could not be opened. Messages name the server, never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisConnectError {
+    #[error("the Redis URL is not one this server can use: {0}")]
+    BadUrl(String),
+    #[error("cannot reach Redis at {target}: {reason}")]
+    Unreachable { target: String, reason: String },
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    /// How long ended sessions are kept (their keys' time to live).
+    history: Duration,
+    target: Arc<str>,
+    claim: Arc<Script>,
+    release: Arc<Script>,
+    forget: Arc<Script>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[:password@]host[:port][/db]`) and checks that it answers.
+    /// Keys are named under `prefix`; ended sessions are kept for `history`.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        history: Duration,
+    ) -> Result<Self, RedisConnectError> {
+        let client =
+            redis::Client::open(url).map_err(|e| RedisConnectError::BadUrl(e.to_string()))?;
+        let target = describe(&client);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            // Fail the request at once and let the next one reconnect: a request must not
+            // wait through a backoff schedule.
+            .set_number_of_retries(1);
+        let unreachable = |e: redis::RedisError| RedisConnectError::Unreachable {
+            target: target.clone(),
+            reason: e.to_string(),
+        };
+        let mut connection = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(unreachable)?;
+        let () = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(unreachable)?;
+        warn_unless_durable(&mut connection, &target).await;
+        Ok(Self {
+            client,
+            connection,
+            prefix: prefix.into(),
+            history,
+            target: target.into(),
+            claim: Arc::new(Script::new(CLAIM)),
+            release: Arc::new(Script::new(RELEASE)),
+            forget: Arc::new(Script::new(FORGET)),
+        })
+    }
+
+    /// `host:port/db`: where this store is, without credentials.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Every end committed by any instance, as it commits, from a subscription of its own
+    /// that resubscribes by itself (see [`FanOut`]). Stops when the receiver is dropped.
+    pub fn listen(&self) -> mpsc::Receiver<FanOut> {
+        let (tx, rx) = mpsc::channel(1024);
+        let (client, channel) = (self.client.clone(), format!("{}ended", self.prefix));
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !tx.is_closed() {
+                match subscribe(&client, &channel, &tx).await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "store fan-out: cannot subscribe; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    fn key(&self, kind: &str, name: impl std::fmt::Display) -> String {
+        format!("{}{kind}:{name}", self.prefix)
+    }
+
+    fn history_ms(&self) -> u64 {
+        u64::try_from(self.history.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        // Cheap: a handle on one multiplexed connection.
+        self.connection.clone()
+    }
+
+    /// Every session hash under the prefix, by digest (for `load`; tests and one-off tools,
+    /// never a request).
+    async fn all_sessions(&self) -> Result<Vec<(UidDigest, Stored)>, StoreError> {
+        let mut connection = self.connection();
+        let pattern = self.key("session", "*");
+        let keys: Vec<String> = {
+            let mut iter = connection
+                .scan_match::<_, String>(&pattern)
+                .await
+                .map_err(backend)?;
+            let mut keys = Vec::new();
+            while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
+                keys.push(key.map_err(backend)?);
+            }
+            keys
+        };
+        let mut sessions = Vec::with_capacity(keys.len());
+        for key in keys {
+            let fields: HashMap<String, String> =
+                connection.hgetall(&key).await.map_err(backend)?;
+            let hex = key.rsplit(':').next().unwrap_or_default();
+            let (Some(uid), Some(stored)) = (UidDigest::from_hex(hex), read(&fields)?) else {
+                continue; // expired between SCAN and HGETALL, or not ours
+            };
+            sessions.push((uid, stored));
+        }
+        Ok(sessions)
+    }
+}
+
+/// One subscription's life: SUBSCRIBE, report `Subscribed`, forward ends until it drops.
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+    tx: &mpsc::Sender<FanOut>,
+) -> Result<(), redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    if tx.send(FanOut::Subscribed).await.is_err() {
+        return Ok(());
+    }
+    tracing::info!("store fan-out: subscribed");
+    let mut messages = pubsub.into_on_message();
+    while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+        let payload: String = message.get_payload().unwrap_or_default();
+        match UidDigest::from_hex(&payload) {
+            Some(uid) => {
+                if tx.send(FanOut::Ended(uid)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            None => tracing::warn!("store fan-out: ignored a malformed notice"),
+        }
+    }
+    tracing::warn!("store fan-out: subscription lost");
+    Ok(())
+}
+
+/// Redis keeps what a claim wrote only as well as it is configured to: say so at start if
+/// it could lose acknowledged claims (see the README). Managed services that refuse
+/// `CONFIG` are not second-guessed.
+async fn warn_unless_durable(connection: &mut ConnectionManager, target: &str) {
+    let setting = |name: &'static str| {
+        let mut connection = connection.clone();
+        async move {
+            let pair: Result<Vec<String>, _> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async(&mut connection)
+                .await;
+            pair.ok().and_then(|pair| pair.get(1).cloned())
+        }
+    };
+    let (appendonly, fsync) = (setting("appendonly").await, setting("appendfsync").await);
+    if let (Some(appendonly), Some(fsync)) = (appendonly, fsync)
+        && (appendonly != "yes" || fsync != "always")
+    {
+        tracing::warn!(
+            redis = target,
+            appendonly,
+            appendfsync = fsync,
+            "Redis may lose acknowledged logins on a crash; run it with appendonly yes and \
+             appendfsync always (see the README)"
+        );
+    }
+}
+
+/// `host:port/db`, for messages: never the password.
+fn describe(client: &redis::Client) -> String {
+    let info = client.get_connection_info();
+    let db = info.redis_settings().db();
+    format!("{}/{db}", info.addr())
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+/// A session hash as [`Stored`]; `None` if the key does not exist (an empty hash).
+fn read(fields: &HashMap<String, String>) -> Result<Option<Stored>, StoreError> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let number = |name: &str| -> Result<i64, StoreError> {
+        fields
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Backend(format!("a session hash has no valid {name}")))
+    };
+    let account = AccountId(number("account")?);
+    let username: Arc<str> = fields.get("username").map_or("", String::as_str).into();
+    let Some(ended_at) = fields.get("ended_at") else {
+        let issued_at = UnixMillis::from_millis(number("issued_at")?);
+        return Ok(Some(Stored::Active(
+            LoadedActive { account, issued_at },
+            username,
+        )));
+    };
+    let ended_at = ended_at
+        .parse()
+        .map(UnixMillis::from_millis)
+        .map_err(|_| StoreError::Backend("a session hash has no valid ended_at".into()))?;
+    let reason = columns::end_reason(
+        fields.get("reason").map_or("", String::as_str),
+        fields.get("by_ua").map(|ua| Arc::from(ua.as_str())),
+        fields.get("by_ip").map(String::as_str),
+    )?;
+    Ok(Some(Stored::Ended(
+        LoadedEnded {
+            account,
+            ended_at,
+            reason,
+        },
+        username,
+    )))
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, ended_since: UnixMillis) -> Result<Snapshot, StoreError> {
+        let mut usernames = HashMap::new();
+        let mut snapshot = Snapshot::default();
+        for (uid, stored) in self.all_sessions().await? {
+            match stored {
+                Stored::Active(active, username) => {
+                    usernames.insert(active.account, username);
+                    snapshot.active.push((uid, active));
+                }
+                Stored::Ended(ended, username) if ended.ended_at >= ended_since => {
+                    usernames.insert(ended.account, username);
+                    snapshot.ended.push((uid, ended));
+                }
+                Stored::Ended(..) => {}
+            }
+        }
+        snapshot.usernames = usernames.into_iter().collect();
+        Ok(snapshot)
+    }
+
+    async fn claim(
+        &self,
+        uid: UidDigest,
+        session: &ActiveSession,
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        let account = session.account.0;
+        let ended: Vec<String> = self
+            .claim
+            .key(self.key("active", account))
+            .key(self.key("ended", account))
+            .key(self.key("session", uid.to_hex()))
+            .arg(uid.to_hex())
+            .arg(account)
+            .arg(&*session.username)
+            .arg(session.issued_at.as_millis())
+            .arg(session.origin.ip.to_string())
+            .arg(session.origin.user_agent.as_deref().unwrap_or(""))
+            .arg(self.history_ms())
+            .arg(&*self.prefix)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend)?;
+        ended
+            .iter()
+            .map(|hex| {
+                let old = UidDigest::from_hex(hex)
+                    .ok_or_else(|| StoreError::Backend("a stored digest is not hex".into()))?;
+                Ok((old, session.supersedes()))
+            })
+            .collect()
+    }
+
+    async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
+        let released: i64 = self
+            .release
+            .key(self.key("session", uid.to_hex()))
+            .arg(uid.to_hex())
+            .arg(at.as_millis())
+            .arg(self.history_ms())
+            .arg(&*self.prefix)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend)?;
+        Ok(released == 1)
+    }
+
+    /// Ended sessions also expire by themselves after the history period; this forgets
+    /// those ended before `ended_before` now, one account at a time.
+    async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError> {
+        let mut accounts = Vec::new();
+        for (_, stored) in self.all_sessions().await? {
+            if let Stored::Ended(ended, _) = stored
+                && ended.ended_at < ended_before
+            {
+                accounts.push(ended.account);
+            }
+        }
+        accounts.sort();
+        accounts.dedup();
+        let mut pruned = 0;
+        for account in accounts {
+            pruned += self
+                .forget_where(account, usize::MAX, ended_before.as_millis().to_string())
+                .await?
+                .len() as u64;
+        }
+        Ok(pruned)
+    }
+
+    async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
+        let fields: HashMap<String, String> = self
+            .connection()
+            .hgetall(self.key("session", uid.to_hex()))
+            .await
+            .map_err(backend)?;
+        read(&fields)
+    }
+
+    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
+        self.connection()
+            .exists(self.key("active", account.0))
+            .await
+            .map_err(backend)
+    }
+
+    async fn forget_oldest(
+        &self,
+        account: AccountId,
+        keep: usize,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        self.forget_where(account, keep, "-inf".into()).await
+    }
+}
+
+impl RedisStore {
+    /// [`FORGET`] for one account.
+    async fn forget_where(
+        &self,
+        account: AccountId,
+        keep: usize,
+        cutoff: String,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let forgotten: Vec<String> = self
+            .forget
+            .key(self.key("ended", account.0))
+            .arg(keep.min(i64::MAX as usize))
+            .arg(cutoff)
+            .arg(&*self.prefix)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend)?;
+        Ok(forgotten
+            .iter()
+            .filter_map(|hex| UidDigest::from_hex(hex))
+            .collect())
+    }
+}
+
+/// Test support: the URL of the test Redis (`SOLOTAB_TEST_REDIS_URL`, default the local
+/// one) and a key prefix of this test's own (`solotab_test_<unix time>_<random>:`). Keys of
+/// runs over an hour old are deleted on the way.
+#[cfg(any(test, feature = "test-support"))]
+pub async fn test_redis() -> (String, String) {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let url =
+        std::env::var("SOLOTAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url.as_str()).expect("SOLOTAB_TEST_REDIS_URL parses");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the Redis tests need a server at {url} ({e}); set SOLOTAB_TEST_REDIS_URL, \
+                 or run ./dev.sh test, which starts one"
+            )
+        });
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale: Vec<String> = {
+        let mut keys = connection
+            .scan_match::<_, String>("solotab_test_*")
+            .await
+            .unwrap();
+        let mut stale = Vec::new();
+        while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
+            let key = key.unwrap();
+            let created: u64 = key
+                .split('_')
+                .nth(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if created + 3600 < now {
+                stale.push(key);
+            }
+        }
+        stale
+    };
+    for key in stale {
+        let _: Result<(), _> = connection.del(key).await;
+    }
+    let random = u64::from_le_bytes(
+        crate::uid::Uid::generate().digest().as_bytes()[..8]
+            .try_into()
+            .unwrap(),
+    );
+    (url, format!("solotab_test_{now}_{random:016x}:"))
+}
+
+/// Sessions in Redis, accounts and devices in memory: what the suites that also create
+/// accounts run against (in a deployment, accounts are in PostgreSQL).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct TestStore {
+    pub sessions: RedisStore,
+    accounts: super::MemoryStore,
+}
+
+#[cfg(test)]
+pub(crate) async fn test_store() -> TestStore {
+    let (url, prefix) = test_redis().await;
+    let sessions = RedisStore::connect(&url, &prefix, crate::registry::DEFAULT_HISTORY)
+        .await
+        .unwrap();
+    TestStore {
+        sessions,
+        accounts: super::MemoryStore::new(),
+    }
+}
+
+#[cfg(test)]
+mod delegation {
+    use super::super::{
+        AccountRecord, AccountStore, CreateAccountError, DeviceHash, DeviceRecord, DeviceStore,
+    };
+    use super::*;
+
+    #[async_trait]
+    impl SessionStore for TestStore {
+        async fn load(&self, since: UnixMillis) -> Result<Snapshot, StoreError> {
+            self.sessions.load(since).await
+        }
+        async fn claim(
+            &self,
+            uid: UidDigest,
+            session: &ActiveSession,
+        ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+            self.sessions.claim(uid, session).await
+        }
+        async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
+            self.sessions.release(uid, at).await
+        }
+        async fn prune(&self, before: UnixMillis) -> Result<u64, StoreError> {
+            self.sessions.prune(before).await
+        }
+        async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
+            self.sessions.lookup(uid).await
+        }
+        async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
+            self.sessions.has_active(account).await
+        }
+        async fn forget_oldest(
+            &self,
+            account: AccountId,
+            keep: usize,
+        ) -> Result<Vec<UidDigest>, StoreError> {
+            self.sessions.forget_oldest(account, keep).await
+        }
+    }
+
+    #[async_trait]
+    impl AccountStore for TestStore {
+        async fn create(
+            &self,
+            username: &str,
+            hash: &str,
+            at: UnixMillis,
+        ) -> Result<AccountId, CreateAccountError> {
+            self.accounts.create(username, hash, at).await
+        }
+        async fn find(&self, key: &str) -> Result<Option<AccountRecord>, StoreError> {
+            self.accounts.find(key).await
+        }
+    }
+
+    #[async_trait]
+    impl DeviceStore for TestStore {
+        async fn replace_devices(
+            &self,
+            account: AccountId,
+            device: DeviceHash,
+            created_at: UnixMillis,
+            expires_at: UnixMillis,
+        ) -> Result<(), StoreError> {
+            self.accounts
+                .replace_devices(account, device, created_at, expires_at)
+                .await
+        }
+        async fn find_device(
+            &self,
+            device: DeviceHash,
+            now: UnixMillis,
+        ) -> Result<Option<DeviceRecord>, StoreError> {
+            self.accounts.find_device(device, now).await
+        }
+        async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
+            self.accounts.remove_device(device).await
+        }
+        async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {
+            self.accounts.prune_devices(now).await
+        }
+    }
+}
