@@ -56,6 +56,8 @@ setup_system() {
   fi
   # The HTTP benchmark's load generator (also run, briefly, by the test command).
   command -v wrk >/dev/null || missing+=(wrk)
+  # The browser tests put two instances behind nginx.
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
   if [ "$need_browser" = yes ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3 python3-venv)
   fi

@@ -1,3 +1,6 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
+import { join, resolve } from "node:path";
 import {
   test as base,
   expect,
@@ -134,4 +137,70 @@ export async function refresh(page: Page) {
 export function screenshotPath(name: string): string {
   const dir = process.env.UPDATE_SCREENSHOTS ? "../docs/screenshots" : "test-results/screenshots";
   return `${__dirname}/../${dir}/${name}`;
+}
+
+/** The repository's root, where `target/` is. */
+export const root = resolve(__dirname, "..", "..");
+
+/** A server of a test's own (the real binary), so that the test can stop, kill or restart it. */
+export class OwnServer {
+  private process?: ChildProcess;
+  constructor(
+    readonly port: number,
+    /** Where its data lives (`SOLOTAB_DB` or `SOLOTAB_DATABASE_URL`) and any other setting. */
+    private readonly settings: Record<string, string>,
+  ) {}
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    this.process = spawn(join(root, "target", "debug", "server"), [], {
+      cwd: root,
+      stdio: "ignore",
+      env: {
+        ...process.env,
+        LEPTOS_SITE_ADDR: `127.0.0.1:${this.port}`,
+        LEPTOS_SITE_ROOT: join(root, "target", "site"),
+        LEPTOS_OUTPUT_NAME: "solotab",
+        SOLOTAB_MAX_REGISTRATIONS_PER_HOUR: "0",
+        ...this.settings,
+      },
+    });
+    await expect
+      .poll(async () => (await fetch(`${this.url}/healthz`).catch(() => undefined))?.status, {
+        timeout: 30_000,
+      })
+      .toBe(200);
+  }
+
+  /** SIGTERM: a graceful shutdown, which closes every channel with "server restarting". */
+  async stop() {
+    await this.signal("SIGTERM");
+  }
+
+  /** SIGKILL: the process dies at once; its connections just drop. */
+  async kill() {
+    await this.signal("SIGKILL");
+  }
+
+  private async signal(signal: NodeJS.Signals) {
+    const running = this.process;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((done) => running.once("exit", done));
+    running.kill(signal);
+    await exited;
+  }
+}
+
+/** A TCP port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const probe = createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => done(port));
+    });
+  });
 }

@@ -1,14 +1,14 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import type { Page } from "@playwright/test";
 import {
+  OwnServer,
   PASSWORD,
   activeHome,
   connectionBanner,
   expect,
+  freePort,
   newContext,
   openLogin,
   premiumBody,
@@ -165,61 +165,9 @@ test("a dropped push channel shows the banner, reconnects, and never signs out",
   await expect(supersededAlert(page)).toBeVisible({ timeout: 5_000 });
 });
 
-/** A server of this test's own (the real binary), so that the test can restart it. */
-class OwnServer {
-  private process?: ChildProcess;
-  constructor(
-    readonly port: number,
-    private readonly db: string,
-  ) {}
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start() {
-    const root = resolve(__dirname, "..", "..");
-    this.process = spawn(join(root, "target", "debug", "server"), [], {
-      cwd: root,
-      stdio: "ignore",
-      env: {
-        ...process.env,
-        LEPTOS_SITE_ADDR: `127.0.0.1:${this.port}`,
-        LEPTOS_SITE_ROOT: join(root, "target", "site"),
-        LEPTOS_OUTPUT_NAME: "solotab",
-        SOLOTAB_DB: this.db,
-        SOLOTAB_MAX_REGISTRATIONS_PER_HOUR: "0",
-      },
-    });
-    await expect
-      .poll(async () => (await fetch(`${this.url}/healthz`).catch(() => undefined))?.status, {
-        timeout: 30_000,
-      })
-      .toBe(200);
-  }
-
-  /** SIGTERM: a graceful shutdown, which closes every channel with "server restarting". */
-  async stop() {
-    const running = this.process;
-    if (!running || running.exitCode !== null || running.signalCode !== null) return;
-    const exited = new Promise((done) => running.once("exit", done));
-    running.kill("SIGTERM");
-    await exited;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const probe = createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => done(port));
-    });
-  });
-}
-
 test("a server restart closes the channel, and the tab reconnects to the new process still signed in", async ({ browser }) => {
-  const server = new OwnServer(await freePort(), join(mkdtempSync(join(tmpdir(), "solotab-restart-")), "solotab.db"));
+  const db = join(mkdtempSync(join(tmpdir(), "solotab-restart-")), "solotab.db");
+  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db });
   await server.start();
   try {
     const context = await newContext(browser, { baseURL: server.url });
