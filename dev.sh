@@ -165,7 +165,7 @@ find_or_start_postgres() {
   fi
   "${as[@]}" "$bin/initdb" -D "$PG_PRIVATE/data" -U postgres --auth=trust -E UTF8 >/dev/null
   "${as[@]}" "$bin/pg_ctl" -D "$PG_PRIVATE/data" -l "$PG_PRIVATE/log" -w \
-    -o "-p $port -k $PG_PRIVATE -c listen_addresses=127.0.0.1" start >/dev/null
+    -o "-p $port -k $PG_PRIVATE -c listen_addresses=127.0.0.1 ${PG_EXTRA_OPTIONS:-}" start >/dev/null
   "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres test
   export SOLOTAB_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/test"
 }
@@ -290,11 +290,17 @@ run_benchmarks() {
   timed "core_bench" "$dir/core_bench" "$@"
   timed "http_bench" "$dir/http_bench" "$@"
   timed "push_bench" "$dir/push_bench" "$@"
+  timed "instances_bench" "$dir/instances_bench" "$@"
 }
 
 # `./dev.sh bench [--quick]`: release build; a full run writes a dated section into
 # docs/BENCHMARKS.md (a quick one only prints).
 run_bench() {
+  # Its own PostgreSQL, with pg_stat_statements loaded to count statements per request.
+  trap stop_private_stores EXIT
+  SOLOTAB_PRIVATE_POSTGRES=1 PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements" \
+    timed "postgresql" find_or_start_postgres
+  timed "redis" find_or_start_redis
   say "Building the server and the benchmarks (release)"
   timed "cargo build --release" cargo build --locked --release -p server --bins --examples
   say "Measuring (loopback only)"

@@ -31,8 +31,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::store::{
-    AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, SessionStore,
-    StoreError, Stored,
+    AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
+    SessionStore, StoreError, Stored,
 };
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
@@ -55,6 +55,9 @@ pub const MAX_ENDED_PER_ACCOUNT: usize = 32;
 /// Pruning removes expired UIDs from memory this many at a time, so that checks, which need
 /// the read lock, never wait for a whole sweep.
 const PRUNE_BATCH: usize = 1024;
+
+/// How many times a conditional claim looks again when other claims keep coming in between.
+const MAX_CLAIM_ATTEMPTS: usize = 8;
 
 /// How long the fan-out waits before re-reading UIDs it could not read (store down).
 const RECHECK_AFTER: Duration = Duration::from_secs(1);
@@ -257,7 +260,7 @@ impl Registry {
     pub async fn is_active(&self, account: AccountId) -> Result<bool, StoreError> {
         match &self.truth {
             Truth::Memory(sessions) => Ok(read(sessions).is_active(account)),
-            Truth::Shared(_) => self.store.has_active(account).await,
+            Truth::Shared(_) => Ok(self.store.active_of(account).await?.is_some()),
         }
     }
 
@@ -273,71 +276,101 @@ impl Registry {
         origin: LoginOrigin,
     ) -> Result<Claimed, StoreError> {
         let claimed = self
-            .claim_if(account, username, origin, async { Ok(true) })
+            .claim_if(account, username, origin, || async { Ok(true) })
             .await?;
         claimed.ok_or_else(|| StoreError::Backend("an unconditional claim was refused".into()))
     }
 
-    /// [`claim`](Self::claim), but only if `still_allowed` answers true when it is checked:
-    /// after every earlier claim and release of this server has committed, and before any
-    /// later one starts. `None` means it answered false, and nothing changed.
+    /// [`claim`](Self::claim), but only if `still_allowed` answers true, and nothing can
+    /// have changed the account's active tab between its answer and the claim. `None` means
+    /// it answered false, and nothing changed.
     ///
-    /// This is what makes "Use here" exact on one server: the device is checked in the same
-    /// step as the claim, so a password login from another browser (which ends the device,
-    /// then claims) either comes first and is seen, or comes after and wins. With several
-    /// instances the step is this instance's only (see the README).
-    pub async fn claim_if(
+    /// This is what makes "Use here" exact: the device is checked in effect in the claim's
+    /// own step, so a password login from another browser (which ends the device, then
+    /// claims) either comes first and is seen, or comes after and wins. With one server,
+    /// `still_allowed` runs after every earlier claim and release of this server and before
+    /// any later one. With several, the claim requires the active tab to be the one read
+    /// before `still_allowed` ran; if another claim came in between, all is done again.
+    pub async fn claim_if<F>(
         &self,
         account: AccountId,
         username: Arc<str>,
         origin: LoginOrigin,
-        still_allowed: impl Future<Output = Result<bool, StoreError>> + Send + 'static,
-    ) -> Result<Option<Claimed>, StoreError> {
+        still_allowed: impl Fn() -> F + Send + 'static,
+    ) -> Result<Option<Claimed>, StoreError>
+    where
+        F: Future<Output = Result<bool, StoreError>> + Send,
+    {
         let this = self.clone();
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
-            if !still_allowed.await? {
-                return Ok(None);
-            }
-            let uid = Uid::generate();
-            let session = ActiveSession {
-                account,
-                username,
-                issued_at: UnixMillis::now(),
-                origin,
-            };
-            let digest = uid.digest();
-            let superseded = this.store.claim(digest, &session).await?;
-            match &this.truth {
-                Truth::Memory(sessions) => {
-                    let mut sessions = write(sessions);
-                    let ends_superseded = sessions.ends_superseded();
-                    for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
-                        sessions.end(old, ended);
-                    }
-                    let started = Session {
-                        account,
-                        issued_at: session.issued_at,
-                    };
-                    sessions.start(&digest, started, &session.username);
+            for _ in 0..MAX_CLAIM_ATTEMPTS {
+                let replacing = match this.truth {
+                    Truth::Memory(_) => Replacing::Any,
+                    Truth::Shared(_) => Replacing::Only(this.store.active_of(account).await?),
+                };
+                if !still_allowed().await? {
+                    return Ok(None);
                 }
-                Truth::Shared(usernames) => {
-                    remember_username(usernames, account, session.username.clone());
-                }
+                let uid = Uid::generate();
+                let session = ActiveSession {
+                    account,
+                    username: username.clone(),
+                    issued_at: UnixMillis::now(),
+                    origin: origin.clone(),
+                };
+                let digest = uid.digest();
+                let Some(superseded) = this
+                    .store
+                    .claim_replacing(digest, &session, replacing)
+                    .await?
+                else {
+                    continue; // another instance claimed in between: look again
+                };
+                this.started(&digest, &session, &superseded);
+                this.bound_history(account, !superseded.is_empty()).await;
+                return Ok(Some(Claimed {
+                    uid,
+                    session,
+                    superseded,
+                }));
             }
-            // This server's channels hear at once; the others' through the fan-out.
-            for (old, ended) in &superseded {
-                this.watchers.ended(old, Rejection::of(ended));
-            }
-            this.bound_history(account, !superseded.is_empty()).await;
-            Ok(Some(Claimed {
-                uid,
-                session,
-                superseded,
-            }))
+            Err(StoreError::Backend(
+                "the account's tab kept changing; the claim gave up".into(),
+            ))
         })
         .await
         .map_err(|_| StoreError::Task)?
+    }
+
+    /// Applies a committed claim of `digest` to memory and tells the watches of what it ended.
+    fn started(
+        &self,
+        digest: &UidDigest,
+        session: &ActiveSession,
+        superseded: &[(UidDigest, EndedSession)],
+    ) {
+        match &self.truth {
+            Truth::Memory(sessions) => {
+                let mut sessions = write(sessions);
+                let ends_superseded = sessions.ends_superseded();
+                for (old, ended) in superseded.iter().filter(|_| ends_superseded) {
+                    sessions.end(old, ended);
+                }
+                let started = Session {
+                    account: session.account,
+                    issued_at: session.issued_at,
+                };
+                sessions.start(digest, started, &session.username);
+            }
+            Truth::Shared(usernames) => {
+                remember_username(usernames, session.account, session.username.clone());
+            }
+        }
+        // This server's channels hear at once; the others' through the fan-out.
+        for (old, ended) in superseded {
+            self.watchers.ended(old, Rejection::of(ended));
+        }
     }
 
     /// Ends `uid` (logout). A UID that is not active is refused with its rejection, and

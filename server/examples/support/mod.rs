@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use solotab::registry::Registry;
 use solotab::store::{
     AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
-    SessionStore, Snapshot, StoreError, Stored,
+    Replacing, SessionStore, Snapshot, StoreError, Stored,
 };
 use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
@@ -115,11 +115,12 @@ impl SessionStore for SnapshotStore {
     async fn load(&self, _: UnixMillis) -> Result<Snapshot, StoreError> {
         Ok(std::mem::take(&mut *self.0.lock().unwrap()))
     }
-    async fn claim(
+    async fn claim_replacing(
         &self,
         _: UidDigest,
         _: &ActiveSession,
-    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        _: Replacing,
+    ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }
     async fn release(&self, _: UidDigest, _: UnixMillis) -> Result<bool, StoreError> {
@@ -133,7 +134,7 @@ impl SessionStore for SnapshotStore {
             "the benchmark store is only loaded from".into(),
         ))
     }
-    async fn has_active(&self, _: AccountId) -> Result<bool, StoreError> {
+    async fn active_of(&self, _: AccountId) -> Result<Option<UidDigest>, StoreError> {
         Err(StoreError::Backend(
             "the benchmark store is only loaded from".into(),
         ))

@@ -1,5 +1,7 @@
 //! The handlers: parse, call the core, map the result to the contract. Nothing else.
 
+use std::sync::Arc;
+
 use app::contract::{
     Credentials, Device, ErrorBody, Health, LoggedIn, Me, Premium, Registered, UseHere,
 };
@@ -180,10 +182,13 @@ pub(super) async fn use_here(
     // Checked again in the claim's own step: a password login from another browser may have
     // ended this device since (see `Registry::claim_if`).
     let still_valid = {
-        let (devices, account) = (state.devices.clone(), record.account);
-        async move {
-            let found = devices.find(&token).await?;
-            Ok(found.is_some_and(|d| d.account == account))
+        let (devices, account, token) = (state.devices.clone(), record.account, Arc::new(token));
+        move || {
+            let (devices, token) = (devices.clone(), Arc::clone(&token));
+            async move {
+                let found = devices.find(&token).await?;
+                Ok(found.is_some_and(|d| d.account == account))
+            }
         }
     };
     let claimed = state

@@ -235,14 +235,14 @@ on_every_store! { BOTH;
     a_conditional_claim_that_is_no_longer_allowed_changes_nothing: |reg| {
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let refused = reg
-            .claim_if(ANN, "ann".into(), origin(2), async { Ok(false) })
+            .claim_if(ANN, "ann".into(), origin(2), || async { Ok(false) })
             .await
             .unwrap();
         assert!(refused.is_none());
         assert!(reg.check(&first.uid).await.is_ok(), "the active tab stays active");
         assert_eq!(reg.counts(), (!reg.is_shared()).then_some((1, 0)));
         let allowed = reg
-            .claim_if(ANN, "ann".into(), origin(3), async { Ok(true) })
+            .claim_if(ANN, "ann".into(), origin(3), || async { Ok(true) })
             .await
             .unwrap()
             .unwrap();
@@ -252,11 +252,16 @@ on_every_store! { BOTH;
     a_conditional_claims_check_runs_in_the_claims_own_step: |reg| {
         // The check holds the write order: a claim started meanwhile waits for it.
         let (release_check, check_gate) = tokio::sync::oneshot::channel::<bool>();
+        let check_gate = Arc::new(tokio::sync::Mutex::new(Some(check_gate)));
         let conditional = tokio::spawn({
             let reg = reg.clone();
             async move {
-                reg.claim_if(ANN, "ann".into(), origin(1), async move {
-                    Ok(check_gate.await.unwrap())
+                reg.claim_if(ANN, "ann".into(), origin(1), move || {
+                    let check_gate = Arc::clone(&check_gate);
+                    async move {
+                        let gate = check_gate.lock().await.take().expect("checked once");
+                        Ok(gate.await.unwrap())
+                    }
                 })
                 .await
                 .unwrap()
@@ -645,6 +650,69 @@ mod instances {
             let superseded: usize = claims.iter().map(|c| c.superseded.len()).sum();
             assert_eq!(superseded, 63, "each loser is superseded exactly once");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn use_here_never_overtakes_a_password_login_on_another_instance_between_its_check_and_claim()
+     {
+        for store in stores().await {
+            let (a, b) = two_on(store).await;
+            let first = a.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+            // "Use here" on A: its device is valid when checked; right after, a password login
+            // on B ends the device and claims. When A looks again, the device is gone.
+            let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let login = Arc::new(tokio::sync::Mutex::new(None));
+            let refused = a
+                .claim_if(ANN, "ann".into(), origin(2), {
+                    let (checks, login, b) = (Arc::clone(&checks), Arc::clone(&login), b.clone());
+                    move || {
+                        let (checks, login, b) =
+                            (Arc::clone(&checks), Arc::clone(&login), b.clone());
+                        async move {
+                            if checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                                return Ok(false);
+                            }
+                            let claimed = b.claim(ANN, "ann".into(), origin(3)).await?;
+                            *login.lock().await = Some(claimed);
+                            Ok(true)
+                        }
+                    }
+                })
+                .await
+                .unwrap();
+            assert!(
+                refused.is_none(),
+                "Use here claimed over a newer password login"
+            );
+            assert_eq!(
+                checks.load(std::sync::atomic::Ordering::SeqCst),
+                2,
+                "it looked again"
+            );
+            let login = login.lock().await.take().unwrap();
+            assert!(
+                a.check(&login.uid).await.is_ok(),
+                "the password login stays active"
+            );
+            let superseded = refused_by(&b, &first.uid).await;
+            assert_eq!(
+                superseded,
+                Rejection::Superseded {
+                    at: login.session.issued_at,
+                    by: origin(3)
+                }
+            );
+            // Undisturbed, the same conditional claim goes through.
+            let again = a
+                .claim_if(ANN, "ann".into(), origin(4), || async { Ok(true) })
+                .await
+                .unwrap();
+            assert!(b.check(&again.unwrap().uid).await.is_ok());
+        }
+    }
+
+    async fn refused_by(registry: &Registry, uid: &Uid) -> Rejection {
+        refused(registry, uid).await.rejection
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,21 +93,43 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
-            async fn release_ends_an_active_session_once_and_has_active_follows() {
+            async fn release_ends_an_active_session_once_and_active_of_follows() {
                 let store = with_accounts($make).await;
                 let uid = Uid::generate().digest();
-                assert!(!store.has_active(AccountId(1)).await.unwrap());
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), None);
                 store.claim(uid, &session(1, 10, 1)).await.unwrap();
-                assert!(store.has_active(AccountId(1)).await.unwrap());
-                assert!(!store.has_active(AccountId(2)).await.unwrap(), "only the account claimed");
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), Some(uid));
+                assert_eq!(store.active_of(AccountId(2)).await.unwrap(), None, "only the account claimed");
                 assert!(store.release(uid, UnixMillis::from_millis(15)).await.unwrap());
-                assert!(!store.has_active(AccountId(1)).await.unwrap(), "a released session is not active");
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), None, "a released session is not active");
                 assert!(!store.release(uid, UnixMillis::from_millis(16)).await.unwrap());
                 assert!(!store.release(Uid::generate().digest(), UnixMillis::from_millis(17)).await.unwrap());
                 let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
                 assert!(snap.active.is_empty());
                 assert_eq!(snap.ended[0].1.reason, EndReason::LoggedOut);
                 assert_eq!(snap.ended[0].1.ended_at, UnixMillis::from_millis(15));
+            }
+
+            #[tokio::test]
+            async fn a_conditional_claim_replaces_only_the_session_it_expects() {
+                let store = with_accounts($make).await;
+                let (a1, a2, a3, stray) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
+                let only = |uid| Replacing::Only(uid);
+                // Expecting an active session where there is none, or none where there is one:
+                // nothing happens.
+                assert_eq!(store.claim_replacing(a1, &session(1, 10, 1), only(Some(stray))).await.unwrap(), None);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), None);
+                assert_eq!(store.claim_replacing(a1, &session(1, 10, 1), only(None)).await.unwrap(), Some(vec![]));
+                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), only(None)).await.unwrap(), None);
+                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), only(Some(stray))).await.unwrap(), None);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), Some(a1), "still the first");
+                assert_eq!(store.lookup(a2).await.unwrap(), None, "a refused claim leaves no trace");
+                // Expecting the one that is active: it is superseded like any claim does.
+                let ended = store.claim_replacing(a3, &session(1, 30, 3), only(Some(a1))).await.unwrap().unwrap();
+                assert_eq!(ended.len(), 1);
+                assert_eq!(ended[0].0, a1);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), Some(a3));
+                assert!(matches!(store.lookup(a1).await.unwrap(), Some(Stored::Ended(..))));
             }
 
             #[tokio::test]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, SessionStore,
-    Snapshot, StoreError, Stored,
+    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, Replacing,
+    SessionStore, Snapshot, StoreError, Stored,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -73,11 +73,12 @@ impl SessionStore for MemoryStore {
         Ok(snapshot)
     }
 
-    async fn claim(
+    async fn claim_replacing(
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        replacing: Replacing,
+    ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let mut inner = self.lock();
         let previous: Vec<UidDigest> = inner
             .active
@@ -85,6 +86,9 @@ impl SessionStore for MemoryStore {
             .filter(|(_, s)| s.account == session.account)
             .map(|(u, _)| *u)
             .collect();
+        if !replacing.allows(previous.first().copied()) {
+            return Ok(None);
+        }
         let mut superseded = Vec::with_capacity(previous.len());
         for old in previous {
             let Some(old_session) = inner.active.remove(&old) else {
@@ -96,7 +100,7 @@ impl SessionStore for MemoryStore {
             superseded.push((old, ended));
         }
         inner.active.insert(uid, session.clone());
-        Ok(superseded)
+        Ok(Some(superseded))
     }
 
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
@@ -142,8 +146,13 @@ impl SessionStore for MemoryStore {
         }))
     }
 
-    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
-        Ok(self.lock().active.values().any(|s| s.account == account))
+    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .active
+            .iter()
+            .find(|(_, s)| s.account == account)
+            .map(|(uid, _)| *uid))
     }
 
     async fn forget_oldest(

@@ -29,11 +29,11 @@ macro_rules! lookup_sql {
     };
 }
 
-/// `SessionStore::has_active`'s query in both SQL stores (a row, or none).
-macro_rules! has_active_sql {
+/// `SessionStore::active_of`'s query in both SQL stores (the uid, or no row).
+macro_rules! active_of_sql {
     ($account:literal) => {
         concat!(
-            "SELECT 1 FROM sessions WHERE ended_at IS NULL AND account_id = ",
+            "SELECT uid FROM sessions WHERE ended_at IS NULL AND account_id = ",
             $account
         )
     };
@@ -174,7 +174,24 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError>;
+    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        self.claim_replacing(uid, session, Replacing::Any)
+            .await?
+            .ok_or_else(|| StoreError::Backend("an unconditional claim was refused".into()))
+    }
+
+    /// [`claim`](Self::claim), but only if the account's active session is what `replacing`
+    /// requires, checked in the claim's own atomic step. `None`: it was not, and nothing
+    /// changed.
+    async fn claim_replacing(
+        &self,
+        uid: UidDigest,
+        session: &ActiveSession,
+        replacing: Replacing,
+    ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError>;
+
+    /// The account's active session, if it has one (one indexed read).
+    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError>;
 
     /// Ends `uid` as logged out if it is active; returns whether it was.
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError>;
@@ -186,9 +203,6 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// shares its store with other instances reads this instead of its own memory.
     async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError>;
 
-    /// Whether `account` has an active session now (one indexed read).
-    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError>;
-
     /// Forgets all but the `keep` most recently ended sessions of `account` (active ones are
     /// never touched); returns the UIDs it forgot. Bounds the history one account can grow.
     async fn forget_oldest(
@@ -196,6 +210,27 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         account: AccountId,
         keep: usize,
     ) -> Result<Vec<UidDigest>, StoreError>;
+}
+
+/// What a claim requires of the account's active session when it commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacing {
+    /// Whatever it is: a password login always wins.
+    Any,
+    /// Exactly this session, or none (`None`): the one "Use here" saw before it checked the
+    /// browser's device, so that a password login from another browser in between (which
+    /// ends the device, then claims) is never overtaken.
+    Only(Option<UidDigest>),
+}
+
+impl Replacing {
+    /// Whether a claim may replace `active`, the account's active session now.
+    pub fn allows(self, active: Option<UidDigest>) -> bool {
+        match self {
+            Replacing::Any => true,
+            Replacing::Only(expected) => expected == active,
+        }
+    }
 }
 
 /// What a shared store's fan-out reports to each instance, in order.

@@ -18,8 +18,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, FanOut, SessionStore, Snapshot, StoreError, Stored,
-    columns,
+    DeviceRecord, DeviceStore, EndedSession, FanOut, Replacing, SessionStore, Snapshot, StoreError,
+    Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -245,11 +245,12 @@ impl SessionStore for PostgresStore {
         Ok(snapshot)
     }
 
-    async fn claim(
+    async fn claim_replacing(
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        replacing: Replacing,
+    ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         // Claims of one account wait here for each other, on every instance.
@@ -262,6 +263,17 @@ impl SessionStore for PostgresStore {
             .map_err(backend)?;
         if locked.is_none() {
             return Err(backend(format!("no account {}", session.account.0)));
+        }
+        if replacing != Replacing::Any {
+            let active = tx
+                .query_opt(active_of_sql!("$1"), &[&session.account.0])
+                .await
+                .map_err(backend)?
+                .map(|row| uid_from_row(&row, 0))
+                .transpose()?;
+            if !replacing.allows(active) {
+                return Ok(None);
+            }
         }
         let ip = session.origin.ip.to_string();
         let user_agent = session.origin.user_agent.as_deref();
@@ -298,10 +310,11 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        ended
+        let ended = ended
             .iter()
             .map(|row| Ok((uid_from_row(row, 0)?, session.supersedes())))
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(ended))
     }
 
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
@@ -351,17 +364,17 @@ impl SessionStore for PostgresStore {
         Ok(Some(found))
     }
 
-    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
+    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(has_active_sql!("$1"))
+            .prepare_cached(active_of_sql!("$1"))
             .await
             .map_err(backend)?;
         let row = client
             .query_opt(&statement, &[&account.0])
             .await
             .map_err(backend)?;
-        Ok(row.is_some())
+        row.map(|row| uid_from_row(&row, 0)).transpose()
     }
 
     async fn forget_oldest(

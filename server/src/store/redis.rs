@@ -28,8 +28,8 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, SessionStore,
-    Snapshot, StoreError, Stored, columns,
+    AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, Replacing,
+    SessionStore, Snapshot, StoreError, Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -41,12 +41,16 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Ends the account's active session (if any) as superseded and makes the new one active.
+/// Ends the account's active session (if any) as superseded and makes the new one active;
+/// returns `{'ok', ended...}`, or `{'changed'}` when the claim requires the active session to
+/// be another than it is (and then changes nothing).
 /// KEYS: active:<account>, ended:<account>, session:<new>. ARGV: new digest, account,
-/// username, issued_at, newer login's ip, its user agent ("" if none), history ms, prefix.
+/// username, issued_at, newer login's ip, its user agent ("" if none), history ms, prefix,
+/// 'only' to require that the active session be ARGV[10] ("" for none), else 'any'.
 const CLAIM: &str = r"
 local old = redis.call('GET', KEYS[1])
-local ended = {}
+if ARGV[9] == 'only' and (old or '') ~= ARGV[10] then return {'changed'} end
+local ended = {'ok'}
 if old then
   local key = ARGV[8] .. 'session:' .. old
   redis.call('HSET', key, 'ended_at', ARGV[4], 'reason', 'superseded', 'by_ip', ARGV[5])
@@ -55,7 +59,7 @@ if old then
   redis.call('ZADD', KEYS[2], ARGV[4], old)
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
   redis.call('PUBLISH', ARGV[8] .. 'ended', old)
-  ended = {old}
+  ended[2] = old
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[3], 'account', ARGV[2], 'username', ARGV[3], 'issued_at', ARGV[4])
@@ -371,13 +375,18 @@ impl SessionStore for RedisStore {
         Ok(snapshot)
     }
 
-    async fn claim(
+    async fn claim_replacing(
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        replacing: Replacing,
+    ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let account = session.account.0;
-        let ended: Vec<String> = self
+        let (mode, expected) = match replacing {
+            Replacing::Any => ("any", String::new()),
+            Replacing::Only(expected) => ("only", expected.map(|u| u.to_hex()).unwrap_or_default()),
+        };
+        let outcome: Vec<String> = self
             .claim
             .key(self.key("active", account))
             .key(self.key("ended", account))
@@ -390,17 +399,23 @@ impl SessionStore for RedisStore {
             .arg(session.origin.user_agent.as_deref().unwrap_or(""))
             .arg(self.history_ms())
             .arg(&*self.prefix)
+            .arg(mode)
+            .arg(expected)
             .invoke_async(&mut self.connection())
             .await
             .map_err(backend)?;
-        ended
+        let Some(("ok", ended)) = outcome.split_first().map(|(s, r)| (s.as_str(), r)) else {
+            return Ok(None);
+        };
+        let ended = ended
             .iter()
             .map(|hex| {
                 let old = UidDigest::from_hex(hex)
                     .ok_or_else(|| StoreError::Backend("a stored digest is not hex".into()))?;
                 Ok((old, session.supersedes()))
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(ended))
     }
 
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
@@ -449,11 +464,18 @@ impl SessionStore for RedisStore {
         read(&fields)
     }
 
-    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
-        self.connection()
-            .exists(self.key("active", account.0))
+    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+        let active: Option<String> = self
+            .connection()
+            .get(self.key("active", account.0))
             .await
-            .map_err(backend)
+            .map_err(backend)?;
+        active
+            .map(|hex| {
+                UidDigest::from_hex(&hex)
+                    .ok_or_else(|| StoreError::Backend("a stored digest is not hex".into()))
+            })
+            .transpose()
     }
 
     async fn forget_oldest(
@@ -574,12 +596,13 @@ mod delegation {
         async fn load(&self, since: UnixMillis) -> Result<Snapshot, StoreError> {
             self.sessions.load(since).await
         }
-        async fn claim(
+        async fn claim_replacing(
             &self,
             uid: UidDigest,
             session: &ActiveSession,
-        ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
-            self.sessions.claim(uid, session).await
+            replacing: Replacing,
+        ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
+            self.sessions.claim_replacing(uid, session, replacing).await
         }
         async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
             self.sessions.release(uid, at).await
@@ -590,8 +613,8 @@ mod delegation {
         async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
             self.sessions.lookup(uid).await
         }
-        async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
-            self.sessions.has_active(account).await
+        async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+            self.sessions.active_of(account).await
         }
         async fn forget_oldest(
             &self,

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, SessionStore, Snapshot, StoreError, Stored, columns,
+    DeviceRecord, DeviceStore, EndedSession, Replacing, SessionStore, Snapshot, StoreError, Stored,
+    columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -234,6 +235,16 @@ fn is_taken_username(err: &rusqlite::Error) -> bool {
     )
 }
 
+/// The account's active session, read on `conn` (or inside a transaction on it).
+fn active_of(conn: &Connection, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+    let mut stmt = conn.prepare_cached(active_of_sql!("?1")).map_err(backend)?;
+    let uid: Option<Vec<u8>> = stmt
+        .query_row([account.0], |row| row.get(0))
+        .optional()
+        .map_err(backend)?;
+    uid.map(|bytes| columns::uid(&bytes)).transpose()
+}
+
 fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
@@ -304,16 +315,23 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn claim(
+    async fn claim_replacing(
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-    ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
+        replacing: Replacing,
+    ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let session = session.clone();
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
+            if replacing != Replacing::Any {
+                let active = active_of(&tx, session.account)?;
+                if !replacing.allows(active) {
+                    return Ok(None);
+                }
+            }
             let ip = session.origin.ip.to_string();
             let ended_uids = {
                 let mut stmt = tx
@@ -351,10 +369,11 @@ impl SessionStore for SqliteStore {
             )
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
-            ended_uids
+            let ended = ended_uids
                 .into_iter()
                 .map(|bytes| Ok((columns::uid(&bytes)?, session.supersedes())))
-                .collect()
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Some(ended))
         })
         .await
     }
@@ -403,14 +422,8 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn has_active(&self, account: AccountId) -> Result<bool, StoreError> {
-        self.run(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(has_active_sql!("?1"))
-                .map_err(backend)?;
-            stmt.exists([account.0]).map_err(backend)
-        })
-        .await
+    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+        self.run(move |conn| active_of(conn, account)).await
     }
 
     async fn forget_oldest(
