@@ -22,18 +22,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use solotab::config::Config;
 use solotab::store::{postgres_test_database_url, test_redis};
-use support::{median, percentile, spread};
-use tokio_tungstenite::tungstenite::Message;
-
-type Channel =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const PASSWORD: &str = "correct horse battery";
+use support::{PASSWORD, expect, login, median, open_channel, percentile, register, spread};
 
 struct Sizes {
     rounds: usize,
@@ -381,7 +374,7 @@ async fn takeovers(sizes: &Sizes) {
         for n in 0..sizes.takeovers * 2 {
             // The old tab: a fresh UID with its channel on A.
             let uid = use_here(&client, a, &device).await;
-            let mut channel = open_channel(a, &uid).await;
+            let mut channel = open_channel(a, &format!("http://{a}"), &uid).await;
             expect(&mut channel, "active").await;
             let by = if n % 2 == 0 { a } else { b };
             let started = Instant::now();
@@ -457,30 +450,6 @@ async fn store_round_trips(
     times
 }
 
-async fn register(client: &reqwest::Client, base: &str, name: &str) {
-    let creds = json!({"username": name, "password": PASSWORD});
-    let reply = client
-        .post(format!("{base}/api/register"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
-    assert!(reply.status().is_success(), "registering {name}");
-}
-
-async fn login(client: &reqwest::Client, base: &str, name: &str) -> String {
-    let reply: Value = client
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": name, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    reply["uid"].as_str().expect("login succeeded").to_owned()
-}
-
 /// Logs in and returns the device cookie (`name=value`) the login set.
 async fn login_with_device(client: &reqwest::Client, base: &str, name: &str) -> String {
     let reply = client
@@ -512,31 +481,4 @@ async fn use_here(client: &reqwest::Client, addr: SocketAddr, device: &str) -> S
         .as_str()
         .expect("use here succeeded")
         .to_owned()
-}
-
-async fn open_channel(addr: SocketAddr, uid: &str) -> Channel {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}/api/channel")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("origin", format!("http://{addr}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = json!({"type": "hello", "uid": uid}).to_string();
-    ws.send(Message::text(hello)).await.unwrap();
-    ws
-}
-
-/// Reads until a message of `kind` arrives; false if the channel closed first.
-async fn expect(ws: &mut Channel, kind: &str) -> bool {
-    while let Some(Ok(message)) = ws.next().await {
-        if let Message::Text(text) = message {
-            let event: Value = serde_json::from_str(&text).unwrap();
-            if event["type"] == kind {
-                return true;
-            }
-        }
-    }
-    false
 }

@@ -20,15 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use support::percentile;
-use tokio_tungstenite::tungstenite::Message;
+use support::{Channel, expect, login, open_channel, percentile, register};
 
-type Channel =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const PASSWORD: &str = "correct horse battery";
 /// Channels per active UID (the server allows four).
 const PER_UID: usize = 4;
 
@@ -164,7 +157,7 @@ async fn main() {
             register(client, &server.base, &name).await;
             let mut tally = Delivery::default();
             let mut tab = login(client, &server.base, &name).await;
-            let mut ws = channel(server, origin, &tab).await;
+            let mut ws = open_channel(&server.addr, origin, &tab).await;
             expect(&mut ws, "active").await;
             for n in (w..sizes.delivery).step_by(DELIVERY_WORKERS) {
                 let reconnect = n % 4 == 0;
@@ -174,7 +167,7 @@ async fn main() {
                     drop(ws);
                     let (new, delivered) =
                         tokio::join!(login(client, &server.base, &name), async {
-                            let mut again = channel(server, origin, &tab).await;
+                            let mut again = open_channel(&server.addr, origin, &tab).await;
                             within(expect(&mut again, "ended")).await
                         });
                     tally.reconnects += 1;
@@ -188,7 +181,7 @@ async fn main() {
                 tally.takeovers += 1;
                 tally.delivered += usize::from(delivered);
                 tab = new;
-                ws = channel(server, origin, &tab).await;
+                ws = open_channel(&server.addr, origin, &tab).await;
                 expect(&mut ws, "active").await;
             }
             tally
@@ -331,7 +324,7 @@ async fn takeover(
     tab: &str,
     stats: &mut Takeovers,
 ) -> String {
-    let mut old = channel(server, origin, tab).await;
+    let mut old = open_channel(&server.addr, origin, tab).await;
     expect(&mut old, "active").await;
     let started = Instant::now();
     let login = login(client, &server.base, "taken");
@@ -360,44 +353,6 @@ async fn takeover(
     new
 }
 
-async fn register(client: &reqwest::Client, base: &str, name: &str) {
-    let creds = json!({"username": name, "password": PASSWORD});
-    let reply = client
-        .post(format!("{base}/api/register"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
-    assert!(reply.status().is_success(), "registering {name}");
-}
-
-async fn login(client: &reqwest::Client, base: &str, name: &str) -> String {
-    let reply: Value = client
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": name, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    reply["uid"].as_str().expect("login succeeded").to_owned()
-}
-
-async fn channel(server: &Server, origin: &str, uid: &str) -> Channel {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{}/api/channel", server.addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("origin", origin.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = json!({"type": "hello", "uid": uid}).to_string();
-    ws.send(Message::text(hello)).await.unwrap();
-    ws
-}
-
 /// Opens PER_UID channels for every UID and waits until each is active.
 async fn open_channels(server: &Server, origin: &str, uids: &[String]) -> Vec<Channel> {
     let mut open = Vec::with_capacity(uids.len() * PER_UID);
@@ -406,26 +361,13 @@ async fn open_channels(server: &Server, origin: &str, uids: &[String]) -> Vec<Ch
             .iter()
             .flat_map(|uid| std::iter::repeat_n(uid, PER_UID))
             .map(|uid| async move {
-                let mut ws = channel(server, origin, uid).await;
+                let mut ws = open_channel(&server.addr, origin, uid).await;
                 expect(&mut ws, "active").await;
                 ws
             });
         open.extend(futures_util::future::join_all(batch).await);
     }
     open
-}
-
-/// Reads until a message of `kind` arrives; false if the channel closed first.
-async fn expect(ws: &mut Channel, kind: &str) -> bool {
-    while let Some(Ok(message)) = ws.next().await {
-        if let Message::Text(text) = message {
-            let event: Value = serde_json::from_str(&text).unwrap();
-            if event["type"] == kind {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 /// A keep-alive HTTP connection that has had one answer and now sits idle.

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
 use solotab::registry::Registry;
 use solotab::store::{
     AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
@@ -15,6 +17,7 @@ use solotab::store::{
 };
 use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
+use tokio_tungstenite::tungstenite::Message;
 
 /// User agents are few in real traffic; sessions draw from these.
 const USER_AGENTS: [&str; 3] = [
@@ -186,4 +189,66 @@ pub fn spread(values: &[f64]) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{min:.2}-{max:.2}")
+}
+
+/// The password every benchmark account has.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A push channel, as a tab holds it.
+pub type Channel =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn register(client: &reqwest::Client, base: &str, name: &str) {
+    let creds = json!({"username": name, "password": PASSWORD});
+    let reply = client
+        .post(format!("{base}/api/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "registering {name}");
+}
+
+pub async fn login(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let reply: Value = client
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply["uid"].as_str().expect("login succeeded").to_owned()
+}
+
+/// Opens `/api/channel` on `addr` with this `Origin` and says hello with `uid`.
+pub async fn open_channel(addr: impl std::fmt::Display, origin: &str, uid: &str) -> Channel {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/api/channel")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let hello = serde_json::json!({"type": "hello", "uid": uid}).to_string();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(hello))
+        .await
+        .unwrap();
+    ws
+}
+
+/// Reads until a message of `kind` arrives; false if the channel closed first.
+pub async fn expect(ws: &mut Channel, kind: &str) -> bool {
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = message {
+            let event: Value = serde_json::from_str(&text).unwrap();
+            if event["type"] == kind {
+                return true;
+            }
+        }
+    }
+    false
 }
