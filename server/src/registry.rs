@@ -465,7 +465,8 @@ impl Registry {
     }
 
     /// Hands ends made by other instances to this server's push channels, until `fan_out`
-    /// closes. Each notice is checked against the store (only for UIDs watched here), and
+    /// closes. A notice that says when and why is told as it is (the store committed it);
+    /// one that does not is checked against the store (only for UIDs watched here); and
     /// after every (re)subscription every watched UID is, so an end made while the
     /// subscription was down is still told. UIDs the store could not be read for are tried
     /// again every [`RECHECK_AFTER`].
@@ -486,11 +487,16 @@ impl Registry {
             };
             match event {
                 None => return,
-                Some(FanOut::Ended(uid)) => {
-                    if self.watchers.is_watched(&uid) {
+                Some(FanOut::Ended(uid, ending)) => match ending {
+                    // The notice says why: no store read stands between it and the tab.
+                    Some(ending) => self
+                        .watchers
+                        .ended(&uid, Rejection::ended(ending.at, &ending.reason)),
+                    None if self.watchers.is_watched(&uid) => {
                         self.tell_ended([uid], &mut unsure).await;
                     }
-                }
+                    None => {}
+                },
                 Some(FanOut::Subscribed) => {
                     let watched = self.watchers.watched_uids();
                     if !watched.is_empty() {

@@ -583,7 +583,7 @@ mod instances {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::store::FanOut;
+    use crate::store::{Ending, FanOut};
 
     /// Two shared registries on one store, as two servers on one database.
     async fn two_on(store: Arc<dyn SessionStore>) -> (Registry, Registry) {
@@ -735,7 +735,10 @@ mod instances {
                 not_yet(&mut ann_watch).await,
                 "nothing tells A but the fan-out"
             );
-            notices.send(FanOut::Ended(ann.uid.digest())).await.unwrap();
+            notices
+                .send(FanOut::Ended(ann.uid.digest(), None))
+                .await
+                .unwrap();
             let expected = Rejection::Superseded {
                 at: newer.session.issued_at,
                 by: origin(3),
@@ -743,9 +746,12 @@ mod instances {
             assert_eq!(ann_watch.ended().await, expected);
 
             // A notice for a uid that is still active (or not watched here) changes nothing.
-            notices.send(FanOut::Ended(bob.uid.digest())).await.unwrap();
             notices
-                .send(FanOut::Ended(Uid::generate().digest()))
+                .send(FanOut::Ended(bob.uid.digest(), None))
+                .await
+                .unwrap();
+            notices
+                .send(FanOut::Ended(Uid::generate().digest(), None))
                 .await
                 .unwrap();
             assert!(not_yet(&mut bob_watch).await);

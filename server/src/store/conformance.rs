@@ -40,6 +40,57 @@ async fn with_accounts<S: AccountStore>(store: S) -> S {
     store
 }
 
+#[test]
+fn fan_out_notices_are_read_with_or_without_when_and_why() {
+    let uid = Uid::generate().digest();
+    let hex = uid.to_hex();
+    assert_eq!(FanOut::parse_notice(&hex), Some(FanOut::Ended(uid, None)));
+    let superseded = format!(
+        r#"{{"uid":"{hex}","at":"1795788505123","reason":"superseded","ip":"2001:db8::7","ua":"agent 7"}}"#
+    );
+    let ending = Ending {
+        at: UnixMillis::from_millis(1_795_788_505_123),
+        reason: EndReason::Superseded {
+            by: LoginOrigin {
+                user_agent: Some("agent 7".into()),
+                ip: "2001:db8::7".parse().unwrap(),
+            },
+        },
+    };
+    assert_eq!(
+        FanOut::parse_notice(&superseded),
+        Some(FanOut::Ended(uid, Some(ending)))
+    );
+    // Redis's cjson writes an empty table as {} and PostgreSQL a missing agent as null.
+    let no_agent =
+        format!(r#"{{"uid":"{hex}","at":"5","reason":"superseded","ip":"192.0.2.1","ua":null}}"#);
+    let Some(FanOut::Ended(
+        _,
+        Some(Ending {
+            reason: EndReason::Superseded { by },
+            ..
+        }),
+    )) = FanOut::parse_notice(&no_agent)
+    else {
+        panic!("a superseded notice without a user agent")
+    };
+    assert_eq!(by.user_agent, None);
+    let logged_out = format!(r#"{{"uid":"{hex}","at":"9","reason":"logged_out"}}"#);
+    let ending = Ending {
+        at: UnixMillis::from_millis(9),
+        reason: EndReason::LoggedOut,
+    };
+    assert_eq!(
+        FanOut::parse_notice(&logged_out),
+        Some(FanOut::Ended(uid, Some(ending)))
+    );
+    // What cannot be read is no end at all, or an end whose why must be looked up.
+    assert_eq!(FanOut::parse_notice("garbage"), None);
+    assert_eq!(FanOut::parse_notice(r#"{"uid":"zz"}"#), None);
+    let odd = format!(r#"{{"uid":"{hex}","at":"x","reason":"eaten"}}"#);
+    assert_eq!(FanOut::parse_notice(&odd), Some(FanOut::Ended(uid, None)));
+}
+
 macro_rules! conformance {
     ($($backend:ident => $make:expr;)*) => {$(
         mod $backend {

@@ -239,8 +239,44 @@ pub enum FanOut {
     /// Listening (again): anything that ended before this may have been missed, so every
     /// open channel's UID must be read again.
     Subscribed,
-    /// A UID ended (superseded or logged out) on some instance.
-    Ended(UidDigest),
+    /// A UID ended (superseded or logged out) on some instance, and when and why if the
+    /// notice said (then no store read is needed to tell its tab).
+    Ended(UidDigest, Option<Ending>),
+}
+
+/// When and why a session ended, as a fan-out notice carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub at: UnixMillis,
+    pub reason: EndReason,
+}
+
+impl FanOut {
+    /// Reads a notice: `{"uid": hex, "at": "ms", "reason": ..., "ip": ..., "ua": ...}` as the
+    /// claim and release of both shared stores write it, or a bare hex digest. `None` if it
+    /// is neither.
+    pub(crate) fn parse_notice(text: &str) -> Option<FanOut> {
+        if let Some(uid) = UidDigest::from_hex(text) {
+            return Some(FanOut::Ended(uid, None));
+        }
+        let notice: serde_json::Value = serde_json::from_str(text).ok()?;
+        let uid = UidDigest::from_hex(notice["uid"].as_str()?)?;
+        let ending = (|| {
+            let at = UnixMillis::from_millis(notice["at"].as_str()?.parse().ok()?);
+            let by_user_agent = notice["ua"]
+                .as_str()
+                .filter(|ua| !ua.is_empty())
+                .map(Arc::from);
+            let reason = columns::end_reason(
+                notice["reason"].as_str()?,
+                by_user_agent,
+                notice["ip"].as_str(),
+            )
+            .ok()?;
+            Some(Ending { at, reason })
+        })();
+        Some(FanOut::Ended(uid, ending))
+    }
 }
 
 /// A stored account.

@@ -286,7 +286,10 @@ impl SessionStore for PostgresStore {
                          ended_by_user_agent = $2, ended_by_ip = $3
                      WHERE account_id = $4 AND ended_at IS NULL
                      RETURNING uid)
-                 SELECT uid, pg_notify('solotab_ended', encode(uid, 'hex')) FROM ended",
+                 SELECT uid, pg_notify('solotab_ended', json_build_object(
+                     'uid', encode(uid, 'hex'), 'at', $1::text, 'reason', 'superseded',
+                     'ip', $3::text, 'ua', $2::text)::text)
+                 FROM ended",
                 &[
                     &session.issued_at.as_millis(),
                     &user_agent,
@@ -326,7 +329,9 @@ impl SessionStore for PostgresStore {
                      UPDATE sessions SET ended_at = $1, end_reason = 'logged_out'
                      WHERE uid = $2 AND ended_at IS NULL
                      RETURNING uid)
-                 SELECT pg_notify('solotab_ended', encode(uid, 'hex')) FROM ended",
+                 SELECT pg_notify('solotab_ended', json_build_object(
+                     'uid', encode(uid, 'hex'), 'at', $1::text, 'reason', 'logged_out')::text)
+                 FROM ended",
                 &[&at.as_millis(), &uid.as_bytes().as_slice()],
             )
             .await
@@ -622,7 +627,7 @@ fn rand_suffix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::LoginOrigin;
+    use crate::store::{Ending, LoginOrigin};
     use crate::uid::Uid;
 
     #[tokio::test]
@@ -671,6 +676,11 @@ mod tests {
     /// Waits for `want`, skipping other notices (other tests share the database, and so the
     /// channel).
     async fn announced(rx: &mut tokio::sync::mpsc::Receiver<FanOut>, want: FanOut) {
+        let want = match want {
+            // The notices of both stores say when and why.
+            FanOut::Ended(uid, None) => panic!("say what {uid:?}'s notice must carry"),
+            want => want,
+        };
         let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
             while let Some(got) = rx.recv().await {
                 if got == want {
@@ -698,11 +708,19 @@ mod tests {
         let (first, second) = (Uid::generate().digest(), Uid::generate().digest());
         a.claim(first, &session(10)).await.unwrap();
         a.claim(second, &session(20)).await.unwrap();
-        announced(&mut fanout, FanOut::Ended(first)).await;
+        let superseded = Ending {
+            at: UnixMillis::from_millis(20),
+            reason: session(20).supersedes().reason,
+        };
+        announced(&mut fanout, FanOut::Ended(first, Some(superseded))).await;
         a.release(second, UnixMillis::from_millis(30))
             .await
             .unwrap();
-        announced(&mut fanout, FanOut::Ended(second)).await;
+        let logged_out = Ending {
+            at: UnixMillis::from_millis(30),
+            reason: crate::store::EndReason::LoggedOut,
+        };
+        announced(&mut fanout, FanOut::Ended(second, Some(logged_out))).await;
     }
 
     #[tokio::test]
@@ -739,7 +757,11 @@ mod tests {
             .claim(Uid::generate().digest(), &session(20))
             .await
             .unwrap();
-        announced(&mut fanout, FanOut::Ended(first)).await;
+        let superseded = Ending {
+            at: UnixMillis::from_millis(20),
+            reason: session(20).supersedes().reason,
+        };
+        announced(&mut fanout, FanOut::Ended(first, Some(superseded))).await;
     }
 
     #[tokio::test]

@@ -13,7 +13,8 @@
 //!
 //! A claim and a release are each one Lua script, which Redis runs atomically: however many
 //! instances claim at once, each account ends with exactly one active session. The script
-//! publishes each end on `<prefix>ended` in the same step. A check is one `HGETALL`.
+//! publishes each end on `<prefix>ended` in the same step, with when and why (see
+//! [`FanOut::parse_notice`]). A check is one `HGETALL`.
 //!
 //! Standalone Redis (or a Sentinel-managed primary) only: the scripts touch keys of several
 //! hash slots, which Redis Cluster refuses.
@@ -58,7 +59,8 @@ if old then
   redis.call('PEXPIRE', key, ARGV[7])
   redis.call('ZADD', KEYS[2], ARGV[4], old)
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  redis.call('PUBLISH', ARGV[8] .. 'ended', old)
+  redis.call('PUBLISH', ARGV[8] .. 'ended', cjson.encode({uid = old, at = ARGV[4],
+    reason = 'superseded', ip = ARGV[5], ua = ARGV[6]}))
   ended[2] = old
 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -78,7 +80,8 @@ if redis.call('GET', active) == ARGV[1] then redis.call('DEL', active) end
 local ended = ARGV[4] .. 'ended:' .. account
 redis.call('ZADD', ended, ARGV[2], ARGV[1])
 redis.call('PEXPIRE', ended, ARGV[3])
-redis.call('PUBLISH', ARGV[4] .. 'ended', ARGV[1])
+redis.call('PUBLISH', ARGV[4] .. 'ended',
+  cjson.encode({uid = ARGV[1], at = ARGV[2], reason = 'logged_out'}))
 return 1
 ";
 
@@ -261,9 +264,9 @@ async fn subscribe(
     let mut messages = pubsub.into_on_message();
     while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
         let payload: String = message.get_payload().unwrap_or_default();
-        match UidDigest::from_hex(&payload) {
-            Some(uid) => {
-                if tx.send(FanOut::Ended(uid)).await.is_err() {
+        match FanOut::parse_notice(&payload) {
+            Some(notice) => {
+                if tx.send(notice).await.is_err() {
                     return Ok(());
                 }
             }

@@ -1,7 +1,7 @@
 //! Cross-instance fan-out over PostgreSQL's LISTEN/NOTIFY.
 //!
-//! Every claim and release that ends a UID sends `NOTIFY solotab_ended, '<digest hex>'` in its
-//! own transaction, so the notice goes out exactly when the end commits, and never for an
+//! Every claim and release that ends a UID sends `NOTIFY solotab_ended` with the digest and
+//! when and why it ended (see [`FanOut::parse_notice`]) in its own transaction, so the notice goes out exactly when the end commits, and never for an
 //! end that rolled back. Each instance keeps one connection listening on the channel and
 //! hands each notice to its push channels. Notices sent while that connection is down are
 //! lost by PostgreSQL's design, so after every (re)connection the listener first reports
@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::store::FanOut;
-use crate::uid::UidDigest;
 
 /// The NOTIFY channel ends are announced on (spelled out in the claim and release SQL too).
 pub(super) const CHANNEL: &str = "solotab_ended";
@@ -76,9 +75,9 @@ async fn listen(
     tracing::info!("store fan-out: listening");
     let ended = loop {
         match notices.recv().await {
-            Some(Ok(text)) => match UidDigest::from_hex(&text) {
-                Some(uid) => {
-                    if tx.send(FanOut::Ended(uid)).await.is_err() {
+            Some(Ok(text)) => match FanOut::parse_notice(&text) {
+                Some(notice) => {
+                    if tx.send(notice).await.is_err() {
                         break Ok(());
                     }
                 }
