@@ -766,6 +766,23 @@ mod instances {
                 Rejection::LoggedOut { .. }
             ));
             assert_eq!(a.watched(), 0);
+
+            // A notice that says when and why is told as it is, with no store read between.
+            let cyd = b
+                .claim(AccountId(3), "cyd".into(), origin(4))
+                .await
+                .unwrap();
+            let (_, mut cyd_watch) = a.watch(&cyd.uid).await.unwrap();
+            let at = UnixMillis::from_millis(cyd.session.issued_at.as_millis() + 1);
+            let ending = Ending {
+                at,
+                reason: EndReason::LoggedOut,
+            };
+            notices
+                .send(FanOut::Ended(cyd.uid.digest(), Some(ending)))
+                .await
+                .unwrap();
+            assert_eq!(cyd_watch.ended().await, Rejection::LoggedOut { at });
         }
     }
 
