@@ -347,7 +347,15 @@ pub async fn next_seen(channel: &mut Channel, within: std::time::Duration) -> Op
 
 /// The next message must be `{"type":"ended","error":code,...}`, then a normal close.
 pub async fn expect_ended(channel: &mut Channel, code: &str) -> Value {
-    let wait = std::time::Duration::from_secs(5);
+    expect_ended_within(channel, code, std::time::Duration::from_secs(5)).await
+}
+
+/// [`expect_ended`], waiting up to `wait` for the message.
+pub async fn expect_ended_within(
+    channel: &mut Channel,
+    code: &str,
+    wait: std::time::Duration,
+) -> Value {
     let Some(Seen::Event(event)) = next_seen(channel, wait).await else {
         panic!("expected an ended event with {code}");
     };

@@ -11,7 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    CHROME, FIREFOX, Seen, TestApp, expect_active, expect_ended, next_seen, spawn_app_on,
+    CHROME, FIREFOX, Seen, TestApp, expect_active, expect_ended, expect_ended_within, next_seen,
+    spawn_app_on,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -164,6 +165,62 @@ async fn while_redis_is_down_requests_fail_closed_and_service_resumes_without_a_
     let (url, redis_url) = (postgres_test_database_url().await, redis.url());
     let args = ["--redis-url", &redis_url, "--redis-prefix", "outage:"];
     an_outage_fails_closed(&url, &args, &mut redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_made_while_an_instance_cannot_subscribe_reaches_its_tab_once_it_can() {
+    let redis = PrivateRedis::start();
+    let (url, redis_url) = (postgres_test_database_url().await, redis.url());
+    let args = ["--redis-url", &redis_url, "--redis-prefix", "gap:"];
+    let a = spawn_app_on(&url, &args).await;
+    let b = spawn_app_on(&url, &args).await;
+    assert_eq!(a.register("ann").await.status, StatusCode::CREATED);
+    let first = a.login_as("ann", CHROME).await;
+    let mut channel = a.channel_for(&first).await;
+    expect_active(&mut channel).await;
+
+    // Every instance loses its subscription and may not subscribe again for now; the store
+    // itself stays up.
+    let mut admin = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let redis_do = |args: &'static [&'static str]| {
+        let mut admin = admin.clone();
+        async move {
+            let _: redis::Value = redis::cmd(args[0])
+                .arg(&args[1..])
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+        }
+    };
+    redis_do(&["ACL", "SETUSER", "default", "-subscribe"]).await;
+    redis_do(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+
+    // B takes over: its claim is published, but A hears nothing.
+    let second = b.login_as("ann", FIREFOX).await;
+    a.get_with_uid("/api/me", &first)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    assert!(
+        next_seen(&mut channel, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "A's tab was told while A could not subscribe"
+    );
+
+    // A subscribes again (its next attempt: at most 5 s on), reads its channels' UIDs, and
+    // tells the tab.
+    redis_do(&["ACL", "SETUSER", "default", "+subscribe"]).await;
+    let ended = expect_ended_within(&mut channel, "superseded", Duration::from_secs(15)).await;
+    assert_eq!(ended["user_agent"], FIREFOX);
+    assert_eq!(
+        a.get_with_uid("/api/me", &second).await.status,
+        StatusCode::OK
+    );
+    let _: redis::Value = redis::cmd("PING").query_async(&mut admin).await.unwrap();
 }
 
 /// Two instances on `url` with `args`; `store` goes down under them and comes back.
