@@ -539,3 +539,38 @@ fn a_wrong_or_unreachable_database_stops_the_server_with_one_clear_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_or_redis_without_postgres_stops_the_server_with_one_clear_line() {
+    let postgres = postgres_test_database_url().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("NO_COLOR", "1")
+        .args(["--database-url", &postgres])
+        .args(["--redis-url", "redis://:hunter2@127.0.0.1:1/0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("error: cannot reach Redis at 127.0.0.1:1/0"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "a password was shown: {stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .args(["--db", dir.path().join("s.db").to_str().unwrap()])
+        .args(["--redis-url", "redis://127.0.0.1:6379"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("--redis-url needs a PostgreSQL --database-url"),
+        "{stderr}"
+    );
+}
