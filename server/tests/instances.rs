@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -231,6 +233,19 @@ async fn an_outage_fails_closed(url: &str, args: &[&str], store: &mut impl Stopp
     let first = a.login_as("ann", CHROME).await;
     let mut channel = a.channel_for(&first).await;
     expect_active(&mut channel).await;
+    // Requests keep running, on both instances, through the outage and the recovery.
+    let running = Arc::new(AtomicBool::new(true));
+    let load: Vec<_> = [&a, &b]
+        .into_iter()
+        .map(|instance| {
+            let me = instance
+                .client
+                .get(instance.url("/api/me"))
+                .header("x-tab-uid", &first);
+            tokio::spawn(keep_asking(me, Arc::clone(&running)))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     store.stop();
     // Protected requests, logins and new channels: 503 store_unavailable, nothing else.
@@ -272,6 +287,24 @@ async fn an_outage_fails_closed(url: &str, args: &[&str], store: &mut impl Stopp
     for instance in [&a, &b] {
         wait_until_served(instance, &first).await;
     }
+    running.store(false, Ordering::Relaxed);
+    for answers in load {
+        let answers = answers.await.unwrap();
+        let unavailable = answers
+            .iter()
+            .filter(|a| **a == StatusCode::SERVICE_UNAVAILABLE)
+            .count();
+        assert!(
+            unavailable > 0,
+            "the load saw no outage: {} answers",
+            answers.len()
+        );
+        assert_eq!(
+            answers.last(),
+            Some(&StatusCode::OK),
+            "and saw the recovery"
+        );
+    }
     // A takeover made as soon as the database is back reaches A's channel, whether A's
     // subscription came back before it (a notice) or after (the re-check on resubscribing).
     let second = b.login_as("ann", FIREFOX).await;
@@ -280,6 +313,35 @@ async fn an_outage_fails_closed(url: &str, args: &[&str], store: &mut impl Stopp
         a.get_with_uid("/api/me", &second).await.status,
         StatusCode::OK
     );
+}
+
+/// Sends `request` again and again until `running` is false; returns every status. Each answer
+/// must be a 200 or a 503 `store_unavailable` in JSON: no dropped connection, no other error.
+async fn keep_asking(
+    request: reqwest::RequestBuilder,
+    running: Arc<AtomicBool>,
+) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    while running.load(Ordering::Relaxed) {
+        let reply = request
+            .try_clone()
+            .unwrap()
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        let status = reply.status();
+        let body: serde_json::Value = reply.json().await.expect("a JSON body");
+        match status {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body["error"], "store_unavailable", "{body}")
+            }
+            other => panic!("{other} during the outage: {body}"),
+        }
+        statuses.push(status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    statuses
 }
 
 /// Polls `/api/me` until it answers 200 (at most 30 s); only 503s are allowed meanwhile.
