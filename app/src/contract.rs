@@ -38,6 +38,10 @@ pub mod close_code {
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// Login only: sign out the account's active tab, where the server's policy would
+    /// otherwise refuse this login with 409 `account_in_use` (deny-new).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub takeover: bool,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("takeover", &self.takeover)
             .finish()
     }
 }
@@ -85,11 +90,16 @@ pub struct Device {
     pub active_elsewhere: bool,
 }
 
-/// `POST /api/use-here`: the body is an empty JSON object (a JSON body cannot be sent
-/// cross-site without a CORS preflight). The answer is a [`LoggedIn`].
+/// `POST /api/use-here`: a JSON object (a JSON body cannot be sent cross-site without a
+/// CORS preflight), usually empty. The answer is a [`LoggedIn`].
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UseHere {}
+pub struct UseHere {
+    /// Sign out the account's active tab, where the server's policy would otherwise refuse
+    /// with 409 `account_in_use` (deny-new).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub takeover: bool,
+}
 
 /// What a tab sends on the push channel: its hello, first and only.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +179,9 @@ pub struct ErrorBody {
     /// the `Retry-After` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
+    /// When the account's active tab signed in (only with `account_in_use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_since: Option<String>,
 }
 
 /// The stable, machine-readable error codes.
@@ -193,6 +206,9 @@ pub enum ErrorCode {
     CrossSite,
     // 429: too many failed logins (or registrations) from this client or for this account.
     TooManyAttempts,
+    /// 409 on a login or "Use here" under the deny-new policy: the account has an active tab
+    /// (since `active_since`); send it again with `"takeover": true` to sign that tab out.
+    AccountInUse,
     // 4xx: the request itself is wrong.
     InvalidInput,
     UsernameTaken,
@@ -216,7 +232,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::MissingUid,
         ErrorCode::MalformedUid,
         ErrorCode::UnknownUid,
@@ -226,6 +242,7 @@ impl ErrorCode {
         ErrorCode::NoDevice,
         ErrorCode::CrossSite,
         ErrorCode::TooManyAttempts,
+        ErrorCode::AccountInUse,
         ErrorCode::InvalidInput,
         ErrorCode::UsernameTaken,
         ErrorCode::MalformedJson,
@@ -251,6 +268,7 @@ impl ErrorCode {
             ErrorCode::NoDevice => "no_device",
             ErrorCode::CrossSite => "cross_site",
             ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::AccountInUse => "account_in_use",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::MalformedJson => "malformed_json",
@@ -292,6 +310,7 @@ mod tests {
         let creds = Credentials {
             username: "ann".into(),
             password: "hunter22".into(),
+            takeover: false,
         };
         assert!(!format!("{creds:?}").contains("hunter22"));
         let login = LoggedIn {
@@ -325,6 +344,7 @@ mod tests {
             user_agent: None,
             ip: Some("127.0.0.1".into()),
             retry_after_secs: None,
+            active_since: None,
         });
         assert_eq!(
             serde_json::to_value(&ended).unwrap(),

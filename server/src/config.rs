@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, env = "LEPTOS_SITE_ADDR")]
     pub addr: Option<SocketAddr>,
 
+    /// What a login does when the account already has an active tab: `latest-wins` signs
+    /// that tab out; `deny-new` refuses the login (409 `account_in_use`) unless it asks to
+    /// take over (`"takeover": true`, the UI's "Sign out the other tab and continue").
+    #[arg(long, env = "SOLOTAB_POLICY", value_enum, default_value_t = PolicyName::LatestWins)]
+    pub policy: PolicyName,
+
     /// Days that superseded and logged-out tabs are remembered (at least 30), so they can be
     /// told why they were stopped; after that they are pruned and get `unknown_uid`.
     #[arg(long, env = "SOLOTAB_HISTORY_DAYS", default_value_t = 30,
@@ -114,6 +120,22 @@ pub struct Config {
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// `--policy`, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyName {
+    LatestWins,
+    DenyNew,
+}
+
+impl From<PolicyName> for crate::registry::Policy {
+    fn from(name: PolicyName) -> Self {
+        match name {
+            PolicyName::LatestWins => Self::LatestWins,
+            PolicyName::DenyNew => Self::DenyNew,
+        }
+    }
 }
 
 /// Where accounts and sessions live (see `--database-url`).
@@ -270,6 +292,7 @@ mod tests {
             "SOLOTAB_DATABASE_URL",
             "SOLOTAB_REDIS_URL",
             "SOLOTAB_REDIS_PREFIX",
+            "SOLOTAB_POLICY",
             "LEPTOS_SITE_ADDR",
             "SOLOTAB_HISTORY_DAYS",
             "SOLOTAB_HASH_CONCURRENCY",
@@ -327,6 +350,16 @@ mod tests {
         // One place for the database, not two that could disagree.
         let both = ["server", "--db", "a.db", "--database-url", "sqlite://b.db"];
         assert!(Config::try_parse_from(both).is_err());
+    }
+
+    #[test]
+    fn the_policy_is_latest_wins_unless_deny_new_is_asked_for() {
+        use crate::registry::Policy;
+        let default = Config::try_parse_from(["server"]).unwrap();
+        assert_eq!(Policy::from(default.policy), Policy::LatestWins);
+        let deny = Config::try_parse_from(["server", "--policy", "deny-new"]).unwrap();
+        assert_eq!(Policy::from(deny.policy), Policy::DenyNew);
+        assert!(Config::try_parse_from(["server", "--policy", "oldest-wins"]).is_err());
     }
 
     #[test]

@@ -100,6 +100,30 @@ pub enum NotAccepted {
     Store(#[from] StoreError),
 }
 
+/// What a login may do to the account's active tab: the server's `--policy`. Every policy
+/// is a condition of the store's atomic claim, so it holds however many logins race, on
+/// however many instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// A new login supersedes the active tab.
+    #[default]
+    LatestWins,
+    /// A new login is refused while a tab is active, unless it asks to take over.
+    DenyNew,
+}
+
+/// What a conditional claim ([`Registry::claim_if`]) came to.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    Claimed(Claimed),
+    /// The policy refused it: the account has had an active tab since `since`.
+    InUse {
+        since: UnixMillis,
+    },
+    /// Its own condition answered false; nothing changed.
+    NotAllowed,
+}
+
 /// Why [`Registry::watch`] gave no watch.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchRefused {
@@ -151,6 +175,7 @@ enum Truth {
 pub struct Registry {
     store: Arc<dyn SessionStore>,
     truth: Truth,
+    policy: Policy,
     // Serialises this server's store writes (and, with one server, memory's updates; see
     // the module docs). Held across the store's await, which is why it is tokio's.
     writes: Arc<tokio::sync::Mutex<()>>,
@@ -180,9 +205,16 @@ impl Registry {
         Self {
             store,
             truth,
+            policy: Policy::default(),
             writes: Arc::new(tokio::sync::Mutex::new(())),
             watchers: Arc::default(),
         }
+    }
+
+    /// This registry, applying `policy` to every login.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Whether checks read the store (several instances) rather than memory.
@@ -275,15 +307,59 @@ impl Registry {
         username: Arc<str>,
         origin: LoginOrigin,
     ) -> Result<Claimed, StoreError> {
-        let claimed = self
-            .claim_if(account, username, origin, || async { Ok(true) })
+        let claim = self
+            .claim_as(account, username, origin, true, || async { Ok(true) })
             .await?;
-        claimed.ok_or_else(|| StoreError::Backend("an unconditional claim was refused".into()))
+        match claim {
+            Claim::Claimed(claimed) => Ok(claimed),
+            _ => Err(StoreError::Backend(
+                "an unconditional claim was refused".into(),
+            )),
+        }
     }
 
-    /// [`claim`](Self::claim), but only if `still_allowed` answers true, and nothing can
-    /// have changed the account's active tab between its answer and the claim. `None` means
-    /// it answered false, and nothing changed.
+    /// When a login would be refused by the policy now: `Some(since)` if the account has an
+    /// active tab that it may not end (deny-new, no `takeover`). A cheap check before a
+    /// login does anything else; the claim checks again in its own atomic step.
+    pub async fn in_use(
+        &self,
+        account: AccountId,
+        takeover: bool,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        if self.policy == Policy::LatestWins || takeover {
+            return Ok(None);
+        }
+        self.active_since(account).await
+    }
+
+    /// When the account's active tab signed in, if it has one (two store reads).
+    async fn active_since(&self, account: AccountId) -> Result<Option<UnixMillis>, StoreError> {
+        let Some(active) = self.store.active_of(account).await? else {
+            return Ok(None);
+        };
+        Ok(match self.store.lookup(active).await? {
+            Some(Stored::Active(active, _)) => Some(active.issued_at),
+            // It ended in between.
+            _ => None,
+        })
+    }
+
+    /// A login under the server's policy: [`claim`](Self::claim) under latest-wins, or
+    /// when `takeover` asks to end the active tab; under deny-new, only if the account has
+    /// no active tab.
+    pub async fn login(
+        &self,
+        account: AccountId,
+        username: Arc<str>,
+        origin: LoginOrigin,
+        takeover: bool,
+    ) -> Result<Claim, StoreError> {
+        self.claim_if(account, username, origin, takeover, || async { Ok(true) })
+            .await
+    }
+
+    /// [`login`](Self::login), but only if `still_allowed` answers true, and nothing can
+    /// have changed the account's active tab between its answer and the claim.
     ///
     /// This is what makes "Use here" exact: the device is checked in effect in the claim's
     /// own step, so a password login from another browser (which ends the device, then
@@ -296,8 +372,27 @@ impl Registry {
         account: AccountId,
         username: Arc<str>,
         origin: LoginOrigin,
+        takeover: bool,
         still_allowed: impl Fn() -> F + Send + 'static,
-    ) -> Result<Option<Claimed>, StoreError>
+    ) -> Result<Claim, StoreError>
+    where
+        F: Future<Output = Result<bool, StoreError>> + Send,
+    {
+        let takeover = takeover || self.policy == Policy::LatestWins;
+        self.claim_as(account, username, origin, takeover, still_allowed)
+            .await
+    }
+
+    /// [`claim_if`](Self::claim_if) with the policy applied: `takeover` says whether this
+    /// claim may end the active tab.
+    async fn claim_as<F>(
+        &self,
+        account: AccountId,
+        username: Arc<str>,
+        origin: LoginOrigin,
+        takeover: bool,
+        still_allowed: impl Fn() -> F + Send + 'static,
+    ) -> Result<Claim, StoreError>
     where
         F: Future<Output = Result<bool, StoreError>> + Send,
     {
@@ -305,12 +400,16 @@ impl Registry {
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
             for _ in 0..MAX_CLAIM_ATTEMPTS {
-                let replacing = match this.truth {
-                    Truth::Memory(_) => Replacing::Any,
-                    Truth::Shared(_) => Replacing::Only(this.store.active_of(account).await?),
+                let replacing = match (&this.truth, takeover) {
+                    // Deny-new: only where no tab is active, whoever wrote last.
+                    (_, false) => Replacing::Only(None),
+                    (Truth::Memory(_), true) => Replacing::Any,
+                    (Truth::Shared(_), true) => {
+                        Replacing::Only(this.store.active_of(account).await?)
+                    }
                 };
                 if !still_allowed().await? {
-                    return Ok(None);
+                    return Ok(Claim::NotAllowed);
                 }
                 let uid = Uid::generate();
                 let session = ActiveSession {
@@ -325,11 +424,14 @@ impl Registry {
                     .claim_replacing(digest, &session, replacing)
                     .await?
                 else {
-                    continue; // another instance claimed in between: look again
+                    if !takeover && let Some(since) = this.active_since(account).await? {
+                        return Ok(Claim::InUse { since });
+                    }
+                    continue; // another claim came in between (or just ended): look again
                 };
                 this.started(&digest, &session, &superseded);
                 this.bound_history(account, !superseded.is_empty()).await;
-                return Ok(Some(Claimed {
+                return Ok(Claim::Claimed(Claimed {
                     uid,
                     session,
                     superseded,

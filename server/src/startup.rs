@@ -91,7 +91,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             }
         };
     Ok(AppState {
-        registry,
+        registry: registry.with_policy(config.policy.into()),
         accounts,
         devices: Devices::new(devices, config.device_lifetime()),
         passwords: Passwords::new(config.hash_concurrency())?,

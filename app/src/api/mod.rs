@@ -72,7 +72,7 @@ pub enum ApiError {
     /// The tab's UID was refused; [`Session`] now says why (superseded or signed out).
     SignedOut,
     /// The server refused the request itself (wrong password, taken username...).
-    Refused(ErrorBody),
+    Refused(Box<ErrorBody>),
 }
 
 impl ApiError {
@@ -120,9 +120,11 @@ pub async fn device(session: Session) -> Result<Device, ApiError> {
     json(send(session, "GET", "/api/device", None::<&()>, None).await?)
 }
 
-/// Takes the account over in this tab without the password (this browser's device).
-pub async fn use_here(session: Session) -> Result<(), ApiError> {
-    let done = json(send(session, "POST", "/api/use-here", Some(&UseHere {}), None).await?)?;
+/// Takes the account over in this tab without the password (this browser's device);
+/// `takeover` signs out an active tab that the server's policy would otherwise protect.
+pub async fn use_here(session: Session, takeover: bool) -> Result<(), ApiError> {
+    let body = UseHere { takeover };
+    let done = json(send(session, "POST", "/api/use-here", Some(&body), None).await?)?;
     start(session, done);
     Ok(())
 }
@@ -247,10 +249,11 @@ async fn send<B: Serialize>(
         user_agent: None,
         ip: None,
         retry_after_secs: None,
+        active_since: None,
     });
     if let (401, Some(uid)) = (status, &uid) {
         ended(session, uid, error);
         return Err(ApiError::SignedOut);
     }
-    Err(ApiError::Refused(error))
+    Err(ApiError::Refused(Box::new(error)))
 }

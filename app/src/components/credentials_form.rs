@@ -6,7 +6,7 @@ use leptos::task::spawn_local;
 
 use crate::Hydrated;
 use crate::api::ApiError;
-use crate::contract::Credentials;
+use crate::contract::{Credentials, ErrorCode};
 use crate::rules;
 
 /// The username + password form that login and registration share.
@@ -37,16 +37,19 @@ where
     let username = RwSignal::new(prefill);
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
+    // The server refused because another tab is active (deny-new): offer to end it.
+    let in_use = RwSignal::new(false);
     let pending = RwSignal::new(false);
 
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
+    // Sends the form; `takeover` asks the server to sign the account's active tab out.
+    let send = move |takeover: bool| {
         if pending.get_untracked() {
             return;
         }
         let creds = Credentials {
             username: username.get_untracked(),
             password: password.get_untracked(),
+            takeover,
         };
         if let Err(message) = check(&creds, new_account) {
             error.set(Some(message));
@@ -54,15 +57,24 @@ where
         }
         pending.set(true);
         error.set(None);
-        let sent = submit(creds);
+        in_use.set(false);
+        let sent = submit.clone()(creds);
         spawn_local(async move {
             let result = sent.await;
             // The form may be gone by now (navigated away): try_ setters.
             let _ = pending.try_set(false);
             if let Err(e) = result {
+                let _ = in_use.try_set(e.code() == Some(ErrorCode::AccountInUse));
                 let _ = error.try_set(Some(e.message()));
             }
         });
+    };
+    let on_submit = {
+        let send = send.clone();
+        move |ev: SubmitEvent| {
+            ev.prevent_default();
+            send(false);
+        }
     };
 
     let username_id = format!("{id}-username");
@@ -99,6 +111,15 @@ where
                 </p>
             })}
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {move || in_use.get().then(|| {
+                let send = send.clone();
+                view! {
+                    <button type="button" class="takeover" on:click=move |_| send(true)
+                        disabled=move || pending.get()>
+                        "Sign out the other tab and continue"
+                    </button>
+                }
+            })}
             <button
                 type="submit"
                 disabled=move || !hydrated.get() || pending.get() || ready.is_some_and(|r| !r.get())

@@ -103,19 +103,23 @@ fn UseHereCard(
     let navigate = use_navigate();
     let pending = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
+    // The server refused because another tab is active (deny-new): offer to end it.
+    let in_use = RwSignal::new(false);
     let device_lost = std::sync::Arc::new(device_lost);
-    let take_over = move |_| {
+    let take_over = move |takeover: bool| {
         let navigate = navigate.clone();
         let device_lost = device_lost.clone();
         pending.set(true);
         error.set(None);
+        in_use.set(false);
         spawn_local(async move {
-            let result = api::use_here(session).await;
+            let result = api::use_here(session, takeover).await;
             let _ = pending.try_set(false);
             match result {
                 Ok(()) => navigate("/", Default::default()),
                 Err(e) if e.code() == Some(ErrorCode::NoDevice) => device_lost(),
                 Err(e) => {
+                    let _ = in_use.try_set(e.code() == Some(ErrorCode::AccountInUse));
                     let _ = error.try_set(Some(e.message()));
                 }
             }
@@ -142,7 +146,19 @@ fn UseHereCard(
                 "Using it here stops the other tab: only one tab of an account can be active."
             </p>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            <button type="button" on:click=take_over disabled=move || pending.get()>
+            {
+                let take_over = take_over.clone();
+                move || in_use.get().then(|| {
+                    let take_over = take_over.clone();
+                    view! {
+                        <button type="button" class="takeover" on:click=move |_| take_over(true)
+                            disabled=move || pending.get()>
+                            "Sign out the other tab and continue"
+                        </button>
+                    }
+                })
+            }
+            <button type="button" on:click=move |_| take_over(false) disabled=move || pending.get()>
                 {move || if pending.get() { "Taking over…" } else { "Use here" }}
             </button>
             <p>

@@ -85,6 +85,7 @@ fn error_body(code: ErrorCode, message: String) -> ErrorBody {
         user_agent: None,
         ip: None,
         retry_after_secs: None,
+        active_since: None,
     }
 }
 
@@ -101,6 +102,10 @@ pub enum ApiError {
         retry_after: Duration,
     },
     UpgradeRequired,
+    /// The deny-new policy refused a login: the account has had an active tab since then.
+    AccountInUse {
+        since: UnixMillis,
+    },
     /// The request (its body included) did not arrive in time.
     RequestTimeout,
     InvalidInput(String),
@@ -170,6 +175,19 @@ impl ApiError {
                 );
                 body.retry_after_secs = Some(secs);
                 (StatusCode::TOO_MANY_REQUESTS, body)
+            }
+            ApiError::AccountInUse { since } => {
+                let mut body = body(
+                    ErrorCode::AccountInUse,
+                    format!(
+                        "Your account is in use in another tab (signed in at {}). Only one tab \
+                         at a time is allowed: sign out there, or sign that tab out and continue \
+                         here.",
+                        since.to_rfc3339()
+                    ),
+                );
+                body.active_since = Some(since.to_rfc3339());
+                (StatusCode::CONFLICT, body)
             }
             ApiError::CrossSite => (
                 StatusCode::FORBIDDEN,

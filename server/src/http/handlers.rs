@@ -15,7 +15,7 @@ use super::{
     client_key,
 };
 use crate::device::DeviceToken;
-use crate::registry::{Claimed, NotAccepted};
+use crate::registry::{Claim, Claimed, NotAccepted};
 use crate::store::{CreateAccountError, DeviceRecord, LoginOrigin};
 use crate::time::UnixMillis;
 
@@ -78,6 +78,7 @@ pub(super) async fn register(
         (status = 200, description = "Signed in: `uid` is this tab's credential, every other tab of the account is superseded. Sets the device cookie.", body = LoggedIn),
         (status = 400, description = "`invalid_input` (a field is empty), `malformed_json`.", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`.", body = ErrorBody),
+        (status = 409, description = "`account_in_use` (deny-new policy only): the account has an active tab since `active_since`; send the login again with `\"takeover\": true` to sign that tab out.", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: too many failed logins from this client or for this account; `retry_after_secs` and `Retry-After` say when to try again.", body = ErrorBody),
     ))]
 /// Logs in with the password. Also makes this browser the account's only device (the
@@ -132,12 +133,24 @@ pub(super) async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     throttles.login_by_account.success(&key);
+    // Under deny-new, refused before anything changes (the claim checks again atomically;
+    // a login losing that race has replaced the device and is refused all the same). A
+    // refusal is not a failed login: the password was right.
+    if let Some(since) = state.registry.in_use(account.id, creds.takeover).await? {
+        return Err(in_use(&account.username, since));
+    }
     let device = state.devices.issue(account.id).await?;
     tracing::debug!(account = %account.username, "this browser is now the account's device");
-    let claimed = state
+    let username = account.username.clone();
+    let claimed = match state
         .registry
-        .claim(account.id, account.username.into(), origin)
-        .await?;
+        .login(account.id, account.username.into(), origin, creds.takeover)
+        .await?
+    {
+        Claim::Claimed(claimed) => claimed,
+        Claim::InUse { since } => return Err(in_use(&username, since)),
+        Claim::NotAllowed => return Err(ApiError::Unavailable("a login was not allowed".into())),
+    };
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in");
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, Json(logged_in(claimed))))
@@ -165,6 +178,7 @@ pub(super) async fn device(
     params(("solotab_device" = Option<String>, Cookie, description = "This browser's device cookie.")),
     responses(
         (status = 200, description = "Signed in without the password, as a login would.", body = LoggedIn),
+        (status = 409, description = "`account_in_use` (deny-new policy only): the account has an active tab since `active_since`; send `{\"takeover\": true}` to sign that tab out.", body = ErrorBody),
         (status = 400, description = "`malformed_json`.", body = ErrorBody),
         (status = 401, description = "`no_device`: no valid device cookie, or another browser signed in since.", body = ErrorBody),
         (status = 403, description = "`cross_site`: the request's `Origin` is not this site.", body = ErrorBody),
@@ -176,7 +190,7 @@ pub(super) async fn use_here(
     _same_origin: SameOrigin,
     cookie: DeviceCookie,
     origin: LoginOrigin,
-    ApiJson(UseHere {}): ApiJson<UseHere>,
+    ApiJson(UseHere { takeover }): ApiJson<UseHere>,
 ) -> Result<Json<LoggedIn>, ApiError> {
     let (token, record) = valid_device(&state, cookie).await?;
     // Checked again in the claim's own step: a password login from another browser may have
@@ -191,11 +205,22 @@ pub(super) async fn use_here(
             }
         }
     };
-    let claimed = state
+    let username = record.username.clone();
+    let claim = state
         .registry
-        .claim_if(record.account, record.username.into(), origin, still_valid)
-        .await?
-        .ok_or(ApiError::NoDevice)?;
+        .claim_if(
+            record.account,
+            record.username.into(),
+            origin,
+            takeover,
+            still_valid,
+        )
+        .await?;
+    let claimed = match claim {
+        Claim::Claimed(claimed) => claimed,
+        Claim::InUse { since } => return Err(in_use(&username, since)),
+        Claim::NotAllowed => return Err(ApiError::NoDevice),
+    };
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in with Use here");
     Ok(Json(logged_in(claimed)))
 }
@@ -234,6 +259,14 @@ fn username(state: &AppState, tab: &ActiveTab) -> String {
         .username(tab.session.account)
         .map(|name| name.to_string())
         .unwrap_or_default()
+}
+
+/// 409 `account_in_use` (deny-new), logged once a second at most.
+fn in_use(username: &str, since: UnixMillis) -> ApiError {
+    if refusal_log::first_of_its_kind("account_in_use") {
+        tracing::info!(account = %username, "login refused: the account has an active tab (deny-new)");
+    }
+    ApiError::AccountInUse { since }
 }
 
 fn too_many(retry_after: std::time::Duration) -> ApiError {

@@ -36,6 +36,14 @@ async fn registry_in(mode: Mode, store: Arc<dyn SessionStore>) -> Registry {
     }
 }
 
+/// The claim a login made; panics if the policy refused it.
+fn claimed(claim: Claim) -> Claimed {
+    match claim {
+        Claim::Claimed(claimed) => claimed,
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
 /// Why `uid` is refused; panics if it is accepted or the store failed.
 async fn refused(reg: &Registry, uid: &Uid) -> Refused {
     match reg.check(uid).await {
@@ -235,18 +243,17 @@ on_every_store! { BOTH;
     a_conditional_claim_that_is_no_longer_allowed_changes_nothing: |reg| {
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let refused = reg
-            .claim_if(ANN, "ann".into(), origin(2), || async { Ok(false) })
+            .claim_if(ANN, "ann".into(), origin(2), true, || async { Ok(false) })
             .await
             .unwrap();
-        assert!(refused.is_none());
+        assert!(matches!(refused, Claim::NotAllowed));
         assert!(reg.check(&first.uid).await.is_ok(), "the active tab stays active");
         assert_eq!(reg.counts(), (!reg.is_shared()).then_some((1, 0)));
         let allowed = reg
-            .claim_if(ANN, "ann".into(), origin(3), || async { Ok(true) })
+            .claim_if(ANN, "ann".into(), origin(3), true, || async { Ok(true) })
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(allowed.superseded.len(), 1);
+        assert_eq!(claimed(allowed).superseded.len(), 1);
     }
 
     a_conditional_claims_check_runs_in_the_claims_own_step: |reg| {
@@ -256,7 +263,7 @@ on_every_store! { BOTH;
         let conditional = tokio::spawn({
             let reg = reg.clone();
             async move {
-                reg.claim_if(ANN, "ann".into(), origin(1), move || {
+                reg.claim_if(ANN, "ann".into(), origin(1), true, move || {
                     let check_gate = Arc::clone(&check_gate);
                     async move {
                         let gate = check_gate.lock().await.take().expect("checked once");
@@ -275,10 +282,54 @@ on_every_store! { BOTH;
         let waited = tokio::time::timeout(std::time::Duration::from_millis(100), &mut plain).await;
         assert!(waited.is_err(), "a claim ran while a conditional claim was checking");
         release_check.send(false).unwrap();
-        assert!(conditional.await.unwrap().is_none());
+        assert!(matches!(conditional.await.unwrap(), Claim::NotAllowed));
         let plain = plain.await.unwrap();
         assert!(plain.superseded.is_empty());
         assert!(reg.check(&plain.uid).await.is_ok());
+    }
+
+    deny_new_refuses_a_login_while_a_tab_is_active_unless_it_takes_over: |reg| {
+        let reg = reg.with_policy(Policy::DenyNew);
+        let first = claimed(reg.login(ANN, "ann".into(), origin(1), false).await.unwrap());
+        match reg.login(ANN, "ann".into(), origin(2), false).await.unwrap() {
+            Claim::InUse { since } => assert_eq!(since, first.session.issued_at),
+            other => panic!("deny-new let a second login in: {other:?}"),
+        }
+        assert!(reg.check(&first.uid).await.is_ok(), "the active tab is untouched");
+        // Bob is another account: not in use.
+        claimed(reg.login(BOB, "bob".into(), origin(3), false).await.unwrap());
+        // Asked to take over, the login supersedes as under latest-wins.
+        let second = claimed(reg.login(ANN, "ann".into(), origin(4), true).await.unwrap());
+        assert_eq!(second.superseded.len(), 1);
+        assert!(matches!(refused(&reg, &first.uid).await.rejection, Rejection::Superseded { .. }));
+        // Once the tab logs out, a plain login is let in again.
+        reg.release(second.uid).await.unwrap();
+        claimed(reg.login(ANN, "ann".into(), origin(5), false).await.unwrap());
+        // "Use here" follows the same policy.
+        let use_here = reg.claim_if(ANN, "ann".into(), origin(6), false, || async { Ok(true) });
+        assert!(matches!(use_here.await.unwrap(), Claim::InUse { .. }));
+    }
+
+    racing_logins_under_deny_new_let_exactly_one_in: |reg| {
+        let reg = reg.with_policy(Policy::DenyNew);
+        let tasks: Vec<_> = (0..32u8)
+            .map(|n| {
+                let reg = reg.clone();
+                tokio::spawn(async move { reg.login(ANN, "ann".into(), origin(n), false).await.unwrap() })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Claim::Claimed(claimed) => {
+                    assert!(claimed.superseded.is_empty(), "deny-new never supersedes");
+                    admitted += 1;
+                }
+                Claim::InUse { .. } => {}
+                Claim::NotAllowed => panic!("not allowed"),
+            }
+        }
+        assert_eq!(admitted, 1, "exactly one of 32 racing logins is let in");
     }
 
     an_account_looping_logins_keeps_a_bounded_history: |reg| {
@@ -433,14 +484,15 @@ enum ModelState {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Claim(u8),
+    /// A login of account 0, 1 or 2; `true`: asking to take over (matters under deny-new).
+    Claim(u8, bool),
     Check(usize),
     Release(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u8..3).prop_map(Op::Claim),
+        (0u8..3, any::<bool>()).prop_map(|(account, takeover)| Op::Claim(account, takeover)),
         (0usize..12).prop_map(Op::Check),
         (0usize..12).prop_map(Op::Release),
     ]
@@ -467,8 +519,13 @@ fn observed(result: Result<Session, NotAccepted>, issued: &[Claimed]) -> Option<
     }
 }
 
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![Just(Policy::LatestWins), Just(Policy::DenyNew)]
+}
+
 fn run_model_case<S: SessionStore + AccountStore>(
     mode: Mode,
+    policy: Policy,
     store: impl Future<Output = S>,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
@@ -477,7 +534,9 @@ fn run_model_case<S: SessionStore + AccountStore>(
         .build()
         .unwrap();
     rt.block_on(async {
-        let reg = registry_in(mode, seeded(store.await).await).await;
+        let reg = registry_in(mode, seeded(store.await).await)
+            .await
+            .with_policy(policy);
         let mut issued: Vec<Claimed> = Vec::new();
         let mut model: Vec<ModelState> = Vec::new();
         let mut current: HashMap<u8, usize> = HashMap::new();
@@ -486,14 +545,30 @@ fn run_model_case<S: SessionStore + AccountStore>(
         let uid_at = |issued: &[Claimed], i: usize| issued.get(i).map_or(unknown[i], |c| c.uid);
         for op in ops {
             match *op {
-                Op::Claim(account) => {
+                Op::Claim(account, takeover) => {
                     // Distinct origins per login so a supersession names exactly one login.
                     let n = u8::try_from(issued.len()).unwrap();
                     let username = USERNAMES[usize::from(account)].into();
-                    let claimed = reg
-                        .claim(AccountId(i64::from(account) + 1), username, origin(n))
-                        .await
-                        .unwrap();
+                    let id = AccountId(i64::from(account) + 1);
+                    let claim = reg.login(id, username, origin(n), takeover).await.unwrap();
+                    let active = current.get(&account).copied();
+                    let refused = policy == Policy::DenyNew && !takeover && active.is_some();
+                    let claimed = match claim {
+                        Claim::Claimed(claimed) => {
+                            prop_assert!(!refused, "deny-new let a login past an active tab");
+                            claimed
+                        }
+                        Claim::InUse { since } => {
+                            prop_assert!(refused, "a login was refused with no reason to");
+                            let active = active.unwrap();
+                            prop_assert_eq!(since, issued[active].session.issued_at);
+                            continue;
+                        }
+                        Claim::NotAllowed => {
+                            prop_assert!(false, "an unconditional login was not allowed");
+                            unreachable!()
+                        }
+                    };
                     let index = issued.len();
                     let expected_superseded: Vec<usize> =
                         current.get(&account).copied().into_iter().collect();
@@ -544,16 +619,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_registry_on_the_memory_store_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn the_registry_on_the_memory_store_follows_the_model(policy in policy(), ops in proptest::collection::vec(op(), 1..40)) {
         for mode in BOTH {
-            run_model_case(mode, async { MemoryStore::new() }, &ops)?;
+            run_model_case(mode, policy, async { MemoryStore::new() }, &ops)?;
         }
     }
 
     #[test]
-    fn the_registry_on_sqlite_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn the_registry_on_sqlite_follows_the_model(policy in policy(), ops in proptest::collection::vec(op(), 1..40)) {
         for mode in BOTH {
-            run_model_case(mode, async { SqliteStore::open_in_memory().unwrap() }, &ops)?;
+            run_model_case(mode, policy, async { SqliteStore::open_in_memory().unwrap() }, &ops)?;
         }
     }
 }
@@ -563,17 +638,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_registry_on_redis_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn the_registry_on_redis_follows_the_model(policy in policy(), ops in proptest::collection::vec(op(), 1..40)) {
         for mode in [Mode::Shared, Mode::Memory] {
-            run_model_case(mode, crate::store::redis_test_store(), &ops)?;
+            run_model_case(mode, policy, crate::store::redis_test_store(), &ops)?;
         }
     }
 
     #[test]
-    fn the_registry_on_postgres_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn the_registry_on_postgres_follows_the_model(policy in policy(), ops in proptest::collection::vec(op(), 1..40)) {
         // As every instance of a deployment runs it, and as one server alone.
         for mode in [Mode::Shared, Mode::Memory] {
-            run_model_case(mode, crate::store::postgres_test_store(), &ops)?;
+            run_model_case(mode, policy, crate::store::postgres_test_store(), &ops)?;
         }
     }
 }
@@ -663,7 +738,7 @@ mod instances {
             let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let login = Arc::new(tokio::sync::Mutex::new(None));
             let refused = a
-                .claim_if(ANN, "ann".into(), origin(2), {
+                .claim_if(ANN, "ann".into(), origin(2), true, {
                     let (checks, login, b) = (Arc::clone(&checks), Arc::clone(&login), b.clone());
                     move || {
                         let (checks, login, b) =
@@ -681,7 +756,7 @@ mod instances {
                 .await
                 .unwrap();
             assert!(
-                refused.is_none(),
+                matches!(refused, Claim::NotAllowed),
                 "Use here claimed over a newer password login"
             );
             assert_eq!(
@@ -704,10 +779,10 @@ mod instances {
             );
             // Undisturbed, the same conditional claim goes through.
             let again = a
-                .claim_if(ANN, "ann".into(), origin(4), || async { Ok(true) })
+                .claim_if(ANN, "ann".into(), origin(4), true, || async { Ok(true) })
                 .await
                 .unwrap();
-            assert!(b.check(&again.unwrap().uid).await.is_ok());
+            assert!(b.check(&claimed(again).uid).await.is_ok());
         }
     }
 

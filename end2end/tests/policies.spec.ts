@@ -1,0 +1,56 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  OwnServer,
+  PASSWORD,
+  activeHome,
+  expect,
+  freePort,
+  newContext,
+  openLogin,
+  registerViaApi,
+  signIn,
+  supersededAlert,
+  test,
+  uniqueName,
+} from "./helpers";
+
+// A server of this test's own with `--policy deny-new`: a second sign-in is refused while a
+// tab is active, and the person may sign that tab out explicitly.
+
+test("deny-new: a second sign-in is refused until the person signs the other tab out", async ({ browser }) => {
+  const db = join(mkdtempSync(join(tmpdir(), "solotab-deny-new-")), "solotab.db");
+  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db, SOLOTAB_POLICY: "deny-new" });
+  await server.start();
+  const contexts = [];
+  try {
+    const username = uniqueName("Deny");
+    const laptop = await newContext(browser, { baseURL: server.url });
+    const phone = await newContext(browser, { baseURL: server.url });
+    contexts.push(laptop, phone);
+    await registerViaApi(laptop.request, username);
+    const tabA = await laptop.newPage();
+    await signIn(tabA, username);
+
+    const tabB = await phone.newPage();
+    await openLogin(tabB);
+    await tabB.getByLabel("Username").fill(username);
+    await tabB.getByLabel("Password").fill(PASSWORD);
+    const refused = tabB.waitForResponse((r) => r.url().endsWith("/api/login"));
+    await tabB.getByRole("button", { name: "Sign in", exact: true }).click();
+    expect((await refused).status()).toBe(409);
+    await expect(tabB.getByRole("alert")).toContainText("Your account is in use in another tab");
+    // Nothing happened to the first tab.
+    await activeHome(tabA, username);
+    await expect(supersededAlert(tabA)).toHaveCount(0);
+
+    // The explicit takeover: the first tab is signed out, and told at once.
+    await tabB.getByRole("button", { name: "Sign out the other tab and continue" }).click();
+    await activeHome(tabB, username);
+    await expect(supersededAlert(tabA)).toBeVisible({ timeout: 5_000 });
+  } finally {
+    for (const context of contexts) await context.close();
+    await server.stop();
+  }
+});
