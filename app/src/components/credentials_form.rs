@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 
 use crate::Hydrated;
 use crate::api::ApiError;
+use crate::components::TakeoverButton;
 use crate::contract::{Credentials, ErrorCode};
 use crate::rules;
 
@@ -111,15 +112,10 @@ where
                 </p>
             })}
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            {move || in_use.get().then(|| {
+            <TakeoverButton in_use pending confirm={
                 let send = send.clone();
-                view! {
-                    <button type="button" class="takeover" on:click=move |_| send(true)
-                        disabled=move || pending.get()>
-                        "Sign out the other tab and continue"
-                    </button>
-                }
-            })}
+                move || send(true)
+            }/>
             <button
                 type="submit"
                 disabled=move || !hydrated.get() || pending.get() || ready.is_some_and(|r| !r.get())

@@ -4,8 +4,10 @@ mod connection_banner;
 mod credentials_form;
 mod header;
 mod superseded_notice;
+mod takeover_button;
 
 pub use connection_banner::ConnectionBanner;
 pub use credentials_form::CredentialsForm;
 pub use header::Header;
 pub use superseded_notice::SupersededNotice;
+pub use takeover_button::TakeoverButton;

@@ -5,7 +5,7 @@ use leptos_router::hooks::use_navigate;
 
 use crate::Hydrated;
 use crate::api::{self, ApiError};
-use crate::components::CredentialsForm;
+use crate::components::{CredentialsForm, TakeoverButton};
 use crate::contract::{Credentials, Device, ErrorCode};
 use crate::session::{Session, TabState};
 
@@ -146,18 +146,10 @@ fn UseHereCard(
                 "Using it here stops the other tab: only one tab of an account can be active."
             </p>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            {
+            <TakeoverButton in_use pending confirm={
                 let take_over = take_over.clone();
-                move || in_use.get().then(|| {
-                    let take_over = take_over.clone();
-                    view! {
-                        <button type="button" class="takeover" on:click=move |_| take_over(true)
-                            disabled=move || pending.get()>
-                            "Sign out the other tab and continue"
-                        </button>
-                    }
-                })
-            }
+                move || take_over(true)
+            }/>
             <button type="button" on:click=move |_| take_over(false) disabled=move || pending.get()>
                 {move || if pending.get() { "Taking over…" } else { "Use here" }}
             </button>
