@@ -83,6 +83,13 @@ fn main() {
 #[derive(Clone)]
 struct BenchState {
     registry: Registry,
+    metrics: solotab::metrics::Metrics,
+}
+
+impl FromRef<BenchState> for solotab::metrics::Metrics {
+    fn from_ref(state: &BenchState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 impl FromRef<BenchState> for Registry {
@@ -112,7 +119,10 @@ fn router(registry: Registry) -> Router {
         .route("/bare", get(|| async { "ok" }))
         .route("/noop", get(|_: NoOp| async { "ok" }))
         .route("/checked", get(|_: ActiveTab| async { "ok" }))
-        .with_state(BenchState { registry })
+        .with_state(BenchState {
+            registry,
+            metrics: solotab::metrics::Metrics::new(),
+        })
 }
 
 async fn serve(router: Router) -> SocketAddr {

@@ -117,6 +117,11 @@ pub struct Config {
           value_parser = crate::proxies::parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Serve Prometheus metrics at `GET /metrics` on this address only, e.g.
+    /// `127.0.0.1:9464` (keep it off the public network). Default: off.
+    #[arg(long, env = "SOLOTAB_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
@@ -293,6 +298,7 @@ mod tests {
             "SOLOTAB_REDIS_URL",
             "SOLOTAB_REDIS_PREFIX",
             "SOLOTAB_POLICY",
+            "SOLOTAB_METRICS_ADDR",
             "LEPTOS_SITE_ADDR",
             "SOLOTAB_HISTORY_DAYS",
             "SOLOTAB_HASH_CONCURRENCY",

@@ -634,6 +634,14 @@ impl Registry {
         }
     }
 
+    /// How many tabs are active: in memory with one server, in the store with several.
+    pub async fn active_tabs(&self) -> Result<u64, StoreError> {
+        match &self.truth {
+            Truth::Memory(sessions) => Ok(read(sessions).counts().0 as u64),
+            Truth::Shared(_) => self.store.count_active().await,
+        }
+    }
+
     /// How many sessions are active and remembered in memory (for logs and metrics);
     /// `None` when the store is shared and memory holds none.
     pub fn counts(&self) -> Option<(usize, usize)> {

@@ -102,7 +102,37 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         },
         throttles: Throttles::new(config.max_login_failures, config.max_registrations_per_hour),
         proxies: config.trusted_proxies(),
+        metrics: crate::metrics::Metrics::new(),
     })
+}
+
+/// `GET /metrics`: the Prometheus text exposition of `state`'s metrics, with the gauges read
+/// now. Served on `--metrics-addr` only, apart from the site.
+pub fn metrics_router(state: AppState) -> Router {
+    let scrape = move || {
+        let state = state.clone();
+        async move {
+            use axum::http::{StatusCode, header::CONTENT_TYPE};
+            use axum::response::IntoResponse;
+            match state.registry.active_tabs().await {
+                Ok(active) => {
+                    let active = usize::try_from(active).unwrap_or(usize::MAX);
+                    let text = state.metrics.render(active, state.channels.open());
+                    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                    ([(CONTENT_TYPE, kind)], text).into_response()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: cannot count active tabs");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the store cannot be read\n",
+                    )
+                        .into_response()
+                }
+            }
+        }
+    };
+    Router::new().route("/metrics", axum::routing::get(scrape))
 }
 
 /// A registry on a store other instances share, told of their ends by `fan_out`.
@@ -210,6 +240,17 @@ pub async fn serve(
         state.devices.clone(),
         config.history(),
     ));
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = bind(addr).await.map_err(std::io::Error::other)?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            let router = metrics_router(state.clone());
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
+        }
+        None => None,
+    };
     let channels = state.channels.clone();
     let shutdown = {
         let channels = channels.clone();
@@ -226,6 +267,9 @@ pub async fn serve(
     // Upgraded connections are not the HTTP server's any more: wait for them here.
     channels.closed(CHANNELS_GRACE).await;
     pruner.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     served
 }
 

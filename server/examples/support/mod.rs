@@ -137,6 +137,11 @@ impl SessionStore for SnapshotStore {
             "the benchmark store is only loaded from".into(),
         ))
     }
+    async fn count_active(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Backend(
+            "the benchmark store is only loaded from".into(),
+        ))
+    }
     async fn active_of(&self, _: AccountId) -> Result<Option<UidDigest>, StoreError> {
         Err(StoreError::Backend(
             "the benchmark store is only loaded from".into(),

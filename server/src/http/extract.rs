@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 
 use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
+use crate::metrics::Metrics;
 use crate::proxies::TrustedProxies;
 use crate::registry::{NotAccepted, Registry, Session};
 use crate::store::LoginOrigin;
@@ -35,6 +36,7 @@ impl<S> FromRequestParts<S> for ActiveTab
 where
     Registry: FromRef<S>,
     Disclosure: FromRef<S>,
+    Metrics: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -42,8 +44,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let registry = Registry::from_ref(state);
         let disclosure = Disclosure::from_ref(state);
+        let metrics = Metrics::from_ref(state);
         let refuse = |refusal: TabRefusal, username: Option<&str>| {
             let code = refusal.code().as_str();
+            metrics.rejected(code);
             if refusal_log::first_of_its_kind(code) {
                 tracing::info!(code, account = username, "request rejected");
             }

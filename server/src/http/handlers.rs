@@ -15,6 +15,7 @@ use super::{
     client_key,
 };
 use crate::device::DeviceToken;
+use crate::metrics::LoginMethod;
 use crate::registry::{Claim, Claimed, NotAccepted};
 use crate::store::{CreateAccountError, DeviceRecord, LoginOrigin};
 use crate::time::UnixMillis;
@@ -137,7 +138,7 @@ pub(super) async fn login(
     // a login losing that race has replaced the device and is refused all the same). A
     // refusal is not a failed login: the password was right.
     if let Some(since) = state.registry.in_use(account.id, creds.takeover).await? {
-        return Err(in_use(&account.username, since));
+        return Err(in_use(&state, &account.username, since));
     }
     let device = state.devices.issue(account.id).await?;
     tracing::debug!(account = %account.username, "this browser is now the account's device");
@@ -148,10 +149,13 @@ pub(super) async fn login(
         .await?
     {
         Claim::Claimed(claimed) => claimed,
-        Claim::InUse { since } => return Err(in_use(&username, since)),
+        Claim::InUse { since } => return Err(in_use(&state, &username, since)),
         Claim::NotAllowed => return Err(ApiError::Unavailable("a login was not allowed".into())),
     };
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in");
+    state
+        .metrics
+        .signed_in(LoginMethod::Password, claimed.superseded.len());
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, Json(logged_in(claimed))))
 }
@@ -218,10 +222,13 @@ pub(super) async fn use_here(
         .await?;
     let claimed = match claim {
         Claim::Claimed(claimed) => claimed,
-        Claim::InUse { since } => return Err(in_use(&username, since)),
+        Claim::InUse { since } => return Err(in_use(&state, &username, since)),
         Claim::NotAllowed => return Err(ApiError::NoDevice),
     };
     tracing::info!(account = %claimed.session.username, ip = %claimed.session.origin.ip, "logged in with Use here");
+    state
+        .metrics
+        .signed_in(LoginMethod::UseHere, claimed.superseded.len());
     Ok(Json(logged_in(claimed)))
 }
 
@@ -261,8 +268,9 @@ fn username(state: &AppState, tab: &ActiveTab) -> String {
         .unwrap_or_default()
 }
 
-/// 409 `account_in_use` (deny-new), logged once a second at most.
-fn in_use(username: &str, since: UnixMillis) -> ApiError {
+/// 409 `account_in_use` (deny-new), counted, and logged once a second at most.
+fn in_use(state: &AppState, username: &str, since: UnixMillis) -> ApiError {
+    state.metrics.rejected("account_in_use");
     if refusal_log::first_of_its_kind("account_in_use") {
         tracing::info!(account = %username, "login refused: the account has an active tab (deny-new)");
     }
@@ -345,6 +353,7 @@ pub(super) async fn logout(
     match state.registry.release(tab.uid).await {
         Ok(ended) => {
             tracing::info!(account = %ended.username, "logged out");
+            state.metrics.logged_out();
             Ok((clear, clear_site, StatusCode::NO_CONTENT))
         }
         // Superseded between the check and the release: answer with that rejection.

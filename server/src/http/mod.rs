@@ -16,6 +16,7 @@ use axum::routing::{any, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::device::Devices;
+use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::proxies::TrustedProxies;
 use crate::registry::Registry;
@@ -52,6 +53,7 @@ pub struct AppState {
     pub disclosure: Disclosure,
     pub throttles: Throttles,
     pub proxies: TrustedProxies,
+    pub metrics: Metrics,
 }
 
 /// The brute-force limits (see [`crate::throttle`]). Cheap to clone.
@@ -94,6 +96,12 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 impl FromRef<AppState> for Registry {
     fn from_ref(state: &AppState) -> Self {
         state.registry.clone()
+    }
+}
+
+impl FromRef<AppState> for Metrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
     }
 }
 

@@ -184,6 +184,20 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn count_active_is_one_per_account_with_an_active_session() {
+                let store = with_accounts($make).await;
+                assert_eq!(store.count_active().await.unwrap(), 0);
+                let (a, b, c) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
+                store.claim(a, &session(1, 20, 2)).await.unwrap();
+                store.claim(b, &session(2, 21, 3)).await.unwrap();
+                store.claim(c, &session(1, 22, 4)).await.unwrap(); // supersedes a
+                assert_eq!(store.count_active().await.unwrap(), 2, "one per account");
+                assert!(!store.release(a, UnixMillis::from_millis(23)).await.unwrap());
+                assert!(store.release(b, UnixMillis::from_millis(23)).await.unwrap());
+                assert_eq!(store.count_active().await.unwrap(), 1);
+            }
+
+            #[tokio::test]
             async fn load_and_prune_respect_the_cutoff() {
                 let store = with_accounts($make).await;
                 let (old, mid, now) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());

@@ -146,6 +146,10 @@ impl SessionStore for MemoryStore {
         }))
     }
 
+    async fn count_active(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().active.len() as u64)
+    }
+
     async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
         let inner = self.lock();
         Ok(inner

@@ -39,6 +39,10 @@ macro_rules! active_of_sql {
     };
 }
 
+/// `SessionStore::count_active` in both SQL stores (the partial index on active sessions
+/// answers it).
+const COUNT_ACTIVE: &str = "SELECT count(*) FROM sessions WHERE ended_at IS NULL";
+
 mod memory;
 mod postgres;
 mod redis;
@@ -192,6 +196,9 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// The account's active session, if it has one (one indexed read).
     async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError>;
+
+    /// How many sessions are active, across every account (for metrics).
+    async fn count_active(&self) -> Result<u64, StoreError>;
 
     /// Ends `uid` as logged out if it is active; returns whether it was.
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError>;

@@ -369,6 +369,17 @@ impl SessionStore for PostgresStore {
         Ok(Some(found))
     }
 
+    async fn count_active(&self) -> Result<u64, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(super::COUNT_ACTIVE, &[])
+            .await
+            .map_err(backend)?;
+        let count: i64 = row.try_get(0).map_err(backend)?;
+        Ok(count.max(0) as u64)
+    }
+
     async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
         let client = self.client().await?;
         let statement = client

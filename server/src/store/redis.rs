@@ -10,6 +10,7 @@
 //! - `active:<account>`: the digest of the account's active session.
 //! - `ended:<account>`: the account's ended digests, scored by when they ended (to forget
 //!   the oldest).
+//! - `active_count`: how many sessions are active (kept by the scripts, for metrics).
 //!
 //! A claim and a release are each one Lua script, which Redis runs atomically: however many
 //! instances claim at once, each account ends with exactly one active session. The script
@@ -52,6 +53,7 @@ const CLAIM: &str = r"
 local old = redis.call('GET', KEYS[1])
 if ARGV[9] == 'only' and (old or '') ~= ARGV[10] then return {'changed'} end
 local ended = {'ok'}
+if not old then redis.call('INCR', ARGV[8] .. 'active_count') end
 if old then
   local key = ARGV[8] .. 'session:' .. old
   redis.call('HSET', key, 'ended_at', ARGV[4], 'reason', 'superseded', 'by_ip', ARGV[5])
@@ -76,7 +78,10 @@ if not account or redis.call('HEXISTS', KEYS[1], 'ended_at') == 1 then return 0 
 redis.call('HSET', KEYS[1], 'ended_at', ARGV[2], 'reason', 'logged_out')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local active = ARGV[4] .. 'active:' .. account
-if redis.call('GET', active) == ARGV[1] then redis.call('DEL', active) end
+if redis.call('GET', active) == ARGV[1] then
+  redis.call('DEL', active)
+  redis.call('DECR', ARGV[4] .. 'active_count')
+end
 local ended = ARGV[4] .. 'ended:' .. account
 redis.call('ZADD', ended, ARGV[2], ARGV[1])
 redis.call('PEXPIRE', ended, ARGV[3])
@@ -467,6 +472,15 @@ impl SessionStore for RedisStore {
         read(&fields)
     }
 
+    async fn count_active(&self) -> Result<u64, StoreError> {
+        let count: Option<i64> = self
+            .connection()
+            .get(format!("{}active_count", self.prefix))
+            .await
+            .map_err(backend)?;
+        Ok(count.unwrap_or(0).max(0) as u64)
+    }
+
     async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
         let active: Option<String> = self
             .connection()
@@ -618,6 +632,9 @@ mod delegation {
         }
         async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
             self.sessions.active_of(account).await
+        }
+        async fn count_active(&self) -> Result<u64, StoreError> {
+            self.sessions.count_active().await
         }
         async fn forget_oldest(
             &self,

@@ -426,6 +426,15 @@ impl SessionStore for SqliteStore {
         self.run(move |conn| active_of(conn, account)).await
     }
 
+    async fn count_active(&self) -> Result<u64, StoreError> {
+        self.run(|conn| {
+            conn.query_row(super::COUNT_ACTIVE, [], |row| row.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn forget_oldest(
         &self,
         account: AccountId,
