@@ -54,6 +54,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// `POST /api/password`: the account's current password, and the new one.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange { current: <redacted>, new: <redacted> }")
+    }
+}
+
 /// 201 from `POST /api/register`.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +220,8 @@ pub enum ErrorCode {
     CrossSite,
     // 429: too many failed logins (or registrations) from this client or for this account.
     TooManyAttempts,
+    /// 403 on `POST /api/password`: the current password given is not the account's.
+    WrongPassword,
     /// 409 on a login or "Use here" under the deny-new policy: the account has an active tab
     /// (since `active_since`); send it again with `"takeover": true` to sign that tab out.
     AccountInUse,
@@ -232,7 +248,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::MissingUid,
         ErrorCode::MalformedUid,
         ErrorCode::UnknownUid,
@@ -243,6 +259,7 @@ impl ErrorCode {
         ErrorCode::CrossSite,
         ErrorCode::TooManyAttempts,
         ErrorCode::AccountInUse,
+        ErrorCode::WrongPassword,
         ErrorCode::InvalidInput,
         ErrorCode::UsernameTaken,
         ErrorCode::MalformedJson,
@@ -269,6 +286,7 @@ impl ErrorCode {
             ErrorCode::CrossSite => "cross_site",
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::AccountInUse => "account_in_use",
+            ErrorCode::WrongPassword => "wrong_password",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::MalformedJson => "malformed_json",

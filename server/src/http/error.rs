@@ -102,6 +102,8 @@ pub enum ApiError {
         retry_after: Duration,
     },
     UpgradeRequired,
+    /// `POST /api/password` with a current password that is not the account's.
+    WrongPassword,
     /// The deny-new policy refused a login: the account has had an active tab since then.
     AccountInUse {
         since: UnixMillis,
@@ -176,6 +178,14 @@ impl ApiError {
                 body.retry_after_secs = Some(secs);
                 (StatusCode::TOO_MANY_REQUESTS, body)
             }
+            // Not 401: that would tell the tab its UID was refused.
+            ApiError::WrongPassword => (
+                StatusCode::FORBIDDEN,
+                body(
+                    ErrorCode::WrongPassword,
+                    "Your current password is not right. Nothing was changed.".into(),
+                ),
+            ),
             ApiError::AccountInUse { since } => {
                 let mut body = body(
                     ErrorCode::AccountInUse,

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use app::contract::{
-    Credentials, Device, ErrorBody, Health, LoggedIn, Me, Premium, Registered, UseHere,
+    Credentials, Device, ErrorBody, Health, LoggedIn, Me, PasswordChange, Premium, Registered,
+    UseHere,
 };
 use axum::Json;
 use axum::extract::State;
@@ -324,6 +325,67 @@ pub(super) async fn premium(State(state): State<AppState>, tab: ActiveTab) -> Js
         body: lesson.into(),
         served_at: served_at.to_rfc3339(),
     })
+}
+
+#[utoipa::path(post, path = "/api/password", tag = "tabs", request_body = PasswordChange,
+    params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
+    responses(
+        (status = 204, description = "Changed. Every other browser's \"Use here\" has ended; this browser has a fresh device cookie."),
+        (status = 400, description = "`invalid_input`: the new password breaks the rules (the message says which), `malformed_json`.", body = ErrorBody),
+        (status = 403, description = "`wrong_password`: the current password given is not the account's; nothing changed.", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong passwords from this client or for this account.", body = ErrorBody),
+    ))]
+/// `POST /api/password`: the active tab changes its account's password, giving the current
+/// one. Every other browser's "Use here" ends (each must sign in with the new password);
+/// this browser gets a fresh device cookie, and this tab stays active.
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    tab: ActiveTab,
+    origin: LoginOrigin,
+    cookie: DeviceCookie,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<(SetDeviceCookie, StatusCode), ApiError> {
+    let username = username(&state, &tab);
+    let key = app::rules::username_key(&username);
+    // A stolen UID must not be a way to guess the password: the login limits apply.
+    let client = client_key(origin.ip);
+    let throttles = &state.throttles;
+    throttles.login_by_ip.check(&client).map_err(too_many)?;
+    if let Err(retry_after) = throttles.login_by_account.check(&key) {
+        // As for a login: guesses from elsewhere must not lock the owner out.
+        if !signed_in_last_here(&state, &cookie, &key).await? {
+            return Err(too_many(retry_after));
+        }
+    }
+    app::rules::new_password(&username, &change.new).map_err(ApiError::InvalidInput)?;
+    if crate::passwords::is_common(&change.new) {
+        return Err(ApiError::InvalidInput(
+            "This password is one of the most common ones, which are guessed first. Choose another."
+                .into(),
+        ));
+    }
+    let record = state.accounts.find(&key).await?;
+    let stored_hash = record.as_ref().map(|a| a.password_hash.clone());
+    if !state.passwords.verify(change.current, stored_hash).await? {
+        throttles.login_by_ip.failure(&client);
+        throttles.login_by_account.failure(&key);
+        return Err(ApiError::WrongPassword);
+    }
+    let hash = state.passwords.hash(change.new).await?;
+    if !state
+        .accounts
+        .set_password(tab.session.account, &hash)
+        .await?
+    {
+        return Err(ApiError::Unavailable(
+            "the account of an active tab is gone".into(),
+        ));
+    }
+    // This browser's device replaces every other (a fresh token for this one).
+    let device = state.devices.issue(tab.session.account).await?;
+    tracing::info!(account = %username, "password changed; other browsers' devices ended");
+    let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
+    Ok((set_cookie, StatusCode::NO_CONTENT))
 }
 
 #[utoipa::path(post, path = "/api/logout", tag = "tabs",

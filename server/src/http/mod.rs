@@ -32,7 +32,7 @@ mod openapi;
 mod origin;
 mod refusal_log;
 
-use handlers::{device, healthz, login, logout, me, premium, register, use_here};
+use handlers::{change_password, device, healthz, login, logout, me, premium, register, use_here};
 
 pub use channel::Channels;
 pub use device_cookie::{DeviceCookie, SetDeviceCookie, served_over_https};
@@ -164,4 +164,5 @@ fn protected_routes() -> Router<AppState> {
         .route("/me", get(me))
         .route("/premium", get(premium))
         .route("/logout", post(logout))
+        .route("/password", post(change_password))
 }

@@ -30,6 +30,7 @@ use super::{channel, handlers};
         handlers::me,
         handlers::premium,
         handlers::logout,
+        handlers::change_password,
         handlers::healthz,
         channel::channel,
         document,

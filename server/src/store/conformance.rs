@@ -268,6 +268,15 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn a_password_change_replaces_that_accounts_hash_only() {
+                let store = with_accounts($make).await;
+                assert!(store.set_password(AccountId(1), "h9").await.unwrap());
+                assert_eq!(store.find("ann").await.unwrap().unwrap().password_hash, "h9");
+                assert_eq!(store.find("bob").await.unwrap().unwrap().password_hash, "h2");
+                assert!(!store.set_password(AccountId(99), "h9").await.unwrap());
+            }
+
+            #[tokio::test]
             async fn usernames_are_unique_without_regard_to_case() {
                 let store = with_accounts($make).await;
                 assert!(matches!(

@@ -212,6 +212,18 @@ impl AccountStore for MemoryStore {
     async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError> {
         Ok(self.lock().accounts.get(username_key).cloned())
     }
+
+    async fn set_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let record = inner.accounts.values_mut().find(|a| a.id == account);
+        Ok(record
+            .map(|record| record.password_hash = password_hash.to_owned())
+            .is_some())
+    }
 }
 
 #[async_trait]

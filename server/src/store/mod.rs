@@ -325,6 +325,13 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
 
     /// The account whose username has this key (see [`app::rules::username_key`]).
     async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// Replaces the account's password hash; false if there is no such account.
+    async fn set_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The SHA-256 of a device token: what a store keeps instead of the token itself.

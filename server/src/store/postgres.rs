@@ -463,6 +463,23 @@ impl AccountStore for PostgresStore {
         })
         .transpose()
     }
+
+    async fn set_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE accounts SET password_hash = $1 WHERE id = $2",
+                &[&password_hash, &account.0],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
 }
 
 /// Only the username's own unique key means "taken"; any other violation is a fault.

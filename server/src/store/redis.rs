@@ -658,6 +658,9 @@ mod delegation {
         async fn find(&self, key: &str) -> Result<Option<AccountRecord>, StoreError> {
             self.accounts.find(key).await
         }
+        async fn set_password(&self, account: AccountId, hash: &str) -> Result<bool, StoreError> {
+            self.accounts.set_password(account, hash).await
+        }
     }
 
     #[async_trait]

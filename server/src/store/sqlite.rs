@@ -509,6 +509,23 @@ impl AccountStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_password(
+        &self,
+        account: AccountId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
+                params![password_hash, account.0],
+            )
+            .map(|changed| changed == 1)
+            .map_err(backend)
+        })
+        .await
+    }
 }
 
 #[async_trait]
