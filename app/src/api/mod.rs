@@ -23,7 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::{
-    Credentials, Device, ErrorBody, ErrorCode, LoggedIn, Me, Premium, Registered, UseHere,
+    Credentials, Device, ErrorBody, ErrorCode, LoggedIn, Me, PasswordChange, Premium, Registered,
+    UseHere,
 };
 use crate::session::Session;
 
@@ -137,6 +138,13 @@ pub async fn me(session: Session) -> Result<Me, ApiError> {
 pub async fn premium(session: Session) -> Result<Premium, ApiError> {
     let uid = current().ok_or(ApiError::SignedOut)?;
     json(send(session, "GET", "/api/premium", None::<&()>, Some(uid)).await?)
+}
+
+/// Changes the account's password from this (active) tab.
+pub async fn change_password(session: Session, change: &PasswordChange) -> Result<(), ApiError> {
+    let uid = current().ok_or(ApiError::SignedOut)?;
+    send(session, "POST", "/api/password", Some(change), Some(uid)).await?;
+    Ok(())
 }
 
 /// Ends this tab's sign-in (and this browser's "Use here") on the server, then forgets it.

@@ -1,11 +1,13 @@
 //! Small pieces shared by the pages.
 
+mod change_password;
 mod connection_banner;
 mod credentials_form;
 mod header;
 mod superseded_notice;
 mod takeover_button;
 
+pub use change_password::ChangePassword;
 pub use connection_banner::ConnectionBanner;
 pub use credentials_form::CredentialsForm;
 pub use header::Header;

@@ -5,7 +5,7 @@ use leptos::task::spawn_local;
 use leptos_router::components::Redirect;
 
 use crate::api::{self, ApiError};
-use crate::components::SupersededNotice;
+use crate::components::{ChangePassword, SupersededNotice};
 use crate::contract::Premium;
 use crate::display::local_time;
 use crate::session::{Session, TabState};
@@ -39,6 +39,7 @@ pub fn HomePage() -> impl IntoView {
 #[component]
 fn Dashboard(username: String, issued_at: String) -> impl IntoView {
     let session = Session::expect();
+    let account = username.clone();
     let premium = RwSignal::new(None::<Premium>);
     let error = RwSignal::new(None::<String>);
     let loading = RwSignal::new(false);
@@ -118,5 +119,6 @@ fn Dashboard(username: String, issued_at: String) -> impl IntoView {
                 "Refresh"
             </button>
         </section>
+        <ChangePassword username=account/>
     }
 }
