@@ -220,6 +220,8 @@ pub enum ErrorCode {
     CrossSite,
     // 429: too many failed logins (or registrations) from this client or for this account.
     TooManyAttempts,
+    /// 401: the tab's sign-in reached the end of its lifetime (`--absolute-timeout`).
+    Expired,
     /// 403 on `POST /api/password`: the current password given is not the account's.
     WrongPassword,
     /// 409 on a login or "Use here" under the deny-new policy: the account has an active tab
@@ -248,7 +250,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MissingUid,
         ErrorCode::MalformedUid,
         ErrorCode::UnknownUid,
@@ -259,6 +261,7 @@ impl ErrorCode {
         ErrorCode::CrossSite,
         ErrorCode::TooManyAttempts,
         ErrorCode::AccountInUse,
+        ErrorCode::Expired,
         ErrorCode::WrongPassword,
         ErrorCode::InvalidInput,
         ErrorCode::UsernameTaken,
@@ -287,6 +290,7 @@ impl ErrorCode {
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::AccountInUse => "account_in_use",
             ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::Expired => "expired",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::MalformedJson => "malformed_json",

@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_POLICY", value_enum, default_value_t = PolicyName::LatestWins)]
     pub policy: PolicyName,
 
+    /// The longest a sign-in lasts, e.g. `12h` or `90m`: after it the tab is told `expired`
+    /// (at once, over its push channel) and must sign in again. Default: no limit.
+    #[arg(long, env = "SOLOTAB_ABSOLUTE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub absolute_timeout: Option<Duration>,
+
     /// Days that superseded and logged-out tabs are remembered (at least 30), so they can be
     /// told why they were stopped; after that they are pruned and get `unknown_uid`.
     #[arg(long, env = "SOLOTAB_HISTORY_DAYS", default_value_t = 30,
@@ -299,6 +304,7 @@ mod tests {
             "SOLOTAB_REDIS_PREFIX",
             "SOLOTAB_POLICY",
             "SOLOTAB_METRICS_ADDR",
+            "SOLOTAB_ABSOLUTE_TIMEOUT",
             "LEPTOS_SITE_ADDR",
             "SOLOTAB_HISTORY_DAYS",
             "SOLOTAB_HASH_CONCURRENCY",

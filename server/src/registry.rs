@@ -72,6 +72,8 @@ pub enum Rejection {
     Superseded { at: UnixMillis, by: LoginOrigin },
     /// The tab logged out at `at`.
     LoggedOut { at: UnixMillis },
+    /// The UID reached the end of its lifetime (`--absolute-timeout`) at `at`.
+    Expired { at: UnixMillis },
 }
 
 /// A UID that was refused, with the account it belonged to if known (for logs).
@@ -110,6 +112,16 @@ pub enum Policy {
     LatestWins,
     /// A new login is refused while a tab is active, unless it asks to take over.
     DenyNew,
+}
+
+/// The account's active tab as a deny-new claim sees it.
+enum Live {
+    None,
+    Active {
+        since: UnixMillis,
+    },
+    /// Still the store's active session, but past its lifetime: a claim replaces it.
+    Expired(UidDigest),
 }
 
 /// What a conditional claim ([`Registry::claim_if`]) came to.
@@ -176,6 +188,9 @@ pub struct Registry {
     store: Arc<dyn SessionStore>,
     truth: Truth,
     policy: Policy,
+    /// How long a UID is accepted after its login, at most (`None`: for as long as it is
+    /// the account's latest).
+    lifetime: Option<Duration>,
     // Serialises this server's store writes (and, with one server, memory's updates; see
     // the module docs). Held across the store's await, which is why it is tokio's.
     writes: Arc<tokio::sync::Mutex<()>>,
@@ -206,6 +221,7 @@ impl Registry {
             store,
             truth,
             policy: Policy::default(),
+            lifetime: None,
             writes: Arc::new(tokio::sync::Mutex::new(())),
             watchers: Arc::default(),
         }
@@ -215,6 +231,31 @@ impl Registry {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// This registry, accepting each UID for at most `lifetime` after its login.
+    pub fn with_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// When a UID issued at `issued_at` stops being accepted, if ever.
+    pub fn expiry(&self, issued_at: UnixMillis) -> Option<UnixMillis> {
+        let lifetime = i64::try_from(self.lifetime?.as_millis()).unwrap_or(i64::MAX);
+        Some(UnixMillis::from_millis(
+            issued_at.as_millis().saturating_add(lifetime),
+        ))
+    }
+
+    /// `session`, unless its lifetime is over.
+    fn unexpired(&self, session: Session) -> Result<Session, Refused> {
+        match self.expiry(session.issued_at) {
+            Some(at) if at <= UnixMillis::now() => Err(Refused {
+                rejection: Rejection::Expired { at },
+                username: self.username(session.account),
+            }),
+            _ => Ok(session),
+        }
     }
 
     /// Whether checks read the store (several instances) rather than memory.
@@ -229,6 +270,12 @@ impl Registry {
     }
 
     async fn check_digest(&self, digest: &UidDigest) -> Result<Session, NotAccepted> {
+        let session = self.find(digest).await?;
+        self.unexpired(session).map_err(NotAccepted::Refused)
+    }
+
+    /// The active session of `digest`, expired or not.
+    async fn find(&self, digest: &UidDigest) -> Result<Session, NotAccepted> {
         match &self.truth {
             Truth::Memory(sessions) => read(sessions).check(digest).map_err(NotAccepted::Refused),
             Truth::Shared(usernames) => match self.store.lookup(*digest).await? {
@@ -267,12 +314,17 @@ impl Registry {
             Truth::Memory(sessions) => {
                 // Subscribing under the read lock: an end needs the write lock first, and
                 // announces itself after, so this watch either sees the end here or is told.
-                let sessions = read(sessions);
-                let session = sessions.check(&digest).map_err(WatchRefused::Refused)?;
-                let watch = self
-                    .watchers
-                    .subscribe(digest)
-                    .ok_or(WatchRefused::TooMany)?;
+                let (session, watch) = {
+                    let sessions = read(sessions);
+                    let session = sessions.check(&digest).map_err(WatchRefused::Refused)?;
+                    let watch = self
+                        .watchers
+                        .subscribe(digest)
+                        .ok_or(WatchRefused::TooMany)?;
+                    (session, watch)
+                };
+                // Expiry is a matter of the clock, not of the store: checked after the lock.
+                let session = self.unexpired(session).map_err(WatchRefused::Refused)?;
                 Ok((session, watch))
             }
             Truth::Shared(_) => {
@@ -329,18 +381,26 @@ impl Registry {
         if self.policy == Policy::LatestWins || takeover {
             return Ok(None);
         }
-        self.active_since(account).await
+        Ok(match self.live_tab(account).await? {
+            Live::Active { since } => Some(since),
+            Live::Expired(_) | Live::None => None,
+        })
     }
 
-    /// When the account's active tab signed in, if it has one (two store reads).
-    async fn active_since(&self, account: AccountId) -> Result<Option<UnixMillis>, StoreError> {
+    /// The account's active tab in the store, and whether its lifetime is over (two reads).
+    async fn live_tab(&self, account: AccountId) -> Result<Live, StoreError> {
         let Some(active) = self.store.active_of(account).await? else {
-            return Ok(None);
+            return Ok(Live::None);
         };
         Ok(match self.store.lookup(active).await? {
-            Some(Stored::Active(active, _)) => Some(active.issued_at),
-            // It ended in between.
-            _ => None,
+            Some(Stored::Active(session, _)) => match self.expiry(session.issued_at) {
+                Some(at) if at <= UnixMillis::now() => Live::Expired(active),
+                _ => Live::Active {
+                    since: session.issued_at,
+                },
+            },
+            // It ended in between: look again.
+            _ => Live::None,
         })
     }
 
@@ -401,8 +461,13 @@ impl Registry {
             let _write = this.writes.lock().await;
             for _ in 0..MAX_CLAIM_ATTEMPTS {
                 let replacing = match (&this.truth, takeover) {
-                    // Deny-new: only where no tab is active, whoever wrote last.
-                    (_, false) => Replacing::Only(None),
+                    // Deny-new: only where no tab is active (an expired one does not count:
+                    // it is replaced), whoever wrote last.
+                    (_, false) => match this.live_tab(account).await? {
+                        Live::Active { since } => return Ok(Claim::InUse { since }),
+                        Live::Expired(uid) => Replacing::Only(Some(uid)),
+                        Live::None => Replacing::Only(None),
+                    },
                     (Truth::Memory(_), true) => Replacing::Any,
                     (Truth::Shared(_), true) => {
                         Replacing::Only(this.store.active_of(account).await?)
@@ -424,9 +489,6 @@ impl Registry {
                     .claim_replacing(digest, &session, replacing)
                     .await?
                 else {
-                    if !takeover && let Some(since) = this.active_since(account).await? {
-                        return Ok(Claim::InUse { since });
-                    }
                     continue; // another claim came in between (or just ended): look again
                 };
                 this.started(&digest, &session, &superseded);

@@ -91,7 +91,9 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             }
         };
     Ok(AppState {
-        registry: registry.with_policy(config.policy.into()),
+        registry: registry
+            .with_policy(config.policy.into())
+            .with_lifetime(config.absolute_timeout),
         accounts,
         devices: Devices::new(devices, config.device_lifetime()),
         passwords: Passwords::new(config.hash_concurrency())?,

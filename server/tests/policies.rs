@@ -97,6 +97,34 @@ async fn use_here_follows_the_same_policy() {
 }
 
 #[tokio::test]
+async fn a_tab_past_the_absolute_timeout_is_pushed_expired_and_refused() {
+    let app = spawn_app_with(&["--absolute-timeout", "1s"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let uid = app.login_as("ann", CHROME).await;
+    let mut channel = app.channel_for(&uid).await;
+    expect_active(&mut channel).await;
+    assert_eq!(
+        app.get_with_uid("/api/me", &uid).await.status,
+        StatusCode::OK
+    );
+    // Told at the end of its lifetime, over the channel, without asking.
+    let ended = expect_ended(&mut channel, "expired").await;
+    assert!(
+        ended["message"].as_str().unwrap().contains("expired at"),
+        "{ended}"
+    );
+    app.get_with_uid("/api/me", &uid)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "expired");
+    // A new login starts a new lifetime.
+    let again = app.login_as("ann", CHROME).await;
+    assert_eq!(
+        app.get_with_uid("/api/me", &again).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn under_latest_wins_takeover_changes_nothing_and_needs_not_be_sent() {
     let app = spawn_app_with(&[]).await;
     assert_eq!(app.register("ann").await.status, StatusCode::CREATED);

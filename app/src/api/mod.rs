@@ -183,7 +183,8 @@ fn start(session: Session, done: LoggedIn) {
 /// The server no longer accepts `uid` (a 401, or the channel's `ended`): forget it and say
 /// why. Nothing happens if `uid` is no longer this tab's.
 fn ended(session: Session, uid: &TabUid, error: ErrorBody) {
-    end(uid, || match error.error {
+    end(uid, || {
+        match error.error {
         ErrorCode::Superseded => session.supersede(
             error.superseded_at.unwrap_or_default(),
             error.user_agent,
@@ -198,9 +199,14 @@ fn ended(session: Session, uid: &TabUid, error: ErrorBody) {
             };
             session.sign_out(Some(notice.into()));
         }
+        ErrorCode::Expired => session.sign_out(Some(
+            "Your sign-in in this tab has expired: sign-ins last a limited time here. Please sign in again."
+                .into(),
+        )),
         _ => session.sign_out(Some(
             "Your sign-in is no longer valid. Please sign in again.".into(),
         )),
+    }
     });
 }
 

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{ApiError, AppState, Disclosure, SameOrigin, TabRefusal};
-use crate::registry::{Registry, WatchRefused};
+use crate::registry::{Registry, Rejection, WatchRefused};
 use crate::time::UnixMillis;
 use crate::uid::Uid;
 
@@ -193,6 +193,19 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     }
     tracing::debug!(account = session.account.0, "channel open");
 
+    // A lifetime (`--absolute-timeout`) ends the tab at a time known now: tell it then.
+    let expiry = registry.expiry(session.issued_at);
+    let expires = async {
+        match expiry {
+            Some(at) => {
+                let left = at.as_millis().saturating_sub(UnixMillis::now().as_millis());
+                tokio::time::sleep(Duration::from_millis(left.max(0) as u64)).await;
+                at
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expires);
     let ping_every = channels.ping_every;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -200,6 +213,9 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     loop {
         tokio::select! {
             rejection = watch.ended() => return Close::Ended(TabRefusal::Rejected(rejection)),
+            at = &mut expires => {
+                return Close::Ended(TabRefusal::Rejected(Rejection::Expired { at }));
+            }
             _ = ping.tick() => {
                 if heard.elapsed() > ping_every * 2 {
                     return Close::Policy("no answer to pings");

@@ -54,6 +54,11 @@ impl TabRefusal {
             TabRefusal::Rejected(Rejection::LoggedOut { .. }) => {
                 "This tab has signed out. Sign in again.".into()
             }
+            TabRefusal::Rejected(Rejection::Expired { at }) => format!(
+                "This tab's sign-in expired at {}: a sign-in lasts a limited time here. Sign in \
+                 again.",
+                at.to_rfc3339()
+            ),
         };
         let mut body = error_body(self.code(), message);
         if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = self {
@@ -73,6 +78,7 @@ impl TabRefusal {
             TabRefusal::Rejected(Rejection::Unknown) => ErrorCode::UnknownUid,
             TabRefusal::Rejected(Rejection::Superseded { .. }) => ErrorCode::Superseded,
             TabRefusal::Rejected(Rejection::LoggedOut { .. }) => ErrorCode::LoggedOut,
+            TabRefusal::Rejected(Rejection::Expired { .. }) => ErrorCode::Expired,
         }
     }
 }

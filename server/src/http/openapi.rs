@@ -78,7 +78,7 @@ impl utoipa::Modify for CommonErrors {
                     add(
                         operation,
                         "401",
-                        "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`.",
+                        "The tab's UID was refused: `missing_uid`, `malformed_uid`, `unknown_uid`, `superseded` (with when, and by which browser and address), `logged_out`, `expired`.",
                     );
                 }
                 add(

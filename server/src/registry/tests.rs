@@ -310,6 +310,27 @@ on_every_store! { BOTH;
         assert!(matches!(use_here.await.unwrap(), Claim::InUse { .. }));
     }
 
+    a_uid_past_its_lifetime_is_refused_and_no_longer_holds_the_account: |reg| {
+        let lifetime = std::time::Duration::from_millis(300);
+        let reg = reg.with_lifetime(Some(lifetime)).with_policy(Policy::DenyNew);
+        let first = claimed(reg.login(ANN, "ann".into(), origin(1), false).await.unwrap());
+        assert!(reg.check(&first.uid).await.is_ok());
+        let expiry = reg.expiry(first.session.issued_at).unwrap();
+        assert_eq!(expiry.as_millis() - first.session.issued_at.as_millis(), 300);
+        assert!(matches!(reg.login(ANN, "ann".into(), origin(2), false).await.unwrap(), Claim::InUse { .. }));
+        tokio::time::sleep(lifetime + std::time::Duration::from_millis(50)).await;
+        assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Expired { at: expiry });
+        assert!(matches!(
+            reg.watch(&first.uid).await.unwrap_err(),
+            WatchRefused::Refused(Refused { rejection: Rejection::Expired { .. }, .. })
+        ));
+        // An expired tab does not keep the account under deny-new: a login replaces it.
+        assert_eq!(reg.in_use(ANN, false).await.unwrap(), None);
+        let second = claimed(reg.login(ANN, "ann".into(), origin(3), false).await.unwrap());
+        assert_eq!(second.superseded.len(), 1);
+        assert!(reg.check(&second.uid).await.is_ok(), "a fresh login has a fresh lifetime");
+    }
+
     racing_logins_under_deny_new_let_exactly_one_in: |reg| {
         let reg = reg.with_policy(Policy::DenyNew);
         let tasks: Vec<_> = (0..32u8)
@@ -508,6 +529,8 @@ fn observed(result: Result<Session, NotAccepted>, issued: &[Claimed]) -> Option<
     match refused.rejection {
         Rejection::Unknown => None,
         Rejection::LoggedOut { .. } => Some(ModelState::LoggedOut),
+        // The model's registries have no lifetime.
+        Rejection::Expired { .. } => panic!("a UID expired without a lifetime"),
         Rejection::Superseded { at, by } => {
             // Identify the superseding login by its time and origin.
             let index = issued
