@@ -130,6 +130,43 @@ pub struct Config {
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `solotab=debug`).
     #[arg(long, env = "SOLOTAB_LOG", default_value = "info")]
     pub log: String,
+
+    /// Instead of serving: one administrative task on the database, then exit.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The administrative tasks (`server <task> --help`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Gives one account a policy of its own, overriding --policy, or the server's again
+    /// (`default`). Takes effect at the account's next login. With SQLite, stop the server
+    /// first (the file is one process's).
+    SetPolicy {
+        /// The account's username (any case).
+        username: String,
+        #[arg(value_enum)]
+        policy: AccountPolicy,
+    },
+}
+
+/// An account's policy, as `set-policy` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccountPolicy {
+    LatestWins,
+    DenyNew,
+    /// The server's `--policy`.
+    Default,
+}
+
+impl AccountPolicy {
+    pub fn policy(self) -> Option<crate::registry::Policy> {
+        match self {
+            AccountPolicy::LatestWins => Some(crate::registry::Policy::LatestWins),
+            AccountPolicy::DenyNew => Some(crate::registry::Policy::DenyNew),
+            AccountPolicy::Default => None,
+        }
+    }
 }
 
 /// `--policy`, as spelled on the command line.

@@ -22,6 +22,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
+    if let Some(command) = config.command.clone() {
+        let done = startup::run_command(&config, command).await?;
+        println!("{done}");
+        return Ok(());
+    }
     let options =
         startup::leptos_options().map_err(|e| format!("invalid Leptos configuration: {e}"))?;
     let addr = config.addr.unwrap_or(options.site_addr);

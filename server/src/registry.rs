@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use crate::store::Policy;
 use crate::store::{
     AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
     SessionStore, StoreError, Stored,
@@ -102,16 +103,16 @@ pub enum NotAccepted {
     Store(#[from] StoreError),
 }
 
-/// What a login may do to the account's active tab: the server's `--policy`. Every policy
-/// is a condition of the store's atomic claim, so it holds however many logins race, on
-/// however many instances.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Policy {
-    /// A new login supersedes the active tab.
-    #[default]
-    LatestWins,
-    /// A new login is refused while a tab is active, unless it asks to take over.
-    DenyNew,
+/// What a claim may end of the account's active tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// Whatever is active: a password login under latest-wins, or an explicit takeover.
+    Any,
+    /// What was active before the claim's condition was checked, and nothing that came
+    /// after: "Use here" (see [`Registry::claim_if`]).
+    Seen,
+    /// Nothing live (deny-new): a tab past its lifetime is replaced, an active one refuses.
+    NothingLive,
 }
 
 /// The account's active tab as a deny-new claim sees it.
@@ -360,7 +361,7 @@ impl Registry {
         origin: LoginOrigin,
     ) -> Result<Claimed, StoreError> {
         let claim = self
-            .claim_as(account, username, origin, true, || async { Ok(true) })
+            .claim_as(account, username, origin, Ends::Any, || async { Ok(true) })
             .await?;
         match claim {
             Claim::Claimed(claimed) => Ok(claimed),
@@ -376,9 +377,10 @@ impl Registry {
     pub async fn in_use(
         &self,
         account: AccountId,
+        own_policy: Option<Policy>,
         takeover: bool,
     ) -> Result<Option<UnixMillis>, StoreError> {
-        if self.policy == Policy::LatestWins || takeover {
+        if self.policy_for(own_policy) == Policy::LatestWins || takeover {
             return Ok(None);
         }
         Ok(match self.live_tab(account).await? {
@@ -404,17 +406,29 @@ impl Registry {
         })
     }
 
-    /// A login under the server's policy: [`claim`](Self::claim) under latest-wins, or
-    /// when `takeover` asks to end the active tab; under deny-new, only if the account has
-    /// no active tab.
+    /// The policy a login of an account with `own_policy` is under: its own, else the
+    /// server's.
+    pub fn policy_for(&self, own_policy: Option<Policy>) -> Policy {
+        own_policy.unwrap_or(self.policy)
+    }
+
+    /// A login under its policy ([`policy_for`](Self::policy_for)): [`claim`](Self::claim)
+    /// under latest-wins, or when `takeover` asks to end the active tab; under deny-new,
+    /// only if the account has no active tab.
     pub async fn login(
         &self,
         account: AccountId,
         username: Arc<str>,
         origin: LoginOrigin,
+        own_policy: Option<Policy>,
         takeover: bool,
     ) -> Result<Claim, StoreError> {
-        self.claim_if(account, username, origin, takeover, || async { Ok(true) })
+        let ends = if takeover || self.policy_for(own_policy) == Policy::LatestWins {
+            Ends::Any
+        } else {
+            Ends::NothingLive
+        };
+        self.claim_as(account, username, origin, ends, || async { Ok(true) })
             .await
     }
 
@@ -432,25 +446,29 @@ impl Registry {
         account: AccountId,
         username: Arc<str>,
         origin: LoginOrigin,
+        own_policy: Option<Policy>,
         takeover: bool,
         still_allowed: impl Fn() -> F + Send + 'static,
     ) -> Result<Claim, StoreError>
     where
         F: Future<Output = Result<bool, StoreError>> + Send,
     {
-        let takeover = takeover || self.policy == Policy::LatestWins;
-        self.claim_as(account, username, origin, takeover, still_allowed)
+        let ends = if takeover || self.policy_for(own_policy) == Policy::LatestWins {
+            Ends::Seen
+        } else {
+            Ends::NothingLive
+        };
+        self.claim_as(account, username, origin, ends, still_allowed)
             .await
     }
 
-    /// [`claim_if`](Self::claim_if) with the policy applied: `takeover` says whether this
-    /// claim may end the active tab.
+    /// A claim that may end what `ends` says, if `still_allowed` answers true.
     async fn claim_as<F>(
         &self,
         account: AccountId,
         username: Arc<str>,
         origin: LoginOrigin,
-        takeover: bool,
+        ends: Ends,
         still_allowed: impl Fn() -> F + Send + 'static,
     ) -> Result<Claim, StoreError>
     where
@@ -460,16 +478,17 @@ impl Registry {
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
             for _ in 0..MAX_CLAIM_ATTEMPTS {
-                let replacing = match (&this.truth, takeover) {
+                let replacing = match (ends, &this.truth) {
                     // Deny-new: only where no tab is active (an expired one does not count:
                     // it is replaced), whoever wrote last.
-                    (_, false) => match this.live_tab(account).await? {
+                    (Ends::NothingLive, _) => match this.live_tab(account).await? {
                         Live::Active { since } => return Ok(Claim::InUse { since }),
                         Live::Expired(uid) => Replacing::Only(Some(uid)),
                         Live::None => Replacing::Only(None),
                     },
-                    (Truth::Memory(_), true) => Replacing::Any,
-                    (Truth::Shared(_), true) => {
+                    // One server's write order already keeps the condition's step.
+                    (Ends::Any, _) | (Ends::Seen, Truth::Memory(_)) => Replacing::Any,
+                    (Ends::Seen, Truth::Shared(_)) => {
                         Replacing::Only(this.store.active_of(account).await?)
                     }
                 };

@@ -137,6 +137,46 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new().route("/metrics", axum::routing::get(scrape))
 }
 
+/// Runs one administrative task (see [`crate::config::Command`]); returns what to print.
+pub async fn run_command(
+    config: &Config,
+    command: crate::config::Command,
+) -> Result<String, String> {
+    let accounts: Arc<dyn AccountStore> = match config.database() {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(&path).map_err(|e| e.to_string())?),
+        Database::Postgres(url) => Arc::new(
+            PostgresStore::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    match command {
+        crate::config::Command::SetPolicy { username, policy } => {
+            let key = app::rules::username_key(&username);
+            let record = accounts
+                .find(&key)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no account is named {username:?}"))?;
+            let set = accounts
+                .set_policy(record.id, policy.policy())
+                .await
+                .map_err(|e| e.to_string())?;
+            if !set {
+                return Err(format!("the account {username:?} is gone"));
+            }
+            Ok(match policy.policy() {
+                Some(policy) => format!(
+                    "{}: {} (overrides the server's --policy from the next login)",
+                    record.username,
+                    policy.as_str()
+                ),
+                None => format!("{}: the server's --policy", record.username),
+            })
+        }
+    }
+}
+
 /// A registry on a store other instances share, told of their ends by `fan_out`.
 fn shared_registry(
     store: Arc<dyn SessionStore>,

@@ -135,3 +135,76 @@ async fn under_latest_wins_takeover_changes_nothing_and_needs_not_be_sent() {
         .assert_error(StatusCode::UNAUTHORIZED, "superseded");
     assert_eq!(login(&app, CHROME, true).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_accounts_own_policy_overrides_the_servers() {
+    use solotab::registry::Policy;
+    let app = spawn_app_with(&[]).await; // latest-wins
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    assert_eq!(app.register("bob").await.status, StatusCode::CREATED);
+    let ann = app.state.accounts.find("ann").await.unwrap().unwrap();
+    assert!(
+        app.state
+            .accounts
+            .set_policy(ann.id, Some(Policy::DenyNew))
+            .await
+            .unwrap()
+    );
+    // Ann's second login is refused; Bob's supersedes, as the server says.
+    let first = app.login_as("ann", CHROME).await;
+    login(&app, FIREFOX, false)
+        .await
+        .assert_error(StatusCode::CONFLICT, "account_in_use");
+    assert_eq!(
+        app.get_with_uid("/api/me", &first).await.status,
+        StatusCode::OK
+    );
+    let bob = app.login_as("bob", CHROME).await;
+    let bob_again = app
+        .post_json(
+            "/api/login",
+            json!({"username": "bob", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(bob_again.status, StatusCode::OK);
+    app.get_with_uid("/api/me", &bob)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+}
+
+#[tokio::test]
+async fn set_policy_on_the_command_line_gives_an_account_its_own() {
+    use solotab::registry::Policy;
+    use solotab::store::{AccountStore, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("solotab.db");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        let at = solotab::time::UnixMillis::now();
+        store.create("Ann", "not-a-real-hash", at).await.unwrap();
+    }
+    let set = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--db", db.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let done = set(&["set-policy", "ann", "deny-new"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).contains("Ann: deny-new"));
+    let find = || async {
+        let store = SqliteStore::open(&db).unwrap();
+        store.find("ann").await.unwrap().unwrap().policy
+    };
+    assert_eq!(find().await, Some(Policy::DenyNew));
+    assert!(set(&["set-policy", "ANN", "default"]).status.success());
+    assert_eq!(find().await, None);
+    let missing = set(&["set-policy", "nobody", "deny-new"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no account is named \"nobody\""));
+}

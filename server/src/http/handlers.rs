@@ -138,7 +138,12 @@ pub(super) async fn login(
     // Under deny-new, refused before anything changes (the claim checks again atomically;
     // a login losing that race has replaced the device and is refused all the same). A
     // refusal is not a failed login: the password was right.
-    if let Some(since) = state.registry.in_use(account.id, creds.takeover).await? {
+    let own_policy = account.policy;
+    if let Some(since) = state
+        .registry
+        .in_use(account.id, own_policy, creds.takeover)
+        .await?
+    {
         return Err(in_use(&state, &account.username, since));
     }
     let device = state.devices.issue(account.id).await?;
@@ -146,7 +151,13 @@ pub(super) async fn login(
     let username = account.username.clone();
     let claimed = match state
         .registry
-        .login(account.id, account.username.into(), origin, creds.takeover)
+        .login(
+            account.id,
+            account.username.into(),
+            origin,
+            own_policy,
+            creds.takeover,
+        )
         .await?
     {
         Claim::Claimed(claimed) => claimed,
@@ -211,12 +222,16 @@ pub(super) async fn use_here(
         }
     };
     let username = record.username.clone();
+    // The account's own policy, if it has one ("Use here" follows it as a login does).
+    let key = app::rules::username_key(&record.username);
+    let own_policy = state.accounts.find(&key).await?.and_then(|a| a.policy);
     let claim = state
         .registry
         .claim_if(
             record.account,
             record.username.into(),
             origin,
+            own_policy,
             takeover,
             still_valid,
         )

@@ -243,14 +243,14 @@ on_every_store! { BOTH;
     a_conditional_claim_that_is_no_longer_allowed_changes_nothing: |reg| {
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         let refused = reg
-            .claim_if(ANN, "ann".into(), origin(2), true, || async { Ok(false) })
+            .claim_if(ANN, "ann".into(), origin(2), None, true, || async { Ok(false) })
             .await
             .unwrap();
         assert!(matches!(refused, Claim::NotAllowed));
         assert!(reg.check(&first.uid).await.is_ok(), "the active tab stays active");
         assert_eq!(reg.counts(), (!reg.is_shared()).then_some((1, 0)));
         let allowed = reg
-            .claim_if(ANN, "ann".into(), origin(3), true, || async { Ok(true) })
+            .claim_if(ANN, "ann".into(), origin(3), None, true, || async { Ok(true) })
             .await
             .unwrap();
         assert_eq!(claimed(allowed).superseded.len(), 1);
@@ -263,7 +263,7 @@ on_every_store! { BOTH;
         let conditional = tokio::spawn({
             let reg = reg.clone();
             async move {
-                reg.claim_if(ANN, "ann".into(), origin(1), true, move || {
+                reg.claim_if(ANN, "ann".into(), origin(1), None, true, move || {
                     let check_gate = Arc::clone(&check_gate);
                     async move {
                         let gate = check_gate.lock().await.take().expect("checked once");
@@ -290,34 +290,34 @@ on_every_store! { BOTH;
 
     deny_new_refuses_a_login_while_a_tab_is_active_unless_it_takes_over: |reg| {
         let reg = reg.with_policy(Policy::DenyNew);
-        let first = claimed(reg.login(ANN, "ann".into(), origin(1), false).await.unwrap());
-        match reg.login(ANN, "ann".into(), origin(2), false).await.unwrap() {
+        let first = claimed(reg.login(ANN, "ann".into(), origin(1), None, false).await.unwrap());
+        match reg.login(ANN, "ann".into(), origin(2), None, false).await.unwrap() {
             Claim::InUse { since } => assert_eq!(since, first.session.issued_at),
             other => panic!("deny-new let a second login in: {other:?}"),
         }
         assert!(reg.check(&first.uid).await.is_ok(), "the active tab is untouched");
         // Bob is another account: not in use.
-        claimed(reg.login(BOB, "bob".into(), origin(3), false).await.unwrap());
+        claimed(reg.login(BOB, "bob".into(), origin(3), None, false).await.unwrap());
         // Asked to take over, the login supersedes as under latest-wins.
-        let second = claimed(reg.login(ANN, "ann".into(), origin(4), true).await.unwrap());
+        let second = claimed(reg.login(ANN, "ann".into(), origin(4), None, true).await.unwrap());
         assert_eq!(second.superseded.len(), 1);
         assert!(matches!(refused(&reg, &first.uid).await.rejection, Rejection::Superseded { .. }));
         // Once the tab logs out, a plain login is let in again.
         reg.release(second.uid).await.unwrap();
-        claimed(reg.login(ANN, "ann".into(), origin(5), false).await.unwrap());
+        claimed(reg.login(ANN, "ann".into(), origin(5), None, false).await.unwrap());
         // "Use here" follows the same policy.
-        let use_here = reg.claim_if(ANN, "ann".into(), origin(6), false, || async { Ok(true) });
+        let use_here = reg.claim_if(ANN, "ann".into(), origin(6), None, false, || async { Ok(true) });
         assert!(matches!(use_here.await.unwrap(), Claim::InUse { .. }));
     }
 
     a_uid_past_its_lifetime_is_refused_and_no_longer_holds_the_account: |reg| {
         let lifetime = std::time::Duration::from_millis(300);
         let reg = reg.with_lifetime(Some(lifetime)).with_policy(Policy::DenyNew);
-        let first = claimed(reg.login(ANN, "ann".into(), origin(1), false).await.unwrap());
+        let first = claimed(reg.login(ANN, "ann".into(), origin(1), None, false).await.unwrap());
         assert!(reg.check(&first.uid).await.is_ok());
         let expiry = reg.expiry(first.session.issued_at).unwrap();
         assert_eq!(expiry.as_millis() - first.session.issued_at.as_millis(), 300);
-        assert!(matches!(reg.login(ANN, "ann".into(), origin(2), false).await.unwrap(), Claim::InUse { .. }));
+        assert!(matches!(reg.login(ANN, "ann".into(), origin(2), None, false).await.unwrap(), Claim::InUse { .. }));
         tokio::time::sleep(lifetime + std::time::Duration::from_millis(50)).await;
         assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Expired { at: expiry });
         assert!(matches!(
@@ -325,8 +325,8 @@ on_every_store! { BOTH;
             WatchRefused::Refused(Refused { rejection: Rejection::Expired { .. }, .. })
         ));
         // An expired tab does not keep the account under deny-new: a login replaces it.
-        assert_eq!(reg.in_use(ANN, false).await.unwrap(), None);
-        let second = claimed(reg.login(ANN, "ann".into(), origin(3), false).await.unwrap());
+        assert_eq!(reg.in_use(ANN, None, false).await.unwrap(), None);
+        let second = claimed(reg.login(ANN, "ann".into(), origin(3), None, false).await.unwrap());
         assert_eq!(second.superseded.len(), 1);
         assert!(reg.check(&second.uid).await.is_ok(), "a fresh login has a fresh lifetime");
     }
@@ -336,7 +336,7 @@ on_every_store! { BOTH;
         let tasks: Vec<_> = (0..32u8)
             .map(|n| {
                 let reg = reg.clone();
-                tokio::spawn(async move { reg.login(ANN, "ann".into(), origin(n), false).await.unwrap() })
+                tokio::spawn(async move { reg.login(ANN, "ann".into(), origin(n), None, false).await.unwrap() })
             })
             .collect();
         let mut admitted = 0;
@@ -573,7 +573,10 @@ fn run_model_case<S: SessionStore + AccountStore>(
                     let n = u8::try_from(issued.len()).unwrap();
                     let username = USERNAMES[usize::from(account)].into();
                     let id = AccountId(i64::from(account) + 1);
-                    let claim = reg.login(id, username, origin(n), takeover).await.unwrap();
+                    let claim = reg
+                        .login(id, username, origin(n), None, takeover)
+                        .await
+                        .unwrap();
                     let active = current.get(&account).copied();
                     let refused = policy == Policy::DenyNew && !takeover && active.is_some();
                     let claimed = match claim {
@@ -761,7 +764,7 @@ mod instances {
             let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let login = Arc::new(tokio::sync::Mutex::new(None));
             let refused = a
-                .claim_if(ANN, "ann".into(), origin(2), true, {
+                .claim_if(ANN, "ann".into(), origin(2), None, true, {
                     let (checks, login, b) = (Arc::clone(&checks), Arc::clone(&login), b.clone());
                     move || {
                         let (checks, login, b) =
@@ -802,7 +805,9 @@ mod instances {
             );
             // Undisturbed, the same conditional claim goes through.
             let again = a
-                .claim_if(ANN, "ann".into(), origin(4), true, || async { Ok(true) })
+                .claim_if(ANN, "ann".into(), origin(4), None, true, || async {
+                    Ok(true)
+                })
                 .await
                 .unwrap();
             assert!(b.check(&claimed(again).uid).await.is_ok());

@@ -268,6 +268,18 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn an_accounts_own_policy_is_kept_until_unset() {
+                let store = with_accounts($make).await;
+                assert_eq!(store.find("ann").await.unwrap().unwrap().policy, None);
+                assert!(store.set_policy(AccountId(1), Some(Policy::DenyNew)).await.unwrap());
+                assert_eq!(store.find("ann").await.unwrap().unwrap().policy, Some(Policy::DenyNew));
+                assert_eq!(store.find("bob").await.unwrap().unwrap().policy, None);
+                assert!(store.set_policy(AccountId(1), None).await.unwrap());
+                assert_eq!(store.find("ann").await.unwrap().unwrap().policy, None);
+                assert!(!store.set_policy(AccountId(99), Some(Policy::LatestWins)).await.unwrap());
+            }
+
+            #[tokio::test]
             async fn a_password_change_replaces_that_accounts_hash_only() {
                 let store = with_accounts($make).await;
                 assert!(store.set_password(AccountId(1), "h9").await.unwrap());

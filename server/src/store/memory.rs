@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, Replacing,
-    SessionStore, Snapshot, StoreError, Stored,
+    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, Policy,
+    Replacing, SessionStore, Snapshot, StoreError, Stored,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -204,6 +204,7 @@ impl AccountStore for MemoryStore {
                 id,
                 username: username.to_owned(),
                 password_hash: password_hash.to_owned(),
+                policy: None,
             },
         );
         Ok(id)
@@ -211,6 +212,16 @@ impl AccountStore for MemoryStore {
 
     async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError> {
         Ok(self.lock().accounts.get(username_key).cloned())
+    }
+
+    async fn set_policy(
+        &self,
+        account: AccountId,
+        policy: Option<Policy>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let record = inner.accounts.values_mut().find(|a| a.id == account);
+        Ok(record.map(|record| record.policy = policy).is_some())
     }
 
     async fn set_password(

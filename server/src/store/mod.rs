@@ -219,6 +219,37 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     ) -> Result<Vec<UidDigest>, StoreError>;
 }
 
+/// What a login may do to the account's active tab: the server's `--policy`, or an
+/// account's own. Every policy is a condition of the store's atomic claim, so it holds
+/// however many logins race, on however many instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// A new login supersedes the active tab.
+    #[default]
+    LatestWins,
+    /// A new login is refused while a tab is active, unless it asks to take over.
+    DenyNew,
+}
+
+impl Policy {
+    /// As stored in an account's `policy` column and written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::LatestWins => "latest-wins",
+            Policy::DenyNew => "deny-new",
+        }
+    }
+
+    /// The stored spelling back; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "latest-wins" => Some(Policy::LatestWins),
+            "deny-new" => Some(Policy::DenyNew),
+            _ => None,
+        }
+    }
+}
+
 /// What a claim requires of the account's active session when it commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replacing {
@@ -294,6 +325,8 @@ pub struct AccountRecord {
     pub username: String,
     /// PHC string (argon2id).
     pub password_hash: String,
+    /// The account's own policy, overriding the server's; `None`: the server's.
+    pub policy: Option<Policy>,
 }
 
 impl Debug for AccountRecord {
@@ -325,6 +358,14 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
 
     /// The account whose username has this key (see [`app::rules::username_key`]).
     async fn find(&self, username_key: &str) -> Result<Option<AccountRecord>, StoreError>;
+
+    /// Sets the account's own policy (`None`: the server's again); false if there is no such
+    /// account.
+    async fn set_policy(
+        &self,
+        account: AccountId,
+        policy: Option<Policy>,
+    ) -> Result<bool, StoreError>;
 
     /// Replaces the account's password hash; false if there is no such account.
     async fn set_password(

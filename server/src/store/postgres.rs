@@ -18,17 +18,18 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, FanOut, Replacing, SessionStore, Snapshot, StoreError,
-    Stored, columns,
+    DeviceRecord, DeviceStore, EndedSession, FanOut, Policy, Replacing, SessionStore, Snapshot,
+    StoreError, Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
 /// Applied in order (all pending ones in one transaction), and recorded in
 /// `solotab_migrations`.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../migrations/postgres/0001_accounts_sessions_devices.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_accounts_sessions_devices.sql"),
+    include_str!("../../migrations/postgres/0002_account_policy.sql"),
+];
 
 /// Taken (per transaction) while migrating, so that instances starting together migrate
 /// one at a time. Any constant works; this one spells "solotab".
@@ -449,7 +450,7 @@ impl AccountStore for PostgresStore {
             .client()
             .await?
             .query_opt(
-                "SELECT id, username, password_hash FROM accounts WHERE username_key = $1",
+                "SELECT id, username, password_hash, policy FROM accounts WHERE username_key = $1",
                 &[&username_key],
             )
             .await
@@ -459,9 +460,30 @@ impl AccountStore for PostgresStore {
                 id: AccountId(row.try_get(0).map_err(backend)?),
                 username: row.try_get(1).map_err(backend)?,
                 password_hash: row.try_get(2).map_err(backend)?,
+                policy: row
+                    .try_get::<_, Option<&str>>(3)
+                    .map_err(backend)?
+                    .and_then(Policy::parse),
             })
         })
         .transpose()
+    }
+
+    async fn set_policy(
+        &self,
+        account: AccountId,
+        policy: Option<Policy>,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE accounts SET policy = $1 WHERE id = $2",
+                &[&policy.map(Policy::as_str), &account.0],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(changed == 1)
     }
 
     async fn set_password(
@@ -657,6 +679,53 @@ mod tests {
     use super::*;
     use crate::store::{Ending, LoginOrigin};
     use crate::uid::Uid;
+
+    #[tokio::test]
+    async fn a_database_of_the_first_version_migrates_and_keeps_its_rows() {
+        let config = test_schema().await;
+        // A database as the first release left it: migration 1 only, with an account and
+        // an active session.
+        let (client, connection) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(MIGRATIONS[0]).await.unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE solotab_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+                 INSERT INTO solotab_migrations VALUES (1, 0);
+                 INSERT INTO accounts (username, username_key, password_hash, created_at)
+                     VALUES ('Ann', 'ann', 'h', 1);",
+            )
+            .await
+            .unwrap();
+        let uid = Uid::generate().digest();
+        client
+            .execute(
+                "INSERT INTO sessions (uid, account_id, issued_at, ip) VALUES ($1, 1, 5, '192.0.2.1')",
+                &[&uid.as_bytes().as_slice()],
+            )
+            .await
+            .unwrap();
+        let store = PostgresStore::connect_with(config).await.unwrap();
+        let ann = store.find("ann").await.unwrap().unwrap();
+        assert_eq!((ann.username.as_str(), ann.policy), ("Ann", None));
+        assert_eq!(store.active_of(ann.id).await.unwrap(), Some(uid));
+        assert!(
+            store
+                .set_policy(ann.id, Some(Policy::DenyNew))
+                .await
+                .unwrap()
+        );
+        let versions: i64 = store
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT max(version) FROM solotab_migrations", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0)
+            .into();
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+    }
 
     #[tokio::test]
     async fn migrating_again_changes_nothing_and_a_newer_schema_is_refused() {

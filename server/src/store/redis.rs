@@ -658,6 +658,13 @@ mod delegation {
         async fn find(&self, key: &str) -> Result<Option<AccountRecord>, StoreError> {
             self.accounts.find(key).await
         }
+        async fn set_policy(
+            &self,
+            account: AccountId,
+            policy: Option<super::super::Policy>,
+        ) -> Result<bool, StoreError> {
+            self.accounts.set_policy(account, policy).await
+        }
         async fn set_password(&self, account: AccountId, hash: &str) -> Result<bool, StoreError> {
             self.accounts.set_password(account, hash).await
         }

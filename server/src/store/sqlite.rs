@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, Replacing, SessionStore, Snapshot, StoreError, Stored,
-    columns,
+    DeviceRecord, DeviceStore, EndedSession, Policy, Replacing, SessionStore, Snapshot, StoreError,
+    Stored, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_devices.sql"),
     include_str!("../../migrations/0003_one_active_session_per_account.sql"),
     include_str!("../../migrations/0004_sessions_keyed_by_digest.sql"),
+    include_str!("../../migrations/0005_account_policy.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -494,17 +495,37 @@ impl AccountStore for SqliteStore {
         let key = username_key.to_owned();
         self.run(move |conn| {
             conn.query_row(
-                "SELECT id, username, password_hash FROM accounts WHERE username_key = ?1",
+                "SELECT id, username, password_hash, policy FROM accounts WHERE username_key = ?1",
                 [key],
                 |row| {
                     Ok(AccountRecord {
                         id: AccountId(row.get(0)?),
                         username: row.get(1)?,
                         password_hash: row.get(2)?,
+                        policy: row
+                            .get::<_, Option<String>>(3)?
+                            .as_deref()
+                            .and_then(Policy::parse),
                     })
                 },
             )
             .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_policy(
+        &self,
+        account: AccountId,
+        policy: Option<Policy>,
+    ) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE accounts SET policy = ?1 WHERE id = ?2",
+                params![policy.map(Policy::as_str), account.0],
+            )
+            .map(|changed| changed == 1)
             .map_err(backend)
         })
         .await
