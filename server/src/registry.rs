@@ -17,6 +17,10 @@
 //!   (one indexed lookup), so once any instance has answered a login, no instance accepts
 //!   the UID it superseded. Memory keeps only usernames, which never change.
 //!
+//! Policies ([`Policy`]: latest-wins, deny-new; the server's or an account's own) and a
+//! UID's lifetime (`with_lifetime`) are applied here, as conditions of the store's atomic
+//! claim ([`Replacing`]) and of every check, so they hold on every backend.
+//!
 //! Every end (takeover, logout) is announced to the watches of the UIDs it ended, and to
 //! no one else (see [`watch`]). With one server, a watch is taken under the same read lock
 //! as a check, so an end cannot slip between "it is active" and "tell me when it ends".
