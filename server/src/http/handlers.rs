@@ -48,13 +48,7 @@ pub(super) async fn register(
     let username = app::rules::username(&creds.username)
         .map_err(ApiError::InvalidInput)?
         .to_owned();
-    app::rules::new_password(&username, &creds.password).map_err(ApiError::InvalidInput)?;
-    if crate::passwords::is_common(&creds.password) {
-        return Err(ApiError::InvalidInput(
-            "This password is one of the most common ones, which are guessed first. Choose another."
-                .into(),
-        ));
-    }
+    acceptable_new_password(&username, &creds.password)?;
     // Every attempt that gets as far as a hash counts, created or not.
     registrations.failure(&client);
     // Always hash first, then let the store's unique key decide: a taken name costs what a
@@ -113,13 +107,7 @@ pub(super) async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     let key = app::rules::username_key(name);
-    if let Err(retry_after) = throttles.login_by_account.check(&key) {
-        // Guesses from elsewhere must not lock the owner out: the browser that last signed
-        // in to this account is held to its IP's limit only.
-        if !signed_in_last_here(&state, &cookie, &key).await? {
-            return Err(too_many(retry_after));
-        }
-    }
+    account_not_blocked(&state, &cookie, &key).await?;
     let account = state.accounts.find(&key).await?;
     // Without an account this verifies against a dummy hash: unknown users cost the same.
     let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
@@ -262,6 +250,35 @@ async fn valid_device(
     Ok((token, record))
 }
 
+/// The account's failed-login block, if any, unless this browser signed in to it last:
+/// guesses from elsewhere must not lock the owner out, so that browser is held to its IP's
+/// limit only.
+async fn account_not_blocked(
+    state: &AppState,
+    cookie: &DeviceCookie,
+    username_key: &String,
+) -> Result<(), ApiError> {
+    if let Err(retry_after) = state.throttles.login_by_account.check(username_key)
+        && !signed_in_last_here(state, cookie, username_key).await?
+    {
+        return Err(too_many(retry_after));
+    }
+    Ok(())
+}
+
+/// The rules a new password (registration or change) must meet, the common-password list
+/// included; the error says which one it breaks.
+fn acceptable_new_password(username: &str, password: &str) -> Result<(), ApiError> {
+    app::rules::new_password(username, password).map_err(ApiError::InvalidInput)?;
+    if crate::passwords::is_common(password) {
+        return Err(ApiError::InvalidInput(
+            "This password is one of the most common ones, which are guessed first. Choose another."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether this request's device cookie belongs to the account with this username key.
 async fn signed_in_last_here(
     state: &AppState,
@@ -366,19 +383,8 @@ pub(super) async fn change_password(
     let client = client_key(origin.ip);
     let throttles = &state.throttles;
     throttles.login_by_ip.check(&client).map_err(too_many)?;
-    if let Err(retry_after) = throttles.login_by_account.check(&key) {
-        // As for a login: guesses from elsewhere must not lock the owner out.
-        if !signed_in_last_here(&state, &cookie, &key).await? {
-            return Err(too_many(retry_after));
-        }
-    }
-    app::rules::new_password(&username, &change.new).map_err(ApiError::InvalidInput)?;
-    if crate::passwords::is_common(&change.new) {
-        return Err(ApiError::InvalidInput(
-            "This password is one of the most common ones, which are guessed first. Choose another."
-                .into(),
-        ));
-    }
+    account_not_blocked(&state, &cookie, &key).await?;
+    acceptable_new_password(&username, &change.new)?;
     let record = state.accounts.find(&key).await?;
     let stored_hash = record.as_ref().map(|a| a.password_hash.clone());
     if !state.passwords.verify(change.current, stored_hash).await? {
