@@ -196,6 +196,10 @@ pub struct ErrorBody {
     /// When the account's active tab signed in (only with `account_in_use`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_since: Option<String>,
+    /// How long without a request ended the tab (only with `expired`, for the idle
+    /// timeout; absent when its lifetime ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_secs: Option<u64>,
 }
 
 /// The stable, machine-readable error codes.
@@ -367,6 +371,7 @@ mod tests {
             ip: Some("127.0.0.1".into()),
             retry_after_secs: None,
             active_since: None,
+            idle_secs: None,
         });
         assert_eq!(
             serde_json::to_value(&ended).unwrap(),

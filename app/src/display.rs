@@ -15,6 +15,18 @@ pub fn local_time(rfc3339: &str) -> String {
     rfc3339.to_owned()
 }
 
+/// A whole number of seconds in words, in the largest unit that divides it: "30 minutes",
+/// "1 hour", "90 seconds".
+pub fn duration(secs: u64) -> String {
+    let (count, unit) = match secs {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural}")
+}
+
 /// A short description of a User-Agent, e.g. "Chrome 156 on Linux".
 pub fn browser_summary(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent.filter(|ua| !ua.trim().is_empty()) else {
@@ -60,6 +72,17 @@ pub fn browser_summary(user_agent: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_in_their_largest_whole_unit() {
+        assert_eq!(duration(1), "1 second");
+        assert_eq!(duration(90), "90 seconds");
+        assert_eq!(duration(120), "2 minutes");
+        assert_eq!(duration(1800), "30 minutes");
+        assert_eq!(duration(3600), "1 hour");
+        assert_eq!(duration(5400), "90 minutes");
+        assert_eq!(duration(43200), "12 hours");
+    }
 
     #[test]
     fn summarises_common_browsers() {

@@ -9,6 +9,7 @@ import {
   freePort,
   newContext,
   openLogin,
+  refresh,
   registerViaApi,
   signIn,
   supersededAlert,
@@ -49,6 +50,49 @@ test("deny-new: a second sign-in is refused until the person signs the other tab
     await tabB.getByRole("button", { name: "Sign out the other tab and continue" }).click();
     await activeHome(tabB, username);
     await expect(supersededAlert(tabA)).toBeVisible({ timeout: 5_000 });
+  } finally {
+    for (const context of contexts) await context.close();
+    await server.stop();
+  }
+});
+
+// `--policy max-tabs --max-tabs 2`: two tabs stay signed in; a third sign-in pushes the oldest
+// out at once, and the other stays.
+test("max-tabs 2: a third tab signs the oldest out and leaves the second alone", async ({ browser }) => {
+  const db = join(mkdtempSync(join(tmpdir(), "solotab-max-tabs-")), "solotab.db");
+  const server = new OwnServer(await freePort(), {
+    SOLOTAB_DB: db,
+    SOLOTAB_POLICY: "max-tabs",
+    SOLOTAB_MAX_TABS: "2",
+  });
+  await server.start();
+  const contexts = [];
+  try {
+    const username = uniqueName("Tabs");
+    const [laptop, phone, tablet] = [
+      await newContext(browser, { baseURL: server.url }),
+      await newContext(browser, { baseURL: server.url }),
+      await newContext(browser, { baseURL: server.url }),
+    ];
+    contexts.push(laptop, phone, tablet);
+    await registerViaApi(laptop.request, username);
+    const tabA = await laptop.newPage();
+    await signIn(tabA, username);
+    const tabB = await phone.newPage();
+    await signIn(tabB, username);
+    // Two tabs: both active.
+    await activeHome(tabA, username);
+    await activeHome(tabB, username);
+    await expect(supersededAlert(tabA)).toHaveCount(0);
+
+    const tabC = await tablet.newPage();
+    await signIn(tabC, username);
+    await activeHome(tabC, username);
+    // The oldest is told at once; the second is left alone, and still works.
+    await expect(supersededAlert(tabA)).toBeVisible({ timeout: 5_000 });
+    await expect(supersededAlert(tabB)).toHaveCount(0);
+    expect((await refresh(tabB)).status()).toBe(200);
+    await expect(supersededAlert(tabB)).toHaveCount(0);
   } finally {
     for (const context of contexts) await context.close();
     await server.stop();

@@ -1,7 +1,17 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { OwnServer, expect, freePort, newContext, registerViaApi, signIn, test, uniqueName } from "./helpers";
+import {
+  OwnServer,
+  expect,
+  freePort,
+  newContext,
+  refresh,
+  registerViaApi,
+  signIn,
+  test,
+  uniqueName,
+} from "./helpers";
 
 // A server of this test's own with `--absolute-timeout 4s`: a tab is told, by itself, when
 // its sign-in ends, and lands on the login page saying why.
@@ -19,6 +29,33 @@ test("absolute timeout: the tab is told its sign-in expired and must sign in aga
     await expect(page.getByText("Your sign-in in this tab has expired")).toBeVisible({ timeout: 10_000 });
     await expect(page).toHaveURL(/\/login$/);
     await expect(page.locator(".premium")).toHaveCount(0);
+  } finally {
+    await context.close();
+    await server.stop();
+  }
+});
+
+// `--idle-timeout 4s`: a tab in use stays signed in past the timeout; left alone, it is told
+// (its open push channel is not use) and lands on the login page saying why.
+test("idle timeout: a tab in use stays, a tab left alone is told it expired", async ({ browser }) => {
+  const db = join(mkdtempSync(join(tmpdir(), "solotab-idle-")), "solotab.db");
+  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db, SOLOTAB_IDLE_TIMEOUT: "4s" });
+  await server.start();
+  const context = await newContext(browser, { baseURL: server.url });
+  try {
+    const username = uniqueName("Idle");
+    await registerViaApi(context.request, username);
+    const page = await context.newPage();
+    await signIn(page, username);
+    // Used every 1.5 s for 6 s: longer than the timeout, and still signed in.
+    for (let i = 0; i < 4; i++) {
+      await page.waitForTimeout(1_500);
+      expect((await refresh(page)).status()).toBe(200);
+    }
+    await expect(page.getByText("has expired after 4 seconds without activity")).toBeVisible({
+      timeout: 10_000,
+    });
+    await expect(page).toHaveURL(/\/login$/);
   } finally {
     await context.close();
     await server.stop();

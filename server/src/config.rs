@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::store::Policy;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "server",
@@ -45,14 +47,26 @@ pub struct Config {
 
     /// What a login does when the account already has an active tab: `latest-wins` signs
     /// that tab out; `deny-new` refuses the login (409 `account_in_use`) unless it asks to
-    /// take over (`"takeover": true`, the UI's "Sign out the other tab and continue").
+    /// take over (`"takeover": true`, the UI's "Sign out the other tab and continue");
+    /// `max-tabs` allows up to --max-tabs active tabs and signs the oldest out beyond them.
     #[arg(long, env = "SOLOTAB_POLICY", value_enum, default_value_t = PolicyName::LatestWins)]
     pub policy: PolicyName,
 
+    /// With `--policy max-tabs`: how many tabs of one account may be active at once (1 to 64).
+    #[arg(long, env = "SOLOTAB_MAX_TABS", required_if_eq("policy", "max-tabs"),
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::MAX_TABS)))]
+    pub max_tabs: Option<u16>,
+
     /// The longest a sign-in lasts, e.g. `12h` or `90m`: after it the tab is told `expired`
     /// (at once, over its push channel) and must sign in again. Default: no limit.
-    #[arg(long, env = "SOLOTAB_ABSOLUTE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SOLOTAB_ABSOLUTE_TIMEOUT", value_parser = parse_timeout)]
     pub absolute_timeout: Option<Duration>,
+
+    /// How long a tab may go without a request, e.g. `30m`: then it is told `expired` (at
+    /// once, over its push channel) and must sign in again. Its push channel does not count
+    /// as use. Default: no limit.
+    #[arg(long, env = "SOLOTAB_IDLE_TIMEOUT", value_parser = parse_timeout)]
+    pub idle_timeout: Option<Duration>,
 
     /// Days that superseded and logged-out tabs are remembered (at least 30), so they can be
     /// told why they were stopped; after that they are pruned and get `unknown_uid`.
@@ -147,6 +161,10 @@ pub enum Command {
         username: String,
         #[arg(value_enum)]
         policy: AccountPolicy,
+        /// With `max-tabs`: how many of the account's tabs may be active at once (1 to 64).
+        #[arg(long, required_if_eq("policy", "max-tabs"),
+              value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::MAX_TABS)))]
+        max_tabs: Option<u16>,
     },
 }
 
@@ -155,17 +173,22 @@ pub enum Command {
 pub enum AccountPolicy {
     LatestWins,
     DenyNew,
+    MaxTabs,
     /// The server's `--policy`.
     Default,
 }
 
 impl AccountPolicy {
-    pub fn policy(self) -> Option<crate::registry::Policy> {
-        match self {
-            AccountPolicy::LatestWins => Some(crate::registry::Policy::LatestWins),
-            AccountPolicy::DenyNew => Some(crate::registry::Policy::DenyNew),
+    /// The policy, with `max_tabs` for `max-tabs` (clap requires it there); `None`: the
+    /// server's.
+    pub fn policy(self, max_tabs: Option<u16>) -> Result<Option<Policy>, PolicyError> {
+        Ok(match self {
+            AccountPolicy::LatestWins => Some(PolicyName::LatestWins.with(max_tabs)?),
+            AccountPolicy::DenyNew => Some(PolicyName::DenyNew.with(max_tabs)?),
+            AccountPolicy::MaxTabs => Some(PolicyName::MaxTabs.with(max_tabs)?),
+            AccountPolicy::Default if max_tabs.is_some() => return Err(PolicyError::StrayLimit),
             AccountPolicy::Default => None,
-        }
+        })
     }
 }
 
@@ -174,13 +197,29 @@ impl AccountPolicy {
 pub enum PolicyName {
     LatestWins,
     DenyNew,
+    MaxTabs,
 }
 
-impl From<PolicyName> for crate::registry::Policy {
-    fn from(name: PolicyName) -> Self {
-        match name {
-            PolicyName::LatestWins => Self::LatestWins,
-            PolicyName::DenyNew => Self::DenyNew,
+/// A policy name and a `--max-tabs` that do not go together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("--max-tabs (SOLOTAB_MAX_TABS) applies only with the max-tabs policy")]
+    StrayLimit,
+    #[error("the max-tabs policy needs --max-tabs N (SOLOTAB_MAX_TABS), 1 to 64")]
+    NoLimit,
+}
+
+impl PolicyName {
+    /// The policy this name and `max_tabs` spell.
+    pub fn with(self, max_tabs: Option<u16>) -> Result<Policy, PolicyError> {
+        match (self, max_tabs) {
+            (PolicyName::MaxTabs, Some(limit)) => {
+                Policy::max_tabs(limit).ok_or(PolicyError::NoLimit)
+            }
+            (PolicyName::MaxTabs, None) => Err(PolicyError::NoLimit),
+            (_, Some(_)) => Err(PolicyError::StrayLimit),
+            (PolicyName::LatestWins, None) => Ok(Policy::LatestWins),
+            (PolicyName::DenyNew, None) => Ok(Policy::DenyNew),
         }
     }
 }
@@ -277,7 +316,21 @@ fn parse_database_url(url: &str) -> Result<Database, String> {
     ))
 }
 
+/// A timeout as `humantime` writes it (`90s`, `30m`, `12h`), at least one second.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if timeout < Duration::from_secs(1) {
+        return Err("a timeout must be at least 1s".into());
+    }
+    Ok(timeout)
+}
+
 impl Config {
+    /// The server's policy: `--policy`, with `--max-tabs` for `max-tabs`.
+    pub fn policy(&self) -> Result<Policy, PolicyError> {
+        self.policy.with(self.max_tabs)
+    }
+
     /// The database named by `--database-url`, else the `--db` file.
     pub fn database(&self) -> Database {
         self.database_url
@@ -402,13 +455,58 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_is_latest_wins_unless_deny_new_is_asked_for() {
-        use crate::registry::Policy;
+    fn the_policy_is_latest_wins_unless_another_is_asked_for() {
+        let policy = |args: &[&str]| {
+            let args = ["server"].iter().chain(args);
+            Config::try_parse_from(args)
+                .map_err(|e| e.to_string())?
+                .policy()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(policy(&[]), Ok(Policy::LatestWins));
+        assert_eq!(policy(&["--policy", "deny-new"]), Ok(Policy::DenyNew));
+        assert_eq!(
+            policy(&["--policy", "max-tabs", "--max-tabs", "3"]),
+            Ok(Policy::MaxTabs(3))
+        );
+        assert!(policy(&["--policy", "oldest-wins"]).is_err());
+        // max-tabs names its limit, within bounds; no other policy takes one.
+        assert!(
+            policy(&["--policy", "max-tabs"])
+                .unwrap_err()
+                .contains("--max-tabs")
+        );
+        assert!(policy(&["--policy", "max-tabs", "--max-tabs", "0"]).is_err());
+        assert!(policy(&["--policy", "max-tabs", "--max-tabs", "65"]).is_err());
+        assert_eq!(
+            policy(&["--max-tabs", "2"]),
+            Err(PolicyError::StrayLimit.to_string())
+        );
+    }
+
+    #[test]
+    fn timeouts_are_off_unless_given_and_at_least_a_second() {
         let default = Config::try_parse_from(["server"]).unwrap();
-        assert_eq!(Policy::from(default.policy), Policy::LatestWins);
-        let deny = Config::try_parse_from(["server", "--policy", "deny-new"]).unwrap();
-        assert_eq!(Policy::from(deny.policy), Policy::DenyNew);
-        assert!(Config::try_parse_from(["server", "--policy", "oldest-wins"]).is_err());
+        assert_eq!(
+            (default.absolute_timeout, default.idle_timeout),
+            (None, None)
+        );
+        let both = [
+            "server",
+            "--absolute-timeout",
+            "12h",
+            "--idle-timeout",
+            "30m",
+        ];
+        let both = Config::try_parse_from(both).unwrap();
+        assert_eq!(both.absolute_timeout, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(both.idle_timeout, Some(Duration::from_secs(30 * 60)));
+        for bad in ["0s", "500ms", "soon", "-5m"] {
+            assert!(
+                Config::try_parse_from(["server", "--idle-timeout", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

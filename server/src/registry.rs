@@ -1,7 +1,8 @@
 //! The enforcement core: which tab UID each account accepts.
 //!
 //! "Latest wins": [`Registry::claim`] makes a fresh UID the account's only active one and
-//! reports what it superseded. [`Registry::check`] answers every protected request.
+//! reports what it superseded ([`Registry::login`] applies the account's policy, which may
+//! keep up to N active). [`Registry::check`] answers every protected request.
 //! [`Registry::release`] ends a UID on logout. [`Registry::watch`] lets a push channel wait
 //! for its UID to end.
 //!
@@ -17,7 +18,7 @@
 //!   (one indexed lookup), so once any instance has answered a login, no instance accepts
 //!   the UID it superseded. Memory keeps only usernames, which never change.
 //!
-//! Policies ([`Policy`]: latest-wins, deny-new; the server's or an account's own) and a
+//! Policies ([`Policy`]: latest-wins, deny-new, max-tabs; the server's or an account's own) and a
 //! UID's lifetime (`with_lifetime`) are applied here, as conditions of the store's atomic
 //! claim ([`Replacing`]) and of every check, so they hold on every backend.
 //!
@@ -29,6 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -67,7 +69,7 @@ const MAX_CLAIM_ATTEMPTS: usize = 8;
 /// How long the fan-out waits before re-reading UIDs it could not read (store down).
 const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
-/// Why a UID is not accepted. Policies to come (timeouts, forced sign-out, deny-new) add
+/// Why a UID is not accepted. Policies to come (idle timeout, forced sign-out) add
 /// variants here, and every layer above maps them to the wire by matching on this type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
@@ -79,6 +81,8 @@ pub enum Rejection {
     LoggedOut { at: UnixMillis },
     /// The UID reached the end of its lifetime (`--absolute-timeout`) at `at`.
     Expired { at: UnixMillis },
+    /// The UID was not used for `after` (`--idle-timeout`), which ran out at `at`.
+    Idle { at: UnixMillis, after: Duration },
 }
 
 /// A UID that was refused, with the account it belonged to if known (for logs).
@@ -107,6 +111,15 @@ pub enum NotAccepted {
     Store(#[from] StoreError),
 }
 
+/// Whether reading a UID counts as a use of it (for the idle timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// A request the tab made: it counts.
+    Request,
+    /// The server looking (push channels, logout, the fan-out): it does not.
+    Peek,
+}
+
 /// What a claim may end of the account's active tab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ends {
@@ -119,14 +132,24 @@ enum Ends {
     NothingLive,
 }
 
-/// The account's active tab as a deny-new claim sees it.
-enum Live {
-    None,
-    Active {
-        since: UnixMillis,
-    },
-    /// Still the store's active session, but past its lifetime: a claim replaces it.
-    Expired(UidDigest),
+impl Ends {
+    /// What a login under `policy` may end; `unconditional` is what it may end when the
+    /// policy lets it end anything (a password login: [`Ends::Any`]; "Use here":
+    /// [`Ends::Seen`]).
+    fn under(policy: Policy, takeover: bool, unconditional: Ends) -> Ends {
+        match policy {
+            Policy::DenyNew if !takeover => Ends::NothingLive,
+            _ => unconditional,
+        }
+    }
+}
+
+/// The account's active tabs as a deny-new claim sees them.
+struct LiveTabs {
+    /// Every session the store holds active for the account, past its lifetime or not.
+    active: Vec<UidDigest>,
+    /// When the oldest of them still within its lifetime was issued; `None`: none is.
+    live_since: Option<UnixMillis>,
 }
 
 /// What a conditional claim ([`Registry::claim_if`]) came to.
@@ -196,9 +219,13 @@ pub struct Registry {
     /// How long a UID is accepted after its login, at most (`None`: for as long as it is
     /// the account's latest).
     lifetime: Option<Duration>,
+    /// How long a UID is accepted after its last use (`None`: however long ago that was).
+    idle: Option<Duration>,
     // Serialises this server's store writes (and, with one server, memory's updates; see
-    // the module docs). Held across the store's await, which is why it is tokio's.
-    writes: Arc<tokio::sync::Mutex<()>>,
+    // the module docs). Held across the store's await, which is why it is tokio's. It
+    // guards the time of this server's latest login: each login is issued strictly after
+    // the one before, so "the oldest tab" (max-tabs) is never a tie.
+    writes: Arc<tokio::sync::Mutex<UnixMillis>>,
     watchers: Arc<Watchers>,
 }
 
@@ -227,7 +254,8 @@ impl Registry {
             truth,
             policy: Policy::default(),
             lifetime: None,
-            writes: Arc::new(tokio::sync::Mutex::new(())),
+            idle: None,
+            writes: Arc::new(tokio::sync::Mutex::new(UnixMillis::from_millis(0))),
             watchers: Arc::default(),
         }
     }
@@ -241,6 +269,12 @@ impl Registry {
     /// This registry, accepting each UID for at most `lifetime` after its login.
     pub fn with_lifetime(mut self, lifetime: Option<Duration>) -> Self {
         self.lifetime = lifetime;
+        self
+    }
+
+    /// This registry, refusing a UID that no request used for `idle`.
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle = idle;
         self
     }
 
@@ -269,38 +303,132 @@ impl Registry {
     }
 
     /// Is `uid` the active UID of its account? With one server: one memory lookup, no I/O,
-    /// no allocation. With several: one store lookup.
+    /// no allocation. With several: one store lookup. Counts as a use of the UID (for the
+    /// idle timeout).
     pub async fn check(&self, uid: &Uid) -> Result<Session, NotAccepted> {
-        self.check_digest(&uid.digest()).await
+        self.check_digest(&uid.digest(), Use::Request).await
     }
 
-    async fn check_digest(&self, digest: &UidDigest) -> Result<Session, NotAccepted> {
-        let session = self.find(digest).await?;
+    async fn check_digest(&self, digest: &UidDigest, use_: Use) -> Result<Session, NotAccepted> {
+        let (session, _) = self.find(digest, use_).await?;
         self.unexpired(session).map_err(NotAccepted::Refused)
     }
 
-    /// The active session of `digest`, expired or not.
-    async fn find(&self, digest: &UidDigest) -> Result<Session, NotAccepted> {
-        match &self.truth {
-            Truth::Memory(sessions) => read(sessions).check(digest).map_err(NotAccepted::Refused),
+    /// The active session of `digest` (expired or not) and when it was last used before now;
+    /// refused if it was idle too long. A [`Use::Request`] records this use: in memory at
+    /// once, in the store at most every tenth of the idle timeout (in the background).
+    async fn find(
+        &self,
+        digest: &UidDigest,
+        use_: Use,
+    ) -> Result<(Session, UnixMillis), NotAccepted> {
+        let now = UnixMillis::now();
+        let (session, last_seen) = match &self.truth {
+            Truth::Memory(sessions) => {
+                let sessions = read(sessions);
+                let found = sessions.find(digest).map_err(NotAccepted::Refused)?;
+                let last_seen = found.last_seen();
+                self.not_idle(found.session, last_seen, now)?;
+                if use_ == Use::Request {
+                    found.used(now);
+                }
+                (found.session, last_seen)
+            }
             Truth::Shared(usernames) => match self.store.lookup(*digest).await? {
                 Some(Stored::Active(active, username)) => {
                     remember_username(usernames, active.account, username);
-                    Ok(Session {
+                    let session = Session {
                         account: active.account,
                         issued_at: active.issued_at,
-                    })
+                    };
+                    self.not_idle(session, active.last_seen, now)?;
+                    (session, active.last_seen)
                 }
-                Some(Stored::Ended(ended, username)) => Err(NotAccepted::Refused(Refused {
-                    rejection: Rejection::ended(ended.ended_at, &ended.reason),
-                    username: Some(username),
-                })),
-                None => Err(NotAccepted::Refused(Refused {
-                    rejection: Rejection::Unknown,
-                    username: None,
-                })),
+                Some(Stored::Ended(ended, username)) => {
+                    return Err(NotAccepted::Refused(Refused {
+                        rejection: Rejection::ended(ended.ended_at, &ended.reason),
+                        username: Some(username),
+                    }));
+                }
+                None => {
+                    return Err(NotAccepted::Refused(Refused {
+                        rejection: Rejection::Unknown,
+                        username: None,
+                    }));
+                }
             },
+        };
+        if use_ == Use::Request {
+            self.record_use(*digest, last_seen, now);
         }
+        Ok((session, last_seen))
+    }
+
+    /// Refuses `session` if it was last used `idle` or longer before `now`.
+    fn not_idle(
+        &self,
+        session: Session,
+        last_seen: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<(), NotAccepted> {
+        match self.idle_until(last_seen) {
+            Some(at) if at <= now => Err(NotAccepted::Refused(Refused {
+                rejection: Rejection::Idle {
+                    at,
+                    after: self.idle.unwrap_or_default(),
+                },
+                username: self.username(session.account),
+            })),
+            _ => Ok(()),
+        }
+    }
+
+    /// When a UID last used at `last_seen` stops being accepted for want of use, if ever.
+    fn idle_until(&self, last_seen: UnixMillis) -> Option<UnixMillis> {
+        let idle = i64::try_from(self.idle?.as_millis()).unwrap_or(i64::MAX);
+        Some(UnixMillis::from_millis(
+            last_seen.as_millis().saturating_add(idle),
+        ))
+    }
+
+    /// Writes a use at `now` to the store when the idle timeout needs it: once the last one
+    /// written (`last_seen`, or in memory the last use) is a tenth of the timeout old. Never
+    /// awaited by the request; a failed write only makes the tab look idle a little sooner.
+    fn record_use(&self, digest: UidDigest, last_seen: UnixMillis, now: UnixMillis) {
+        let Some(idle) = self.idle else { return };
+        let every = i64::try_from(idle.as_millis() / 10)
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let due = match self.truth {
+            // Memory holds every use; the store needs one per period, at the first use of it.
+            Truth::Memory(_) => now.as_millis() / every > last_seen.as_millis() / every,
+            Truth::Shared(_) => now.as_millis() - last_seen.as_millis() >= every,
+        };
+        if !due {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            if let Err(e) = store.touch(digest, now).await {
+                // At most once a second: with the store down, every tab's request would say so.
+                static WARNED_AT: AtomicI64 = AtomicI64::new(0);
+                let second = now.as_millis() / 1000;
+                if WARNED_AT.swap(second, Ordering::Relaxed) != second {
+                    tracing::warn!(error = %e, "cannot record a tab's last use; it may time out early");
+                }
+            }
+        });
+    }
+
+    /// When `uid` stops being accepted if nothing else happens (its lifetime, or its idle
+    /// timeout counted from its last use), without counting as a use; refused if it already
+    /// has. For push channels, which tell the tab at that moment.
+    pub async fn deadline(&self, uid: &Uid) -> Result<Option<UnixMillis>, NotAccepted> {
+        let (session, last_seen) = self.find(&uid.digest(), Use::Peek).await?;
+        let session = self.unexpired(session).map_err(NotAccepted::Refused)?;
+        let expiry = self.expiry(session.issued_at);
+        let idle = self.idle_until(last_seen);
+        Ok(expiry.into_iter().chain(idle).min())
     }
 
     /// The username of `account`, if a check or claim here has seen it.
@@ -321,7 +449,9 @@ impl Registry {
                 // announces itself after, so this watch either sees the end here or is told.
                 let (session, watch) = {
                     let sessions = read(sessions);
-                    let session = sessions.check(&digest).map_err(WatchRefused::Refused)?;
+                    let found = sessions.find(&digest).map_err(WatchRefused::Refused)?;
+                    self.not_idle(found.session, found.last_seen(), UnixMillis::now())?;
+                    let session = found.session;
                     let watch = self
                         .watchers
                         .subscribe(digest)
@@ -339,7 +469,7 @@ impl Registry {
                     .watchers
                     .subscribe(digest)
                     .ok_or(WatchRefused::TooMany)?;
-                let session = self.check_digest(&digest).await?;
+                let session = self.check_digest(&digest, Use::Peek).await?;
                 Ok((session, watch))
             }
         }
@@ -349,7 +479,7 @@ impl Registry {
     pub async fn is_active(&self, account: AccountId) -> Result<bool, StoreError> {
         match &self.truth {
             Truth::Memory(sessions) => Ok(read(sessions).is_active(account)),
-            Truth::Shared(_) => Ok(self.store.active_of(account).await?.is_some()),
+            Truth::Shared(_) => Ok(!self.store.active_of(account).await?.is_empty()),
         }
     }
 
@@ -365,7 +495,9 @@ impl Registry {
         origin: LoginOrigin,
     ) -> Result<Claimed, StoreError> {
         let claim = self
-            .claim_as(account, username, origin, Ends::Any, || async { Ok(true) })
+            .claim_as(account, username, origin, Ends::Any, 1, || async {
+                Ok(true)
+            })
             .await?;
         match claim {
             Claim::Claimed(claimed) => Ok(claimed),
@@ -384,30 +516,29 @@ impl Registry {
         own_policy: Option<Policy>,
         takeover: bool,
     ) -> Result<Option<UnixMillis>, StoreError> {
-        if self.policy_for(own_policy) == Policy::LatestWins || takeover {
+        if self.policy_for(own_policy) != Policy::DenyNew || takeover {
             return Ok(None);
         }
-        Ok(match self.live_tab(account).await? {
-            Live::Active { since } => Some(since),
-            Live::Expired(_) | Live::None => None,
-        })
+        Ok(self.live_tabs(account).await?.live_since)
     }
 
-    /// The account's active tab in the store, and whether its lifetime is over (two reads).
-    async fn live_tab(&self, account: AccountId) -> Result<Live, StoreError> {
-        let Some(active) = self.store.active_of(account).await? else {
-            return Ok(Live::None);
-        };
-        Ok(match self.store.lookup(active).await? {
-            Some(Stored::Active(session, _)) => match self.expiry(session.issued_at) {
-                Some(at) if at <= UnixMillis::now() => Live::Expired(active),
-                _ => Live::Active {
-                    since: session.issued_at,
-                },
-            },
-            // It ended in between: look again.
-            _ => Live::None,
-        })
+    /// The account's active tabs in the store, and which of them are live: not past their
+    /// lifetime nor idle too long (one read, and one per tab).
+    async fn live_tabs(&self, account: AccountId) -> Result<LiveTabs, StoreError> {
+        let active = self.store.active_of(account).await?;
+        let mut live_since: Option<UnixMillis> = None;
+        for uid in &active {
+            match self.find(uid, Use::Peek).await {
+                Ok((session, _)) if self.unexpired(session).is_ok() => {
+                    let since = session.issued_at;
+                    live_since = Some(live_since.map_or(since, |s| s.min(since)));
+                }
+                // Timed out, or ended in between (the claim's condition sees that it changed).
+                Ok(_) | Err(NotAccepted::Refused(_)) => {}
+                Err(NotAccepted::Store(e)) => return Err(e),
+            }
+        }
+        Ok(LiveTabs { active, live_since })
     }
 
     /// The policy a login of an account with `own_policy` is under: its own, else the
@@ -417,8 +548,9 @@ impl Registry {
     }
 
     /// A login under its policy ([`policy_for`](Self::policy_for)): [`claim`](Self::claim)
-    /// under latest-wins, or when `takeover` asks to end the active tab; under deny-new,
-    /// only if the account has no active tab.
+    /// under latest-wins, or when `takeover` asks to end the active tab; under max-tabs N,
+    /// ending the oldest tab if N are active; under deny-new, only if the account has no
+    /// active tab.
     pub async fn login(
         &self,
         account: AccountId,
@@ -427,13 +559,12 @@ impl Registry {
         own_policy: Option<Policy>,
         takeover: bool,
     ) -> Result<Claim, StoreError> {
-        let ends = if takeover || self.policy_for(own_policy) == Policy::LatestWins {
-            Ends::Any
-        } else {
-            Ends::NothingLive
-        };
-        self.claim_as(account, username, origin, ends, || async { Ok(true) })
-            .await
+        let policy = self.policy_for(own_policy);
+        let ends = Ends::under(policy, takeover, Ends::Any);
+        self.claim_as(account, username, origin, ends, policy.tabs(), || async {
+            Ok(true)
+        })
+        .await
     }
 
     /// [`login`](Self::login), but only if `still_allowed` answers true, and nothing can
@@ -457,22 +588,28 @@ impl Registry {
     where
         F: Future<Output = Result<bool, StoreError>> + Send,
     {
-        let ends = if takeover || self.policy_for(own_policy) == Policy::LatestWins {
-            Ends::Seen
-        } else {
-            Ends::NothingLive
-        };
-        self.claim_as(account, username, origin, ends, still_allowed)
-            .await
+        let policy = self.policy_for(own_policy);
+        let ends = Ends::under(policy, takeover, Ends::Seen);
+        self.claim_as(
+            account,
+            username,
+            origin,
+            ends,
+            policy.tabs(),
+            still_allowed,
+        )
+        .await
     }
 
-    /// A claim that may end what `ends` says, if `still_allowed` answers true.
+    /// A claim that may end what `ends` says, keeping at most `tabs` active, if
+    /// `still_allowed` answers true.
     async fn claim_as<F>(
         &self,
         account: AccountId,
         username: Arc<str>,
         origin: LoginOrigin,
         ends: Ends,
+        tabs: usize,
         still_allowed: impl Fn() -> F + Send + 'static,
     ) -> Result<Claim, StoreError>
     where
@@ -480,40 +617,45 @@ impl Registry {
     {
         let this = self.clone();
         tokio::spawn(async move {
-            let _write = this.writes.lock().await;
+            let mut last_issued = this.writes.lock().await;
             for _ in 0..MAX_CLAIM_ATTEMPTS {
-                let replacing = match (ends, &this.truth) {
-                    // Deny-new: only where no tab is active (an expired one does not count:
-                    // it is replaced), whoever wrote last.
-                    (Ends::NothingLive, _) => match this.live_tab(account).await? {
-                        Live::Active { since } => return Ok(Claim::InUse { since }),
-                        Live::Expired(uid) => Replacing::Only(Some(uid)),
-                        Live::None => Replacing::Only(None),
-                    },
+                let (replacing, tabs) = match (ends, &this.truth) {
+                    // Deny-new: only where no tab is live (those past their lifetime do not
+                    // count: they are replaced), whoever wrote last.
+                    (Ends::NothingLive, _) => {
+                        let tabs = this.live_tabs(account).await?;
+                        if let Some(since) = tabs.live_since {
+                            return Ok(Claim::InUse { since });
+                        }
+                        (Replacing::Only(tabs.active), 1)
+                    }
                     // One server's write order already keeps the condition's step.
-                    (Ends::Any, _) | (Ends::Seen, Truth::Memory(_)) => Replacing::Any,
+                    (Ends::Any, _) | (Ends::Seen, Truth::Memory(_)) => (Replacing::Any, tabs),
                     (Ends::Seen, Truth::Shared(_)) => {
-                        Replacing::Only(this.store.active_of(account).await?)
+                        (Replacing::Only(this.store.active_of(account).await?), tabs)
                     }
                 };
                 if !still_allowed().await? {
                     return Ok(Claim::NotAllowed);
                 }
                 let uid = Uid::generate();
+                let next = UnixMillis::from_millis(last_issued.as_millis().saturating_add(1));
+                let issued_at = UnixMillis::now().max(next);
                 let session = ActiveSession {
                     account,
                     username: username.clone(),
-                    issued_at: UnixMillis::now(),
+                    issued_at,
                     origin: origin.clone(),
                 };
                 let digest = uid.digest();
                 let Some(superseded) = this
                     .store
-                    .claim_replacing(digest, &session, replacing)
+                    .claim_replacing(digest, &session, tabs, &replacing)
                     .await?
                 else {
                     continue; // another claim came in between (or just ended): look again
                 };
+                *last_issued = issued_at;
                 this.started(&digest, &session, &superseded);
                 this.bound_history(account, !superseded.is_empty()).await;
                 return Ok(Claim::Claimed(Claimed {
@@ -567,7 +709,7 @@ impl Registry {
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
             let digest = uid.digest();
-            let session = this.check_digest(&digest).await?;
+            let session = this.check_digest(&digest, Use::Peek).await?;
             let at = UnixMillis::now();
             if !this.store.release(digest, at).await? {
                 return Err(match &this.truth {
@@ -577,7 +719,7 @@ impl Registry {
                         StoreError::Backend("store and memory disagree on a uid".into()).into()
                     }
                     // Another instance ended it since the check: answer with why.
-                    Truth::Shared(_) => match this.check_digest(&digest).await {
+                    Truth::Shared(_) => match this.check_digest(&digest, Use::Peek).await {
                         Ok(_) => StoreError::Backend("a release did not take".into()).into(),
                         Err(not_accepted) => not_accepted,
                     },
@@ -706,7 +848,7 @@ impl Registry {
         unsure: &mut HashSet<UidDigest>,
     ) {
         for uid in uids {
-            match self.check_digest(&uid).await {
+            match self.check_digest(&uid, Use::Peek).await {
                 Ok(_) => {}
                 Err(NotAccepted::Refused(refused)) => self.watchers.ended(&uid, refused.rejection),
                 Err(NotAccepted::Store(e)) => {

@@ -38,6 +38,8 @@ pub enum StartError {
     ConnectRedis(#[from] RedisConnectError),
     #[error("--redis-url needs a PostgreSQL --database-url: with SQLite one server runs alone")]
     RedisWithoutPostgres,
+    #[error(transparent)]
+    Policy(#[from] crate::config::PolicyError),
     #[error("cannot load sessions: {0}")]
     Load(#[from] StoreError),
     #[error(transparent)]
@@ -53,6 +55,7 @@ pub enum StartError {
 /// from SQLite (which this server then holds exclusively), or reading PostgreSQL (or Redis),
 /// which other instances may share, and following its fan-out.
 pub async fn state(config: &Config) -> Result<AppState, StartError> {
+    let policy = config.policy()?;
     let (registry, accounts, devices): (_, Arc<dyn AccountStore>, Arc<dyn DeviceStore>) =
         match (config.database(), &config.redis_url) {
             (Database::Sqlite(_), Some(_)) => return Err(StartError::RedisWithoutPostgres),
@@ -92,8 +95,9 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         };
     Ok(AppState {
         registry: registry
-            .with_policy(config.policy.into())
-            .with_lifetime(config.absolute_timeout),
+            .with_policy(policy)
+            .with_lifetime(config.absolute_timeout)
+            .with_idle_timeout(config.idle_timeout),
         accounts,
         devices: Devices::new(devices, config.device_lifetime()),
         passwords: Passwords::new(config.hash_concurrency())?,
@@ -151,7 +155,12 @@ pub async fn run_command(
         ),
     };
     match command {
-        crate::config::Command::SetPolicy { username, policy } => {
+        crate::config::Command::SetPolicy {
+            username,
+            policy,
+            max_tabs,
+        } => {
+            let policy = policy.policy(max_tabs).map_err(|e| e.to_string())?;
             let key = app::rules::username_key(&username);
             let record = accounts
                 .find(&key)
@@ -159,17 +168,16 @@ pub async fn run_command(
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no account is named {username:?}"))?;
             let set = accounts
-                .set_policy(record.id, policy.policy())
+                .set_policy(record.id, policy)
                 .await
                 .map_err(|e| e.to_string())?;
             if !set {
                 return Err(format!("the account {username:?} is gone"));
             }
-            Ok(match policy.policy() {
+            Ok(match policy {
                 Some(policy) => format!(
-                    "{}: {} (overrides the server's --policy from the next login)",
+                    "{}: {policy} (overrides the server's --policy from the next login)",
                     record.username,
-                    policy.as_str()
                 ),
                 None => format!("{}: the server's --policy", record.username),
             })

@@ -1,6 +1,8 @@
 //! Wall-clock instants as stored and sent: milliseconds since the Unix epoch, UTC.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(not(test))]
+use std::time::SystemTime;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// An instant in milliseconds since the Unix epoch. Stored as an integer; sent as RFC 3339.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -8,9 +10,11 @@ pub struct UnixMillis(i64);
 
 impl UnixMillis {
     pub fn now() -> Self {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        #[cfg(test)]
+        let now = test_clock::now();
+        #[cfg(not(test))]
+        let now = SystemTime::now();
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         Self(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 
@@ -34,6 +38,26 @@ impl UnixMillis {
     pub fn to_rfc3339(self) -> String {
         let millis = u64::try_from(self.0).unwrap_or(0);
         humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis)).to_string()
+    }
+}
+
+/// The wall clock of the library's own unit tests: the time they started, moved on by
+/// tokio's clock, so that a test with paused time (`start_paused`, `advance`) can let a
+/// timeout of hours pass at once. Unpaused, it follows real time.
+#[cfg(test)]
+mod test_clock {
+    use std::sync::LazyLock;
+    use std::time::SystemTime;
+
+    static START: LazyLock<(SystemTime, std::time::Instant)> =
+        LazyLock::new(|| (SystemTime::now(), std::time::Instant::now()));
+
+    pub fn now() -> SystemTime {
+        let (wall, instant) = *START;
+        let elapsed = tokio::time::Instant::now()
+            .into_std()
+            .saturating_duration_since(instant);
+        wall + elapsed
     }
 }
 

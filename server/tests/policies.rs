@@ -1,6 +1,7 @@
-//! `--policy deny-new` over HTTP: a login while a tab is active is refused with 409
-//! `account_in_use` (never counted as a failed login) unless it asks to take over; "Use here"
-//! follows the same rule.
+//! Policies over HTTP. `--policy deny-new`: a login while a tab is active is refused with
+//! 409 `account_in_use` (never counted as a failed login) unless it asks to take over.
+//! `--policy max-tabs`: up to N tabs, the oldest pushed out beyond them. "Use here" follows
+//! the same rules, and an account's own policy overrides the server's.
 
 mod common;
 
@@ -202,9 +203,164 @@ async fn set_policy_on_the_command_line_gives_an_account_its_own() {
         store.find("ann").await.unwrap().unwrap().policy
     };
     assert_eq!(find().await, Some(Policy::DenyNew));
+    let max_tabs = set(&["set-policy", "ann", "max-tabs", "--max-tabs", "3"]);
+    assert!(String::from_utf8_lossy(&max_tabs.stdout).contains("Ann: max-tabs 3"));
+    assert_eq!(find().await, Some(Policy::MaxTabs(3)));
+    // max-tabs names its limit; no other policy takes one.
+    let no_limit = set(&["set-policy", "ann", "max-tabs"]);
+    assert!(!no_limit.status.success());
+    assert!(String::from_utf8_lossy(&no_limit.stderr).contains("--max-tabs"));
+    let stray = set(&["set-policy", "ann", "deny-new", "--max-tabs", "2"]);
+    assert!(!stray.status.success());
+    assert_eq!(
+        find().await,
+        Some(Policy::MaxTabs(3)),
+        "a refused command changes nothing"
+    );
     assert!(set(&["set-policy", "ANN", "default"]).status.success());
     assert_eq!(find().await, None);
     let missing = set(&["set-policy", "nobody", "deny-new"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no account is named \"nobody\""));
+}
+
+#[tokio::test]
+async fn max_tabs_keeps_n_tabs_and_pushes_the_oldest_out_beyond_them() {
+    let app = spawn_app_with(&["--policy", "max-tabs", "--max-tabs", "2"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let first = app.login_as("ann", CHROME).await;
+    let mut first_channel = app.channel_for(&first).await;
+    expect_active(&mut first_channel).await;
+    let second = app.login_as("ann", FIREFOX).await;
+    let mut second_channel = app.channel_for(&second).await;
+    expect_active(&mut second_channel).await;
+    for uid in [&first, &second] {
+        assert_eq!(
+            app.get_with_uid("/api/me", uid).await.status,
+            StatusCode::OK
+        );
+    }
+    // The third login pushes the oldest out, told by whom; the second stays.
+    let third = app.login_as("ann", "third browser").await;
+    let ended = expect_ended(&mut first_channel, "superseded").await;
+    assert_eq!(ended["user_agent"], "third browser");
+    app.get_with_uid("/api/me", &first)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    for uid in [&second, &third] {
+        assert_eq!(
+            app.get_with_uid("/api/me", uid).await.status,
+            StatusCode::OK
+        );
+    }
+    // A tab that logs out frees its place: the next login ends no one.
+    let out = app
+        .call(reqwest::Method::POST, "/api/logout", Some(&second))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    expect_ended(&mut second_channel, "logged_out").await;
+    let fourth = app.login_as("ann", CHROME).await;
+    for uid in [&third, &fourth] {
+        assert_eq!(
+            app.get_with_uid("/api/me", uid).await.status,
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_racing_logins_leave_exactly_n_tabs_active() {
+    let app = spawn_app_with(&["--policy", "max-tabs", "--max-tabs", "3"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let logins: Vec<_> = (0..200)
+        .map(|_| {
+            let request = app
+                .client
+                .post(app.url("/api/login"))
+                .json(&json!({"username": "ann", "password": PASSWORD}));
+            async move {
+                request
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()
+            }
+        })
+        .collect();
+    let uids: Vec<String> = futures_util::future::join_all(logins)
+        .await
+        .iter()
+        .map(|body| {
+            body["uid"]
+                .as_str()
+                .expect("every login succeeds")
+                .to_owned()
+        })
+        .collect();
+    let mut active = 0;
+    for uid in &uids {
+        active += usize::from(app.get_with_uid("/api/me", uid).await.status == StatusCode::OK);
+    }
+    assert_eq!(active, 3, "exactly three of 200 racing logins stay active");
+}
+
+#[test]
+fn the_max_tabs_policy_needs_its_limit_and_no_other_takes_one() {
+    let start = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--db", "/nonexistent/never-opened.db"])
+            .args(args)
+            .env_remove("SOLOTAB_POLICY")
+            .env_remove("SOLOTAB_MAX_TABS")
+            .output()
+            .unwrap()
+    };
+    let no_limit = start(&["--policy", "max-tabs"]);
+    assert!(!no_limit.status.success());
+    assert!(String::from_utf8_lossy(&no_limit.stderr).contains("--max-tabs"));
+    let stray = start(&["--max-tabs", "2"]);
+    assert!(!stray.status.success());
+    let stderr = String::from_utf8_lossy(&stray.stderr);
+    assert!(
+        stderr.contains("applies only with the max-tabs policy"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_tab_idle_past_the_idle_timeout_is_pushed_expired_and_requests_keep_it_alive() {
+    let app = spawn_app_with(&["--idle-timeout", "2s"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let uid = app.login_as("ann", CHROME).await;
+    let mut channel = app.channel_for(&uid).await;
+    expect_active(&mut channel).await;
+    // A request every 0.8 s for 3.2 s, longer than the timeout: the tab stays.
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        assert_eq!(
+            app.get_with_uid("/api/me", &uid).await.status,
+            StatusCode::OK
+        );
+    }
+    // Then nothing (the open channel is not use): told at once, over the channel.
+    let ended = expect_ended(&mut channel, "expired").await;
+    assert_eq!(ended["idle_secs"], 2, "{ended}");
+    assert!(
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains("without activity"),
+        "{ended}"
+    );
+    let refused = app.get_with_uid("/api/me", &uid).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "expired");
+    assert_eq!(refused.body["idle_secs"], 2);
+    // A new login is active again.
+    let again = app.login_as("ann", CHROME).await;
+    assert_eq!(
+        app.get_with_uid("/api/me", &again).await.status,
+        StatusCode::OK
+    );
 }

@@ -199,10 +199,14 @@ fn ended(session: Session, uid: &TabUid, error: ErrorBody) {
             };
             session.sign_out(Some(notice.into()));
         }
-        ErrorCode::Expired => session.sign_out(Some(
-            "Your sign-in in this tab has expired: sign-ins last a limited time here. Please sign in again."
+        ErrorCode::Expired => session.sign_out(Some(match error.idle_secs {
+            Some(secs) => format!(
+                "Your sign-in in this tab has expired after {} without activity. Please sign in again.",
+                crate::display::duration(secs)
+            ),
+            None => "Your sign-in in this tab has expired: sign-ins last a limited time here. Please sign in again."
                 .into(),
-        )),
+        })),
         _ => session.sign_out(Some(
             "Your sign-in is no longer valid. Please sign in again.".into(),
         )),
@@ -264,6 +268,7 @@ async fn send<B: Serialize>(
         ip: None,
         retry_after_secs: None,
         active_since: None,
+        idle_secs: None,
     });
     if let (401, Some(uid)) = (status, &uid) {
         ended(session, uid, error);

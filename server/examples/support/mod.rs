@@ -85,6 +85,7 @@ impl Population {
             let loaded = LoadedActive {
                 account: s.account,
                 issued_at: s.issued_at,
+                last_seen: s.issued_at,
             };
             (*uid, loaded)
         };
@@ -122,11 +123,15 @@ impl SessionStore for SnapshotStore {
         &self,
         _: UidDigest,
         _: &ActiveSession,
-        _: Replacing,
+        _: usize,
+        _: &Replacing,
     ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }
     async fn release(&self, _: UidDigest, _: UnixMillis) -> Result<bool, StoreError> {
+        Err(StoreError::Backend("read-only benchmark store".into()))
+    }
+    async fn touch(&self, _: UidDigest, _: UnixMillis) -> Result<(), StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }
     async fn prune(&self, _: UnixMillis) -> Result<u64, StoreError> {
@@ -142,7 +147,7 @@ impl SessionStore for SnapshotStore {
             "the benchmark store is only loaded from".into(),
         ))
     }
-    async fn active_of(&self, _: AccountId) -> Result<Option<UidDigest>, StoreError> {
+    async fn active_of(&self, _: AccountId) -> Result<Vec<UidDigest>, StoreError> {
         Err(StoreError::Backend(
             "the benchmark store is only loaded from".into(),
         ))

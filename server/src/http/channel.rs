@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{ApiError, AppState, Disclosure, SameOrigin, TabRefusal};
-use crate::registry::{Registry, Rejection, WatchRefused};
+use crate::registry::{NotAccepted, Registry, WatchRefused};
 use crate::time::UnixMillis;
 use crate::uid::Uid;
 
@@ -193,19 +193,15 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     }
     tracing::debug!(account = session.account.0, "channel open");
 
-    // A lifetime (`--absolute-timeout`) ends the tab at a time known now: tell it then.
-    let expiry = registry.expiry(session.issued_at);
-    let expires = async {
-        match expiry {
-            Some(at) => {
-                let left = at.as_millis().saturating_sub(UnixMillis::now().as_millis());
-                tokio::time::sleep(Duration::from_millis(left.max(0) as u64)).await;
-                at
-            }
-            None => std::future::pending().await,
+    // Timeouts end the tab at a time the registry can tell: wake then, look again (a request
+    // may have moved the idle deadline), and tell the tab if it has ended.
+    let mut deadline = match registry.deadline(&uid).await {
+        Ok(deadline) => deadline,
+        Err(NotAccepted::Refused(refused)) => {
+            return Close::Ended(TabRefusal::Rejected(refused.rejection));
         }
+        Err(NotAccepted::Store(e)) => return Close::Unavailable(e),
     };
-    tokio::pin!(expires);
     let ping_every = channels.ping_every;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -213,9 +209,16 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
     loop {
         tokio::select! {
             rejection = watch.ended() => return Close::Ended(TabRefusal::Rejected(rejection)),
-            at = &mut expires => {
-                return Close::Ended(TabRefusal::Rejected(Rejection::Expired { at }));
-            }
+            () = until(deadline) => match registry.deadline(&uid).await {
+                Ok(later) => deadline = later,
+                Err(NotAccepted::Refused(refused)) => {
+                    return Close::Ended(TabRefusal::Rejected(refused.rejection));
+                }
+                // The store cannot say: look again shortly (the tab keeps its UID meanwhile).
+                Err(NotAccepted::Store(_)) => {
+                    deadline = Some(UnixMillis::from_millis(UnixMillis::now().as_millis() + 1000));
+                }
+            },
             _ = ping.tick() => {
                 if heard.elapsed() > ping_every * 2 {
                     return Close::Policy("no answer to pings");
@@ -230,5 +233,16 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
                 Some(Ok(_)) => heard = Instant::now(),
             },
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever if there is none.
+async fn until(deadline: Option<UnixMillis>) {
+    match deadline {
+        Some(at) => {
+            let left = at.as_millis().saturating_sub(UnixMillis::now().as_millis());
+            tokio::time::sleep(Duration::from_millis(left.max(0) as u64)).await;
+        }
+        None => std::future::pending().await,
     }
 }

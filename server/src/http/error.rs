@@ -59,8 +59,16 @@ impl TabRefusal {
                  again.",
                 at.to_rfc3339()
             ),
+            TabRefusal::Rejected(Rejection::Idle { at, after }) => format!(
+                "This tab's sign-in expired at {} after {} without activity. Sign in again.",
+                at.to_rfc3339(),
+                humantime::format_duration(*after)
+            ),
         };
         let mut body = error_body(self.code(), message);
+        if let TabRefusal::Rejected(Rejection::Idle { after, .. }) = self {
+            body.idle_secs = Some(after.as_secs());
+        }
         if let TabRefusal::Rejected(Rejection::Superseded { at, by }) = self {
             body.superseded_at = Some(at.to_rfc3339());
             if now.minus(SUPERSEDED_DETAILS_FOR) <= *at {
@@ -78,7 +86,9 @@ impl TabRefusal {
             TabRefusal::Rejected(Rejection::Unknown) => ErrorCode::UnknownUid,
             TabRefusal::Rejected(Rejection::Superseded { .. }) => ErrorCode::Superseded,
             TabRefusal::Rejected(Rejection::LoggedOut { .. }) => ErrorCode::LoggedOut,
-            TabRefusal::Rejected(Rejection::Expired { .. }) => ErrorCode::Expired,
+            TabRefusal::Rejected(Rejection::Expired { .. } | Rejection::Idle { .. }) => {
+                ErrorCode::Expired
+            }
         }
     }
 }
@@ -92,6 +102,7 @@ fn error_body(code: ErrorCode, message: String) -> ErrorBody {
         ip: None,
         retry_after_secs: None,
         active_since: None,
+        idle_secs: None,
     }
 }
 

@@ -5,7 +5,8 @@
 //!   bytes), hashed by taking 64 of those bits as they are: they are already uniformly
 //!   random, and only UIDs the server issued are ever inserted, so no client can choose keys
 //!   that collide.
-//! - An active UID keeps 16 bytes: its account and when it was issued. The username lives
+//! - An active UID keeps 24 bytes: its account, when it was issued and when it was last
+//!   used (an atomic, updated under the read lock by every check). The username lives
 //!   once per account; the user agent of a newer login is shared by every UID it ended, and
 //!   each distinct user agent is kept once however many logins sent it.
 
@@ -13,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::{Refused, Rejection};
 use crate::store::{AccountId, EndReason, EndedSession, LoginOrigin, Snapshot};
@@ -89,6 +91,31 @@ impl Hasher for AccountHasher {
     }
 }
 
+/// An active UID as memory keeps it.
+#[derive(Debug)]
+struct Active {
+    session: Session,
+    /// Unix milliseconds of the last check that used it (its login until then).
+    last_seen: AtomicI64,
+}
+
+/// An active UID as a check finds it: the session, and when it was last used.
+pub(super) struct Found<'a> {
+    pub session: Session,
+    last_seen: &'a AtomicI64,
+}
+
+impl Found<'_> {
+    pub fn last_seen(&self) -> UnixMillis {
+        UnixMillis::from_millis(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Records a use at `now`; returns when it was last used before.
+    pub fn used(&self, now: UnixMillis) -> UnixMillis {
+        UnixMillis::from_millis(self.last_seen.fetch_max(now.as_millis(), Ordering::Relaxed))
+    }
+}
+
 #[derive(Debug)]
 struct Ended {
     account: AccountId,
@@ -112,7 +139,7 @@ struct Account {
 
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
-    active: KeyMap<Session>,
+    active: KeyMap<Active>,
     ended: KeyMap<Ended>,
     /// Accounts with at least one UID in memory.
     accounts: HashMap<AccountId, Account, BuildHasherDefault<AccountHasher>>,
@@ -146,7 +173,7 @@ impl Sessions {
                 account: loaded.account,
                 issued_at: loaded.issued_at,
             };
-            sessions.start(&uid, session, &unnamed);
+            sessions.start_seen(&uid, session, loaded.last_seen, &unnamed);
         }
         for (uid, loaded) in snapshot.ended {
             let account = loaded.account;
@@ -156,10 +183,14 @@ impl Sessions {
         sessions
     }
 
-    pub(super) fn check(&self, uid: &UidDigest) -> Result<Session, Refused> {
+    /// The active session of `uid`, with when it was last used; else why it is refused.
+    pub(super) fn find(&self, uid: &UidDigest) -> Result<Found<'_>, Refused> {
         let key = Key::from(uid);
-        if let Some(session) = self.active.get(&key) {
-            return Ok(*session);
+        if let Some(active) = self.active.get(&key) {
+            return Ok(Found {
+                session: active.session,
+                last_seen: &active.last_seen,
+            });
         }
         match self.ended.get(&key) {
             None => Err(Refused {
@@ -190,15 +221,30 @@ impl Sessions {
 
     /// Makes `uid` active; `username` names its account if memory does not know it yet.
     pub(super) fn start(&mut self, uid: &UidDigest, session: Session, username: &Arc<str>) {
-        if self.active.insert(Key::from(uid), session).is_none() {
+        self.start_seen(uid, session, session.issued_at, username);
+    }
+
+    /// [`start`](Self::start), last used at `last_seen`.
+    fn start_seen(
+        &mut self,
+        uid: &UidDigest,
+        session: Session,
+        last_seen: UnixMillis,
+        username: &Arc<str>,
+    ) {
+        let active = Active {
+            session,
+            last_seen: AtomicI64::new(last_seen.as_millis()),
+        };
+        if self.active.insert(Key::from(uid), active).is_none() {
             self.account(session.account, username).active += 1;
         }
     }
 
     /// Ends `uid` (if active) and remembers it as `ended`.
     pub(super) fn end(&mut self, uid: &UidDigest, ended: &EndedSession) {
-        if let Some(session) = self.active.remove(&Key::from(uid)) {
-            self.release_account(session.account, |a| a.active -= 1);
+        if let Some(active) = self.active.remove(&Key::from(uid)) {
+            self.release_account(active.session.account, |a| a.active -= 1);
         }
         self.remember(
             uid,

@@ -105,6 +105,36 @@ async fn not_yet(watch: &mut Watch) -> bool {
         .is_err()
 }
 
+/// `n` logins of Ann at once, under `reg`'s policy (none refused); the claims they made.
+async fn racing_logins(reg: &Registry, n: u8) -> Vec<Claimed> {
+    let tasks: Vec<_> = (0..n)
+        .map(|n| {
+            let reg = reg.clone();
+            tokio::spawn(async move {
+                claimed(
+                    reg.login(ANN, "ann".into(), origin(n), None, false)
+                        .await
+                        .unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.push(task.await.unwrap());
+    }
+    claims
+}
+
+/// How many of `claims` `reg` accepts now.
+async fn accepted(reg: &Registry, claims: &[Claimed]) -> usize {
+    let mut accepted = 0;
+    for claim in claims {
+        accepted += usize::from(reg.check(&claim.uid).await.is_ok());
+    }
+    accepted
+}
+
 const ANN: AccountId = AccountId(1);
 const BOB: AccountId = AccountId(2);
 
@@ -331,6 +361,40 @@ on_every_store! { BOTH;
         assert!(reg.check(&second.uid).await.is_ok(), "a fresh login has a fresh lifetime");
     }
 
+    a_uid_not_used_for_the_idle_timeout_is_refused_and_no_longer_holds_the_account: |reg| {
+        use std::time::Duration;
+        let idle = Duration::from_millis(400);
+        let reg = reg.with_idle_timeout(Some(idle)).with_policy(Policy::DenyNew);
+        let first = claimed(reg.login(ANN, "ann".into(), origin(1), None, false).await.unwrap());
+        // Used halfway: the timeout counts from this use, on this instance and on any other
+        // that shares the store (they read the use the store was told of).
+        tokio::time::sleep(idle / 2).await;
+        reg.check(&first.uid).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await; // the use reaches the store
+        tokio::time::sleep(idle / 2 + Duration::from_millis(50)).await; // past login + idle
+        assert!(reg.deadline(&first.uid).await.is_ok(), "still within idle of its last use");
+        if reg.is_shared() {
+            let other = Registry::shared(Arc::clone(&reg.store)).with_idle_timeout(Some(idle));
+            assert!(other.deadline(&first.uid).await.is_ok(), "the use is shared");
+        }
+        // Looking (a push channel) is not using: the timeout runs out.
+        let deadline = reg.deadline(&first.uid).await.unwrap().unwrap();
+        tokio::time::sleep(idle).await;
+        let Rejection::Idle { at, after } = refused(&reg, &first.uid).await.rejection else {
+            panic!("not refused as idle");
+        };
+        assert_eq!((at, after), (deadline, idle));
+        assert!(matches!(
+            reg.watch(&first.uid).await.unwrap_err(),
+            WatchRefused::Refused(Refused { rejection: Rejection::Idle { .. }, .. })
+        ));
+        // An idle tab does not keep the account under deny-new: a login replaces it.
+        assert_eq!(reg.in_use(ANN, None, false).await.unwrap(), None);
+        let second = claimed(reg.login(ANN, "ann".into(), origin(2), None, false).await.unwrap());
+        assert_eq!(second.superseded.len(), 1);
+        assert!(reg.check(&second.uid).await.is_ok());
+    }
+
     racing_logins_under_deny_new_let_exactly_one_in: |reg| {
         let reg = reg.with_policy(Policy::DenyNew);
         let tasks: Vec<_> = (0..32u8)
@@ -351,6 +415,41 @@ on_every_store! { BOTH;
             }
         }
         assert_eq!(admitted, 1, "exactly one of 32 racing logins is let in");
+    }
+
+    max_tabs_keeps_n_tabs_and_a_login_beyond_them_supersedes_the_oldest: |reg| {
+        let reg = reg.with_policy(Policy::MaxTabs(2));
+        let login = |n| reg.login(ANN, "ann".into(), origin(n), None, false);
+        let first = claimed(login(1).await.unwrap());
+        let second = claimed(login(2).await.unwrap());
+        assert!(second.superseded.is_empty(), "two tabs are allowed");
+        let (_, mut first_watch) = reg.watch(&first.uid).await.unwrap();
+        let (_, mut second_watch) = reg.watch(&second.uid).await.unwrap();
+        // The third ends the oldest, and only it; its watch is told at once.
+        let third = claimed(login(3).await.unwrap());
+        assert_eq!(third.superseded.len(), 1);
+        assert_eq!(third.superseded[0].0, first.uid.digest());
+        assert!(matches!(first_watch.ended().await, Rejection::Superseded { .. }));
+        assert!(reg.check(&second.uid).await.is_ok());
+        assert!(reg.check(&third.uid).await.is_ok());
+        assert!(not_yet(&mut second_watch).await, "the tab still within the limit is not woken");
+        // "Use here" is a login like any other: it ends the oldest of the two, the second.
+        let here = claimed(reg.claim_if(ANN, "ann".into(), origin(4), None, false, || async { Ok(true) }).await.unwrap());
+        assert_eq!(here.superseded.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [second.uid.digest()]);
+        // An account of its own policy (latest-wins) keeps one tab whatever the server's.
+        let own = claimed(reg.login(ANN, "ann".into(), origin(5), Some(Policy::LatestWins), false).await.unwrap());
+        assert_eq!(own.superseded.len(), 2, "both tabs beyond the account's limit end");
+        assert!(reg.check(&own.uid).await.is_ok());
+        assert!(reg.check(&third.uid).await.is_err());
+    }
+
+    racing_logins_under_max_tabs_leave_exactly_n_accepted: |reg| {
+        let reg = reg.with_policy(Policy::MaxTabs(3));
+        let claims = racing_logins(&reg, 48).await;
+        assert_eq!(accepted(&reg, &claims).await, 3, "exactly three of 48 racing logins stay active");
+        let superseded: usize = claims.iter().map(|c| c.superseded.len()).sum();
+        assert_eq!(superseded, 45, "each of the others is superseded exactly once");
+        assert_eq!(reg.active_tabs().await.unwrap(), 3);
     }
 
     an_account_looping_logins_keeps_a_bounded_history: |reg| {
@@ -379,21 +478,8 @@ on_every_store! { BOTH;
     }
 
     racing_logins_leave_exactly_one_uid_accepted: |reg| {
-        let tasks: Vec<_> = (0..64u8)
-            .map(|n| {
-                let reg = reg.clone();
-                tokio::spawn(async move { reg.claim(ANN, "ann".into(), origin(n)).await.unwrap() })
-            })
-            .collect();
-        let mut claims = Vec::new();
-        for task in tasks {
-            claims.push(task.await.unwrap());
-        }
-        let mut accepted = 0;
-        for claim in &claims {
-            accepted += usize::from(reg.check(&claim.uid).await.is_ok());
-        }
-        assert_eq!(accepted, 1, "exactly one of 64 racing logins may stay active");
+        let claims = racing_logins(&reg, 64).await;
+        assert_eq!(accepted(&reg, &claims).await, 1, "exactly one of 64 racing logins may stay active");
         let superseded_total: usize = claims.iter().map(|c| c.superseded.len()).sum();
         assert_eq!(superseded_total, 63, "each loser is superseded exactly once");
         // And the store agrees with memory: a registry reloaded from it accepts the same one.
@@ -422,10 +508,11 @@ on_every_store! { [Mode::Memory];
         // Once every UID has ended and been pruned, nothing of either account is left.
         reg.release(last.uid).await.unwrap();
         reg.release(bob.uid).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         // A refusal still being answered while its UID is pruned does not keep anything.
+        // (The cutoff is past every end: logins a burst issues in one millisecond are dated
+        // a millisecond apart, a little ahead of the clock.)
         let refusal = refused(&reg, &first.uid).await;
-        reg.prune(UnixMillis::now()).await.unwrap();
+        reg.prune(UnixMillis::from_millis(UnixMillis::now().as_millis() + 60_000)).await.unwrap();
         drop(refusal);
         assert_eq!(reg.counts(), Some((0, 0)));
         assert_eq!(memory(&reg).accounts_in_memory(), 0);
@@ -530,7 +617,9 @@ fn observed(result: Result<Session, NotAccepted>, issued: &[Claimed]) -> Option<
         Rejection::Unknown => None,
         Rejection::LoggedOut { .. } => Some(ModelState::LoggedOut),
         // The model's registries have no lifetime.
-        Rejection::Expired { .. } => panic!("a UID expired without a lifetime"),
+        Rejection::Expired { .. } | Rejection::Idle { .. } => {
+            panic!("a UID expired without a timeout")
+        }
         Rejection::Superseded { at, by } => {
             // Identify the superseding login by its time and origin.
             let index = issued
@@ -542,8 +631,18 @@ fn observed(result: Result<Session, NotAccepted>, issued: &[Claimed]) -> Option<
     }
 }
 
+fn sorted_uids(mut uids: Vec<Uid>) -> Vec<Uid> {
+    uids.sort_by_key(Uid::digest);
+    uids
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
-    prop_oneof![Just(Policy::LatestWins), Just(Policy::DenyNew)]
+    prop_oneof![
+        Just(Policy::LatestWins),
+        Just(Policy::DenyNew),
+        Just(Policy::MaxTabs(2)),
+        Just(Policy::MaxTabs(3)),
+    ]
 }
 
 fn run_model_case<S: SessionStore + AccountStore>(
@@ -562,7 +661,8 @@ fn run_model_case<S: SessionStore + AccountStore>(
             .with_policy(policy);
         let mut issued: Vec<Claimed> = Vec::new();
         let mut model: Vec<ModelState> = Vec::new();
-        let mut current: HashMap<u8, usize> = HashMap::new();
+        // Each account's active logins, oldest first.
+        let mut current: HashMap<u8, Vec<usize>> = HashMap::new();
         // UIDs beyond those issued are unknown ones.
         let unknown: Vec<Uid> = (0..12).map(|_| Uid::generate()).collect();
         let uid_at = |issued: &[Claimed], i: usize| issued.get(i).map_or(unknown[i], |c| c.uid);
@@ -577,8 +677,8 @@ fn run_model_case<S: SessionStore + AccountStore>(
                         .login(id, username, origin(n), None, takeover)
                         .await
                         .unwrap();
-                    let active = current.get(&account).copied();
-                    let refused = policy == Policy::DenyNew && !takeover && active.is_some();
+                    let active = current.entry(account).or_default();
+                    let refused = policy == Policy::DenyNew && !takeover && !active.is_empty();
                     let claimed = match claim {
                         Claim::Claimed(claimed) => {
                             prop_assert!(!refused, "deny-new let a login past an active tab");
@@ -586,8 +686,7 @@ fn run_model_case<S: SessionStore + AccountStore>(
                         }
                         Claim::InUse { since } => {
                             prop_assert!(refused, "a login was refused with no reason to");
-                            let active = active.unwrap();
-                            prop_assert_eq!(since, issued[active].session.issued_at);
+                            prop_assert_eq!(since, issued[active[0]].session.issued_at);
                             continue;
                         }
                         Claim::NotAllowed => {
@@ -596,13 +695,21 @@ fn run_model_case<S: SessionStore + AccountStore>(
                         }
                     };
                     let index = issued.len();
-                    let expected_superseded: Vec<usize> =
-                        current.get(&account).copied().into_iter().collect();
-                    prop_assert_eq!(claimed.superseded.len(), expected_superseded.len());
+                    // The oldest beyond the policy's limit, the new login included.
+                    let ending = (active.len() + 1).saturating_sub(policy.tabs());
+                    let expected_superseded: Vec<usize> = active.drain(..ending).collect();
+                    let mut superseded: Vec<Uid> = Vec::new();
+                    for (digest, _) in &claimed.superseded {
+                        let i = issued.iter().position(|c| c.uid.digest() == *digest);
+                        superseded.push(issued[i.expect("superseded an issued uid")].uid);
+                    }
+                    let expected: Vec<Uid> =
+                        expected_superseded.iter().map(|&i| issued[i].uid).collect();
+                    prop_assert_eq!(sorted_uids(superseded), sorted_uids(expected));
                     for old in expected_superseded {
                         model[old] = ModelState::SupersededBy(index);
                     }
-                    current.insert(account, index);
+                    active.push(index);
                     issued.push(claimed);
                     model.push(ModelState::Active);
                 }
@@ -620,7 +727,9 @@ fn run_model_case<S: SessionStore + AccountStore>(
                         Some(ModelState::Active) => {
                             prop_assert!(result.is_ok());
                             model[i] = ModelState::LoggedOut;
-                            current.retain(|_, idx| *idx != i);
+                            for active in current.values_mut() {
+                                active.retain(|idx| *idx != i);
+                            }
                         }
                         expected => match result {
                             Err(NotAccepted::Refused(refused)) => {
@@ -938,5 +1047,98 @@ mod instances {
                 .unwrap();
         }
         store
+    }
+}
+
+/// Timeouts of hours, with tokio's clock paused and moved on by hand.
+mod paused {
+    use std::time::Duration;
+
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    async fn registry(idle: Option<Duration>, lifetime: Option<Duration>) -> Registry {
+        registry_on(seeded(MemoryStore::new()).await)
+            .await
+            .with_idle_timeout(idle)
+            .with_lifetime(lifetime)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tab_used_within_thirty_minutes_stays_and_one_idle_longer_is_refused() {
+        let reg = registry(Some(30 * MINUTE), None).await;
+        let uid = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap().uid;
+        for _ in 0..10 {
+            // Used every 29 minutes for almost five hours: never idle.
+            tokio::time::advance(29 * MINUTE).await;
+            reg.check(&uid).await.unwrap();
+        }
+        let last_use = UnixMillis::now();
+        tokio::time::advance(30 * MINUTE - Duration::from_secs(1)).await;
+        assert!(reg.deadline(&uid).await.is_ok());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let expected = UnixMillis::from_millis(last_use.as_millis() + 30 * 60 * 1000);
+        assert_eq!(
+            refused(&reg, &uid).await.rejection,
+            Rejection::Idle {
+                at: expected,
+                after: 30 * MINUTE
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_the_sooner_of_the_lifetime_and_the_idle_timeout() {
+        let reg = registry(Some(30 * MINUTE), Some(60 * MINUTE)).await;
+        let claimed = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let issued = claimed.session.issued_at.as_millis();
+        let at = |minutes: i64| Some(UnixMillis::from_millis(issued + minutes * 60_000));
+        assert_eq!(reg.deadline(&claimed.uid).await.unwrap(), at(30));
+        tokio::time::advance(20 * MINUTE).await;
+        reg.check(&claimed.uid).await.unwrap();
+        assert_eq!(
+            reg.deadline(&claimed.uid).await.unwrap(),
+            at(50),
+            "moved by the use"
+        );
+        tokio::time::advance(20 * MINUTE).await;
+        reg.check(&claimed.uid).await.unwrap();
+        assert_eq!(
+            reg.deadline(&claimed.uid).await.unwrap(),
+            at(60),
+            "the lifetime comes first"
+        );
+        tokio::time::advance(20 * MINUTE).await;
+        assert_eq!(
+            refused(&reg, &claimed.uid).await.rejection,
+            Rejection::Expired {
+                at: at(60).unwrap()
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_server_keeps_counting_from_the_last_use_it_stored() {
+        let store = seeded(MemoryStore::new()).await;
+        let idle = Some(30 * MINUTE);
+        let reg = registry_on(Arc::clone(&store))
+            .await
+            .with_idle_timeout(idle);
+        let uid = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap().uid;
+        tokio::time::advance(25 * MINUTE).await;
+        reg.check(&uid).await.unwrap();
+        tokio::task::yield_now().await; // the store write runs in the background
+        tokio::time::advance(Duration::from_millis(10)).await;
+        // A new process loads the store: 25 minutes after the last use it is still active,
+        // where counting from the login would have ended it.
+        tokio::time::advance(25 * MINUTE).await;
+        let restarted = registry_on(store).await.with_idle_timeout(idle);
+        assert!(restarted.deadline(&uid).await.is_ok());
+        tokio::time::advance(6 * MINUTE).await;
+        assert!(matches!(
+            refused(&restarted, &uid).await.rejection,
+            Rejection::Idle { .. }
+        ));
     }
 }

@@ -129,7 +129,7 @@ macro_rules! conformance {
                 let ann: Arc<str> = "Ann".into();
                 assert_eq!(
                     store.lookup(a2).await.unwrap(),
-                    Some(Stored::Active(LoadedActive { account: AccountId(1), issued_at: at(20) }, ann.clone()))
+                    Some(Stored::Active(LoadedActive { account: AccountId(1), issued_at: at(20), last_seen: at(20) }, ann.clone()))
                 );
                 let superseded = LoadedEnded {
                     account: AccountId(1),
@@ -147,12 +147,12 @@ macro_rules! conformance {
             async fn release_ends_an_active_session_once_and_active_of_follows() {
                 let store = with_accounts($make).await;
                 let uid = Uid::generate().digest();
-                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), None);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), []);
                 store.claim(uid, &session(1, 10, 1)).await.unwrap();
-                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), Some(uid));
-                assert_eq!(store.active_of(AccountId(2)).await.unwrap(), None, "only the account claimed");
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), [uid]);
+                assert_eq!(store.active_of(AccountId(2)).await.unwrap(), [], "only the account claimed");
                 assert!(store.release(uid, UnixMillis::from_millis(15)).await.unwrap());
-                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), None, "a released session is not active");
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), [], "a released session is not active");
                 assert!(!store.release(uid, UnixMillis::from_millis(16)).await.unwrap());
                 assert!(!store.release(Uid::generate().digest(), UnixMillis::from_millis(17)).await.unwrap());
                 let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
@@ -165,22 +165,98 @@ macro_rules! conformance {
             async fn a_conditional_claim_replaces_only_the_session_it_expects() {
                 let store = with_accounts($make).await;
                 let (a1, a2, a3, stray) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
-                let only = |uid| Replacing::Only(uid);
+                let only = |uids: &[UidDigest]| Replacing::Only(uids.to_vec());
                 // Expecting an active session where there is none, or none where there is one:
                 // nothing happens.
-                assert_eq!(store.claim_replacing(a1, &session(1, 10, 1), only(Some(stray))).await.unwrap(), None);
-                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), None);
-                assert_eq!(store.claim_replacing(a1, &session(1, 10, 1), only(None)).await.unwrap(), Some(vec![]));
-                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), only(None)).await.unwrap(), None);
-                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), only(Some(stray))).await.unwrap(), None);
-                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), Some(a1), "still the first");
+                assert_eq!(store.claim_replacing(a1, &session(1, 10, 1), 1, &only(&[stray])).await.unwrap(), None);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), []);
+                assert_eq!(store.claim_replacing(a1, &session(1, 10, 1), 1, &only(&[])).await.unwrap(), Some(vec![]));
+                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), 1, &only(&[])).await.unwrap(), None);
+                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), 1, &only(&[stray])).await.unwrap(), None);
+                assert_eq!(store.claim_replacing(a2, &session(1, 20, 2), 1, &only(&[a1, stray])).await.unwrap(), None);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), [a1], "still the first");
                 assert_eq!(store.lookup(a2).await.unwrap(), None, "a refused claim leaves no trace");
                 // Expecting the one that is active: it is superseded like any claim does.
-                let ended = store.claim_replacing(a3, &session(1, 30, 3), only(Some(a1))).await.unwrap().unwrap();
+                let ended = store.claim_replacing(a3, &session(1, 30, 3), 1, &only(&[a1])).await.unwrap().unwrap();
                 assert_eq!(ended.len(), 1);
                 assert_eq!(ended[0].0, a1);
-                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), Some(a3));
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), [a3]);
                 assert!(matches!(store.lookup(a1).await.unwrap(), Some(Stored::Ended(..))));
+            }
+
+            #[tokio::test]
+            async fn a_claim_with_a_limit_of_n_tabs_ends_the_oldest_beyond_it() {
+                let store = with_accounts($make).await;
+                let uids: Vec<UidDigest> = (0..5).map(|_| Uid::generate().digest()).collect();
+                let sorted = |mut v: Vec<UidDigest>| { v.sort(); v };
+                let active = |account| { let store = &store; async move { sorted(store.active_of(AccountId(account)).await.unwrap()) } };
+                // Three tabs allowed: the first three logins end nothing.
+                for (n, uid) in uids[..3].iter().enumerate() {
+                    let at = 10 * (n as i64 + 1);
+                    let ended = store.claim_replacing(*uid, &session(1, at, n as u16), 3, &Replacing::Any).await.unwrap();
+                    assert_eq!(ended, Some(vec![]));
+                }
+                assert_eq!(active(1).await, sorted(uids[..3].to_vec()));
+                assert_eq!(store.count_active().await.unwrap(), 3);
+                // The fourth ends the oldest (issued at 10), and says so.
+                let ended = store.claim_replacing(uids[3], &session(1, 40, 3), 3, &Replacing::Any).await.unwrap().unwrap();
+                assert_eq!(ended.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [uids[0]]);
+                assert_eq!(ended[0].1.reason, EndReason::Superseded { by: session(1, 40, 3).origin });
+                assert_eq!(active(1).await, sorted(uids[1..4].to_vec()));
+                assert!(matches!(store.lookup(uids[0]).await.unwrap(), Some(Stored::Ended(..))));
+                // Releasing one frees a place: the next login ends nothing.
+                assert!(store.release(uids[2], UnixMillis::from_millis(45)).await.unwrap());
+                assert_eq!(store.count_active().await.unwrap(), 2);
+                let ended = store.claim_replacing(uids[4], &session(1, 50, 4), 3, &Replacing::Any).await.unwrap();
+                assert_eq!(ended, Some(vec![]));
+                assert_eq!(active(1).await, sorted(vec![uids[1], uids[3], uids[4]]));
+                // A lower limit (the account's policy changed) ends every tab beyond it at once.
+                let latest = Uid::generate().digest();
+                let ended = store.claim(latest, &session(1, 60, 5)).await.unwrap();
+                assert_eq!(sorted(ended.iter().map(|(u, _)| *u).collect()), sorted(vec![uids[1], uids[3], uids[4]]));
+                assert_eq!(active(1).await, [latest]);
+                assert_eq!(store.count_active().await.unwrap(), 1);
+                assert_eq!(active(2).await, [], "other accounts are not touched");
+            }
+
+            #[tokio::test]
+            async fn a_conditional_claim_with_several_tabs_requires_exactly_those_tabs() {
+                let store = with_accounts($make).await;
+                let (a1, a2, a3, a4) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
+                store.claim_replacing(a1, &session(1, 10, 1), 2, &Replacing::Any).await.unwrap().unwrap();
+                store.claim_replacing(a2, &session(1, 20, 2), 2, &Replacing::Any).await.unwrap().unwrap();
+                // Seeing only one of the two, or a third that is not there: refused.
+                assert_eq!(store.claim_replacing(a3, &session(1, 30, 3), 2, &Replacing::Only(vec![a2])).await.unwrap(), None);
+                assert_eq!(store.claim_replacing(a3, &session(1, 30, 3), 2, &Replacing::Only(vec![a1, a2, a4])).await.unwrap(), None);
+                // Both, in either order: the oldest ends.
+                let ended = store.claim_replacing(a3, &session(1, 30, 3), 2, &Replacing::Only(vec![a2, a1])).await.unwrap().unwrap();
+                assert_eq!(ended.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [a1]);
+            }
+
+            #[tokio::test]
+            async fn touch_records_when_an_active_session_was_last_used_and_never_goes_back() {
+                let store = with_accounts($make).await;
+                let (a1, a2) = (Uid::generate().digest(), Uid::generate().digest());
+                let at = UnixMillis::from_millis;
+                let last_seen = |stored: Option<Stored>| match stored {
+                    Some(Stored::Active(active, _)) => active.last_seen,
+                    other => panic!("not active: {other:?}"),
+                };
+                store.claim(a1, &session(1, 10, 1)).await.unwrap();
+                assert_eq!(last_seen(store.lookup(a1).await.unwrap()), at(10), "its login, until used");
+                store.touch(a1, at(30)).await.unwrap();
+                assert_eq!(last_seen(store.lookup(a1).await.unwrap()), at(30));
+                store.touch(a1, at(20)).await.unwrap();
+                assert_eq!(last_seen(store.lookup(a1).await.unwrap()), at(30), "a late touch does not go back");
+                let snap = store.load(at(0)).await.unwrap();
+                assert_eq!(snap.active[0].1.last_seen, at(30), "loaded as stored");
+                // An ended session is not touched, nor an unknown one created.
+                store.claim(a2, &session(1, 40, 2)).await.unwrap();
+                store.touch(a1, at(50)).await.unwrap();
+                assert!(matches!(store.lookup(a1).await.unwrap(), Some(Stored::Ended(..))));
+                let unknown = Uid::generate().digest();
+                store.touch(unknown, at(50)).await.unwrap();
+                assert_eq!(store.lookup(unknown).await.unwrap(), None);
             }
 
             #[tokio::test]
@@ -274,6 +350,10 @@ macro_rules! conformance {
                 assert!(store.set_policy(AccountId(1), Some(Policy::DenyNew)).await.unwrap());
                 assert_eq!(store.find("ann").await.unwrap().unwrap().policy, Some(Policy::DenyNew));
                 assert_eq!(store.find("bob").await.unwrap().unwrap().policy, None);
+                for policy in [Policy::MaxTabs(3), Policy::MaxTabs(1), Policy::LatestWins, Policy::MaxTabs(MAX_TABS)] {
+                    assert!(store.set_policy(AccountId(1), Some(policy)).await.unwrap());
+                    assert_eq!(store.find("ann").await.unwrap().unwrap().policy, Some(policy));
+                }
                 assert!(store.set_policy(AccountId(1), None).await.unwrap());
                 assert_eq!(store.find("ann").await.unwrap().unwrap().policy, None);
                 assert!(!store.set_policy(AccountId(99), Some(Policy::LatestWins)).await.unwrap());

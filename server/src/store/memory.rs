@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
     DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, Policy,
-    Replacing, SessionStore, Snapshot, StoreError, Stored,
+    Replacing, SessionStore, Snapshot, StoreError, Stored, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -23,9 +23,26 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     active: HashMap<UidDigest, ActiveSession>,
+    /// When each active session was last used, once it has been (see `touch`).
+    last_seen: HashMap<UidDigest, UnixMillis>,
     ended: HashMap<UidDigest, EndedSession>,
     accounts: HashMap<String, AccountRecord>,
     devices: HashMap<DeviceHash, (AccountId, UnixMillis)>,
+}
+
+impl Inner {
+    /// An active session as `load` and `lookup` return it.
+    fn loaded(&self, uid: &UidDigest, session: &ActiveSession) -> LoadedActive {
+        LoadedActive {
+            account: session.account,
+            issued_at: session.issued_at,
+            last_seen: self
+                .last_seen
+                .get(uid)
+                .copied()
+                .unwrap_or(session.issued_at),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -50,10 +67,7 @@ impl SessionStore for MemoryStore {
         let mut snapshot = Snapshot::default();
         for (uid, s) in &inner.active {
             usernames.insert(s.account, s.username.clone());
-            let loaded = LoadedActive {
-                account: s.account,
-                issued_at: s.issued_at,
-            };
+            let loaded = inner.loaded(uid, s);
             snapshot.active.push((*uid, loaded));
         }
         for (uid, e) in inner
@@ -77,23 +91,26 @@ impl SessionStore for MemoryStore {
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-        replacing: Replacing,
+        tabs: usize,
+        replacing: &Replacing,
     ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let mut inner = self.lock();
-        let previous: Vec<UidDigest> = inner
+        let previous: Vec<(UnixMillis, UidDigest)> = inner
             .active
             .iter()
             .filter(|(_, s)| s.account == session.account)
-            .map(|(u, _)| *u)
+            .map(|(u, s)| (s.issued_at, *u))
             .collect();
-        if !replacing.allows(previous.first().copied()) {
+        let uids: Vec<UidDigest> = previous.iter().map(|(_, u)| *u).collect();
+        if !replacing.allows(&uids) {
             return Ok(None);
         }
-        let mut superseded = Vec::with_capacity(previous.len());
-        for old in previous {
+        let mut superseded = Vec::new();
+        for old in oldest_beyond(previous, tabs) {
             let Some(old_session) = inner.active.remove(&old) else {
                 continue;
             };
+            inner.last_seen.remove(&old);
             debug_assert_eq!(old_session.account, session.account);
             let ended = session.supersedes();
             inner.ended.insert(old, ended.clone());
@@ -103,11 +120,21 @@ impl SessionStore for MemoryStore {
         Ok(Some(superseded))
     }
 
+    async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.active.contains_key(&uid) {
+            let seen = inner.last_seen.entry(uid).or_insert(at);
+            *seen = (*seen).max(at);
+        }
+        Ok(())
+    }
+
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(session) = inner.active.remove(&uid) else {
             return Ok(false);
         };
+        inner.last_seen.remove(&uid);
         inner.ended.insert(
             uid,
             EndedSession {
@@ -130,10 +157,7 @@ impl SessionStore for MemoryStore {
     async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
         let inner = self.lock();
         if let Some(s) = inner.active.get(&uid) {
-            let active = LoadedActive {
-                account: s.account,
-                issued_at: s.issued_at,
-            };
+            let active = inner.loaded(&uid, s);
             return Ok(Some(Stored::Active(active, s.username.clone())));
         }
         Ok(inner.ended.get(&uid).map(|e| {
@@ -150,13 +174,14 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().active.len() as u64)
     }
 
-    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+    async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
         let inner = self.lock();
         Ok(inner
             .active
             .iter()
-            .find(|(_, s)| s.account == account)
-            .map(|(uid, _)| *uid))
+            .filter(|(_, s)| s.account == account)
+            .map(|(uid, _)| *uid)
+            .collect())
     }
 
     async fn forget_oldest(

@@ -22,18 +22,18 @@ macro_rules! lookup_sql {
     ($uid:literal) => {
         concat!(
             "SELECT s.uid, s.account_id, s.issued_at, s.ended_at, s.end_reason, ",
-            "s.ended_by_user_agent, s.ended_by_ip, a.username ",
+            "s.ended_by_user_agent, s.ended_by_ip, s.last_seen, a.username ",
             "FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.uid = ",
             $uid
         )
     };
 }
 
-/// `SessionStore::active_of`'s query in both SQL stores (the uid, or no row).
+/// `SessionStore::active_of`'s query in both SQL stores (uid and issued_at of each).
 macro_rules! active_of_sql {
     ($account:literal) => {
         concat!(
-            "SELECT uid FROM sessions WHERE ended_at IS NULL AND account_id = ",
+            "SELECT uid, issued_at FROM sessions WHERE ended_at IS NULL AND account_id = ",
             $account
         )
     };
@@ -138,6 +138,8 @@ pub enum Stored {
 pub struct LoadedActive {
     pub account: AccountId,
     pub issued_at: UnixMillis,
+    /// When it was last used, as far as [`SessionStore::touch`] was told (its login if never).
+    pub last_seen: UnixMillis,
 }
 
 /// An ended session as [`SessionStore::load`] returns it.
@@ -179,29 +181,37 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         uid: UidDigest,
         session: &ActiveSession,
     ) -> Result<Vec<(UidDigest, EndedSession)>, StoreError> {
-        self.claim_replacing(uid, session, Replacing::Any)
+        self.claim_replacing(uid, session, 1, &Replacing::Any)
             .await?
             .ok_or_else(|| StoreError::Backend("an unconditional claim was refused".into()))
     }
 
-    /// [`claim`](Self::claim), but only if the account's active session is what `replacing`
-    /// requires, checked in the claim's own atomic step. `None`: it was not, and nothing
-    /// changed.
+    /// [`claim`](Self::claim), keeping up to `tabs` (at least 1) active sessions of the
+    /// account: the new one and the `tabs - 1` newest others (by `issued_at`, then digest);
+    /// the older ones end as superseded. Only if the account's active sessions are what
+    /// `replacing` requires, checked in the claim's own atomic step; `None`: they were not,
+    /// and nothing changed.
     async fn claim_replacing(
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-        replacing: Replacing,
+        tabs: usize,
+        replacing: &Replacing,
     ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError>;
 
-    /// The account's active session, if it has one (one indexed read).
-    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError>;
+    /// The account's active sessions (one indexed read), in no particular order.
+    async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError>;
 
     /// How many sessions are active, across every account (for metrics).
     async fn count_active(&self) -> Result<u64, StoreError>;
 
     /// Ends `uid` as logged out if it is active; returns whether it was.
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError>;
+
+    /// Records that `uid` was used at `at`, if it is active and not already seen later (for
+    /// the idle timeout). Called at most every tenth of the timeout per tab, never per
+    /// request.
+    async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError>;
 
     /// Forgets ended sessions that ended before `ended_before`; returns how many.
     async fn prune(&self, ended_before: UnixMillis) -> Result<u64, StoreError>;
@@ -219,7 +229,7 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     ) -> Result<Vec<UidDigest>, StoreError>;
 }
 
-/// What a login may do to the account's active tab: the server's `--policy`, or an
+/// What a login may do to the account's active tabs: the server's `--policy`, or an
 /// account's own. Every policy is a condition of the store's atomic claim, so it holds
 /// however many logins race, on however many instances.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -229,46 +239,110 @@ pub enum Policy {
     LatestWins,
     /// A new login is refused while a tab is active, unless it asks to take over.
     DenyNew,
+    /// Up to this many tabs are active at once (1 to [`MAX_TABS`]); a new login supersedes
+    /// the oldest of them when they are all in use.
+    MaxTabs(u16),
 }
 
+/// The highest `max-tabs` limit.
+pub const MAX_TABS: u16 = 64;
+
 impl Policy {
-    /// As stored in an account's `policy` column and written on the command line.
-    pub fn as_str(self) -> &'static str {
+    /// As written on the command line and shown to people.
+    pub fn name(self) -> &'static str {
         match self {
             Policy::LatestWins => "latest-wins",
             Policy::DenyNew => "deny-new",
+            Policy::MaxTabs(_) => "max-tabs",
         }
     }
 
-    /// The stored spelling back; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "latest-wins" => Some(Policy::LatestWins),
-            "deny-new" => Some(Policy::DenyNew),
+    /// `max-tabs` with `limit` tabs, if the limit is one the server accepts.
+    pub fn max_tabs(limit: u16) -> Option<Self> {
+        (1..=MAX_TABS)
+            .contains(&limit)
+            .then_some(Policy::MaxTabs(limit))
+    }
+
+    /// How many tabs of an account may be active at once.
+    pub fn tabs(self) -> usize {
+        match self {
+            Policy::LatestWins | Policy::DenyNew => 1,
+            Policy::MaxTabs(limit) => usize::from(limit.max(1)),
+        }
+    }
+
+    /// As the SQL stores keep it: the `policy` column and the `max_tabs` column. Max-tabs is
+    /// latest-wins over several tabs, and is stored so (the `policy` column's constraint
+    /// predates it).
+    pub(crate) fn to_columns(self) -> (&'static str, Option<i64>) {
+        match self {
+            Policy::LatestWins => ("latest-wins", None),
+            Policy::DenyNew => ("deny-new", None),
+            Policy::MaxTabs(limit) => ("latest-wins", Some(i64::from(limit))),
+        }
+    }
+
+    /// The two columns back; `None` for anything the server did not write.
+    pub(crate) fn from_columns(policy: &str, max_tabs: Option<i64>) -> Option<Self> {
+        match (policy, max_tabs) {
+            ("latest-wins", None) => Some(Policy::LatestWins),
+            ("latest-wins", Some(limit)) => Policy::max_tabs(u16::try_from(limit).ok()?),
+            ("deny-new", _) => Some(Policy::DenyNew),
             _ => None,
         }
     }
 }
 
-/// What a claim requires of the account's active session when it commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Policy::MaxTabs(limit) => write!(f, "max-tabs {limit}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// What a claim requires of the account's active sessions when it commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replacing {
-    /// Whatever it is: a password login always wins.
+    /// Whatever they are: a password login always wins.
     Any,
-    /// Exactly this session, or none (`None`): the one "Use here" saw before it checked the
-    /// browser's device, so that a password login from another browser in between (which
-    /// ends the device, then claims) is never overtaken.
-    Only(Option<UidDigest>),
+    /// Exactly these (in any order; none if empty): the ones "Use here" saw before it
+    /// checked the browser's device, so that a password login from another browser in
+    /// between (which ends the device, then claims) is never overtaken; or, under deny-new,
+    /// none but tabs past their lifetime.
+    Only(Vec<UidDigest>),
 }
 
 impl Replacing {
-    /// Whether a claim may replace `active`, the account's active session now.
-    pub fn allows(self, active: Option<UidDigest>) -> bool {
+    /// Whether a claim may go ahead while `active` are the account's active sessions.
+    pub fn allows(&self, active: &[UidDigest]) -> bool {
         match self {
             Replacing::Any => true,
-            Replacing::Only(expected) => expected == active,
+            Replacing::Only(expected) => {
+                let (mut expected, mut active) = (expected.clone(), active.to_vec());
+                expected.sort_unstable();
+                active.sort_unstable();
+                expected == active
+            }
         }
     }
+}
+
+/// Of an account's active sessions, the ones a claim keeping `tabs` (the new one
+/// included) ends: all but the `tabs - 1` newest, by `issued_at` then digest.
+pub(crate) fn oldest_beyond(
+    mut active: Vec<(UnixMillis, UidDigest)>,
+    tabs: usize,
+) -> Vec<UidDigest> {
+    active.sort_unstable();
+    let ending = active.len().saturating_sub(tabs.saturating_sub(1));
+    active
+        .into_iter()
+        .take(ending)
+        .map(|(_, uid)| uid)
+        .collect()
 }
 
 /// What a shared store's fan-out reports to each instance, in order.
@@ -435,7 +509,8 @@ mod columns {
     use crate::uid::UidDigest;
 
     /// A `sessions` row as both SQL stores select it, after the uid: `account_id, issued_at,
-    /// ended_at, end_reason, ended_by_user_agent, ended_by_ip`. Text is borrowed from the row.
+    /// ended_at, end_reason, ended_by_user_agent, ended_by_ip, last_seen`. Text is borrowed
+    /// from the row.
     pub(super) struct SessionRow<'r> {
         pub account: i64,
         pub issued_at: i64,
@@ -443,6 +518,7 @@ mod columns {
         pub end_reason: Option<&'r str>,
         pub by_user_agent: Option<&'r str>,
         pub by_ip: Option<&'r str>,
+        pub last_seen: Option<i64>,
     }
 
     /// What a row says: an active session, or an ended one and why.
@@ -456,7 +532,12 @@ mod columns {
             let account = AccountId(self.account);
             let Some(ended_at) = self.ended_at else {
                 let issued_at = UnixMillis::from_millis(self.issued_at);
-                return Ok(Loaded::Active(LoadedActive { account, issued_at }));
+                let last_seen = self.last_seen.map_or(issued_at, UnixMillis::from_millis);
+                return Ok(Loaded::Active(LoadedActive {
+                    account,
+                    issued_at,
+                    last_seen,
+                }));
             };
             let reason = end_reason(
                 self.end_reason.unwrap_or_default(),

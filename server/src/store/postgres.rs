@@ -19,7 +19,7 @@ use tokio_postgres::{NoTls, Row};
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
     DeviceRecord, DeviceStore, EndedSession, FanOut, Policy, Replacing, SessionStore, Snapshot,
-    StoreError, Stored, columns,
+    StoreError, Stored, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -29,6 +29,7 @@ use crate::uid::UidDigest;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_accounts_sessions_devices.sql"),
     include_str!("../../migrations/postgres/0002_account_policy.sql"),
+    include_str!("../../migrations/postgres/0003_max_tabs_and_last_seen.sql"),
 ];
 
 /// Taken (per transaction) while migrating, so that instances starting together migrate
@@ -207,6 +208,7 @@ fn session_row(row: &Row) -> Result<(UidDigest, columns::SessionRow<'_>), StoreE
         end_reason: row.try_get(4).map_err(backend)?,
         by_user_agent: row.try_get(5).map_err(backend)?,
         by_ip: row.try_get(6).map_err(backend)?,
+        last_seen: row.try_get(7).map_err(backend)?,
     };
     Ok((uid_from_row(row, 0)?, session))
 }
@@ -229,7 +231,7 @@ impl SessionStore for PostgresStore {
         let rows = client
             .query(
                 "SELECT uid, account_id, issued_at, ended_at, end_reason,
-                        ended_by_user_agent, ended_by_ip
+                        ended_by_user_agent, ended_by_ip, last_seen
                  FROM sessions
                  WHERE ended_at IS NULL OR ended_at >= $1",
                 &[&ended_since.as_millis()],
@@ -250,7 +252,8 @@ impl SessionStore for PostgresStore {
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-        replacing: Replacing,
+        tabs: usize,
+        replacing: &Replacing,
     ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
@@ -265,41 +268,43 @@ impl SessionStore for PostgresStore {
         if locked.is_none() {
             return Err(backend(format!("no account {}", session.account.0)));
         }
-        if replacing != Replacing::Any {
-            let active = tx
-                .query_opt(active_of_sql!("$1"), &[&session.account.0])
-                .await
-                .map_err(backend)?
-                .map(|row| uid_from_row(&row, 0))
-                .transpose()?;
-            if !replacing.allows(active) {
-                return Ok(None);
-            }
+        // Read after the lock, in a statement of its own: only a new statement sees what the
+        // claim that held the lock before committed.
+        let rows = tx
+            .query(active_of_sql!("$1"), &[&session.account.0])
+            .await
+            .map_err(backend)?;
+        let mut active = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let issued_at: i64 = row.try_get(1).map_err(backend)?;
+            active.push((UnixMillis::from_millis(issued_at), uid_from_row(row, 0)?));
         }
+        let uids: Vec<UidDigest> = active.iter().map(|(_, uid)| *uid).collect();
+        if !replacing.allows(&uids) {
+            return Ok(None);
+        }
+        let ending = oldest_beyond(active, tabs);
         let ip = session.origin.ip.to_string();
         let user_agent = session.origin.user_agent.as_deref();
-        // Each end is announced to every instance when (and only if) this commits.
-        let ended = tx
-            .query(
+        if !ending.is_empty() {
+            let ending: Vec<&[u8]> = ending.iter().map(|uid| uid.as_bytes().as_slice()).collect();
+            // Each end is announced to every instance when (and only if) this commits.
+            tx.execute(
                 "WITH ended AS (
                      UPDATE sessions
                      SET ended_at = $1, end_reason = 'superseded',
                          ended_by_user_agent = $2, ended_by_ip = $3
-                     WHERE account_id = $4 AND ended_at IS NULL
+                     WHERE uid = ANY($4) AND ended_at IS NULL
                      RETURNING uid)
-                 SELECT uid, pg_notify('solotab_ended', json_build_object(
+                 SELECT pg_notify('solotab_ended', json_build_object(
                      'uid', encode(uid, 'hex'), 'at', $1::text, 'reason', 'superseded',
                      'ip', $3::text, 'ua', $2::text)::text)
                  FROM ended",
-                &[
-                    &session.issued_at.as_millis(),
-                    &user_agent,
-                    &ip,
-                    &session.account.0,
-                ],
+                &[&session.issued_at.as_millis(), &user_agent, &ip, &ending],
             )
             .await
             .map_err(backend)?;
+        }
         tx.execute(
             "INSERT INTO sessions (uid, account_id, issued_at, user_agent, ip)
              VALUES ($1, $2, $3, $4, $5)",
@@ -314,11 +319,25 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        let ended = ended
-            .iter()
-            .map(|row| Ok((uid_from_row(row, 0)?, session.supersedes())))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Some(ended))
+        Ok(Some(
+            ending
+                .into_iter()
+                .map(|old| (old, session.supersedes()))
+                .collect(),
+        ))
+    }
+
+    async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE sessions SET last_seen = $1
+                 WHERE uid = $2 AND ended_at IS NULL AND (last_seen IS NULL OR last_seen < $1)",
+                &[&at.as_millis(), &uid.as_bytes().as_slice()],
+            )
+            .await
+            .map(drop)
+            .map_err(backend)
     }
 
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
@@ -363,7 +382,7 @@ impl SessionStore for PostgresStore {
             .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
         let (_, session) = session_row(&row)?;
-        let username: &str = row.try_get(7).map_err(backend)?;
+        let username: &str = row.try_get(8).map_err(backend)?;
         let found = session
             .read(&mut columns::UserAgents::default())?
             .with_username(username);
@@ -381,17 +400,17 @@ impl SessionStore for PostgresStore {
         Ok(count.max(0) as u64)
     }
 
-    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+    async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(active_of_sql!("$1"))
             .await
             .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&account.0])
+        let rows = client
+            .query(&statement, &[&account.0])
             .await
             .map_err(backend)?;
-        row.map(|row| uid_from_row(&row, 0)).transpose()
+        rows.iter().map(|row| uid_from_row(row, 0)).collect()
     }
 
     async fn forget_oldest(
@@ -450,20 +469,21 @@ impl AccountStore for PostgresStore {
             .client()
             .await?
             .query_opt(
-                "SELECT id, username, password_hash, policy FROM accounts WHERE username_key = $1",
+                "SELECT id, username, password_hash, policy, max_tabs FROM accounts
+                 WHERE username_key = $1",
                 &[&username_key],
             )
             .await
             .map_err(backend)?;
         row.map(|row| {
+            let policy: Option<&str> = row.try_get(3).map_err(backend)?;
+            let max_tabs: Option<i32> = row.try_get(4).map_err(backend)?;
             Ok(AccountRecord {
                 id: AccountId(row.try_get(0).map_err(backend)?),
                 username: row.try_get(1).map_err(backend)?,
                 password_hash: row.try_get(2).map_err(backend)?,
-                policy: row
-                    .try_get::<_, Option<&str>>(3)
-                    .map_err(backend)?
-                    .and_then(Policy::parse),
+                policy: policy
+                    .and_then(|policy| Policy::from_columns(policy, max_tabs.map(i64::from))),
             })
         })
         .transpose()
@@ -474,12 +494,16 @@ impl AccountStore for PostgresStore {
         account: AccountId,
         policy: Option<Policy>,
     ) -> Result<bool, StoreError> {
+        let (policy, max_tabs) = policy.map(Policy::to_columns).unzip();
+        let max_tabs = max_tabs
+            .flatten()
+            .and_then(|limit| i32::try_from(limit).ok());
         let changed = self
             .client()
             .await?
             .execute(
-                "UPDATE accounts SET policy = $1 WHERE id = $2",
-                &[&policy.map(Policy::as_str), &account.0],
+                "UPDATE accounts SET policy = $1, max_tabs = $2 WHERE id = $3",
+                &[&policy, &max_tabs, &account.0],
             )
             .await
             .map_err(backend)?;
@@ -708,7 +732,7 @@ mod tests {
         let store = PostgresStore::connect_with(config).await.unwrap();
         let ann = store.find("ann").await.unwrap().unwrap();
         assert_eq!((ann.username.as_str(), ann.policy), ("Ann", None));
-        assert_eq!(store.active_of(ann.id).await.unwrap(), Some(uid));
+        assert_eq!(store.active_of(ann.id).await.unwrap(), [uid]);
         assert!(
             store
                 .set_policy(ann.id, Some(Policy::DenyNew))

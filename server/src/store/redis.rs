@@ -4,16 +4,19 @@
 //!
 //! Keys, under a prefix (`--redis-prefix`, `solotab:` by default), never hold a UID, only its digest in hex:
 //!
-//! - `session:<digest>`: a hash of `account`, `username`, `issued_at`, and once ended
+//! - `session:<digest>`: a hash of `account`, `username`, `issued_at`, `last_seen` once used
+//!   (for the idle timeout), and once ended
 //!   `ended_at`, `reason` and the newer login's `by_ip` / `by_ua`. Ended ones expire after
 //!   the history period.
-//! - `active:<account>`: the digest of the account's active session.
+//! - `tabs:<account>`: the digests of the account's active sessions, scored by when each was
+//!   issued (a claim ends the oldest beyond its limit). Before max-tabs this was a string
+//!   `active:<account>` holding the one active digest; the scripts convert one as they meet it.
 //! - `ended:<account>`: the account's ended digests, scored by when they ended (to forget
 //!   the oldest).
 //! - `active_count`: how many sessions are active (kept by the scripts, for metrics).
 //!
 //! A claim and a release are each one Lua script, which Redis runs atomically: however many
-//! instances claim at once, each account ends with exactly one active session. The script
+//! instances claim at once, no account ends with more active sessions than its limit. The script
 //! publishes each end on `<prefix>ended` in the same step, with when and why (see
 //! [`FanOut::parse_notice`]). A check is one `HGETALL`.
 //!
@@ -43,30 +46,61 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Ends the account's active session (if any) as superseded and makes the new one active;
-/// returns `{'ok', ended...}`, or `{'changed'}` when the claim requires the active session to
-/// be another than it is (and then changes nothing).
-/// KEYS: active:<account>, ended:<account>, session:<new>. ARGV: new digest, account,
-/// username, issued_at, newer login's ip, its user agent ("" if none), history ms, prefix,
-/// 'only' to require that the active session be ARGV[10] ("" for none), else 'any'.
+/// Lua shared by the scripts below: the key of an account's active digests (a sorted set),
+/// first converting the string an older server kept for its one active digest.
+const TABS_OF: &str = r"
+local function tabs_of(prefix, account)
+  local tabs = prefix .. 'tabs:' .. account
+  local legacy = prefix .. 'active:' .. account
+  local old = redis.call('GET', legacy)
+  if old then
+    local issued = redis.call('HGET', prefix .. 'session:' .. old, 'issued_at') or 0
+    redis.call('ZADD', tabs, issued, old)
+    redis.call('DEL', legacy)
+  end
+  return tabs
+end
+";
+
+/// Ends the account's oldest active sessions beyond `tabs - 1` (by issued_at, then digest)
+/// as superseded and makes the new one active; returns `{'ok', ended...}`, or `{'changed'}`
+/// when the claim requires other active sessions than there are (and then changes nothing).
+/// KEYS: ended:<account>, session:<new>. ARGV: new digest, account, username, issued_at,
+/// newer login's ip, its user agent ("" if none), history ms, prefix, tabs, then 'only'
+/// followed by the digests the account's active sessions must be, or 'any'.
 const CLAIM: &str = r"
-local old = redis.call('GET', KEYS[1])
-if ARGV[9] == 'only' and (old or '') ~= ARGV[10] then return {'changed'} end
+local tabs = tabs_of(ARGV[8], ARGV[2])
+local active = redis.call('ZRANGE', tabs, 0, -1)
+if ARGV[10] == 'only' then
+  local expected = {}
+  for i = 11, #ARGV do expected[#expected + 1] = ARGV[i] end
+  local now = {}
+  for i, uid in ipairs(active) do now[i] = uid end
+  table.sort(expected)
+  table.sort(now)
+  if #expected ~= #now then return {'changed'} end
+  for i = 1, #now do
+    if now[i] ~= expected[i] then return {'changed'} end
+  end
+end
+local ending = math.max(0, #active - (tonumber(ARGV[9]) - 1))
 local ended = {'ok'}
-if not old then redis.call('INCR', ARGV[8] .. 'active_count') end
-if old then
+for i = 1, ending do
+  local old = active[i]
   local key = ARGV[8] .. 'session:' .. old
   redis.call('HSET', key, 'ended_at', ARGV[4], 'reason', 'superseded', 'by_ip', ARGV[5])
   if ARGV[6] ~= '' then redis.call('HSET', key, 'by_ua', ARGV[6]) end
   redis.call('PEXPIRE', key, ARGV[7])
-  redis.call('ZADD', KEYS[2], ARGV[4], old)
-  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  redis.call('ZREM', tabs, old)
+  redis.call('ZADD', KEYS[1], ARGV[4], old)
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
   redis.call('PUBLISH', ARGV[8] .. 'ended', cjson.encode({uid = old, at = ARGV[4],
     reason = 'superseded', ip = ARGV[5], ua = ARGV[6]}))
-  ended[2] = old
+  ended[#ended + 1] = old
 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[3], 'account', ARGV[2], 'username', ARGV[3], 'issued_at', ARGV[4])
+redis.call('INCRBY', ARGV[8] .. 'active_count', 1 - ending)
+redis.call('ZADD', tabs, ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[2], 'account', ARGV[2], 'username', ARGV[3], 'issued_at', ARGV[4])
 return ended
 ";
 
@@ -77,9 +111,7 @@ local account = redis.call('HGET', KEYS[1], 'account')
 if not account or redis.call('HEXISTS', KEYS[1], 'ended_at') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'ended_at', ARGV[2], 'reason', 'logged_out')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local active = ARGV[4] .. 'active:' .. account
-if redis.call('GET', active) == ARGV[1] then
-  redis.call('DEL', active)
+if redis.call('ZREM', tabs_of(ARGV[4], account), ARGV[1]) == 1 then
   redis.call('DECR', ARGV[4] .. 'active_count')
 end
 local ended = ARGV[4] .. 'ended:' .. account
@@ -88,6 +120,21 @@ redis.call('PEXPIRE', ended, ARGV[3])
 redis.call('PUBLISH', ARGV[4] .. 'ended',
   cjson.encode({uid = ARGV[1], at = ARGV[2], reason = 'logged_out'}))
 return 1
+";
+
+/// Records when an active session was last used, unless it was later already; returns 1 if
+/// it is active. KEYS: session:<digest>. ARGV: at (ms).
+const TOUCH: &str = r"
+if redis.call('HEXISTS', KEYS[1], 'issued_at') == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'ended_at') == 1 then return 0 end
+local seen = tonumber(redis.call('HGET', KEYS[1], 'last_seen') or '0')
+if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end
+return 1
+";
+
+/// The account's active digests. ARGV: prefix, account.
+const ACTIVE_OF: &str = r"
+return redis.call('ZRANGE', tabs_of(ARGV[1], ARGV[2]), 0, -1)
 ";
 
 /// Forgets all but the `keep` newest ended sessions of one account (newest first, ties by
@@ -132,6 +179,8 @@ pub struct RedisStore {
     target: Arc<str>,
     claim: Arc<Script>,
     release: Arc<Script>,
+    active_of: Arc<Script>,
+    touch: Arc<Script>,
     forget: Arc<Script>,
 }
 
@@ -179,8 +228,10 @@ impl RedisStore {
             prefix: prefix.into(),
             history,
             target: target.into(),
-            claim: Arc::new(Script::new(CLAIM)),
-            release: Arc::new(Script::new(RELEASE)),
+            claim: Arc::new(Script::new(&format!("{TABS_OF}{CLAIM}"))),
+            release: Arc::new(Script::new(&format!("{TABS_OF}{RELEASE}"))),
+            active_of: Arc::new(Script::new(&format!("{TABS_OF}{ACTIVE_OF}"))),
+            touch: Arc::new(Script::new(TOUCH)),
             forget: Arc::new(Script::new(FORGET)),
         })
     }
@@ -337,10 +388,13 @@ fn read(fields: &HashMap<String, String>) -> Result<Option<Stored>, StoreError> 
     let username: Arc<str> = fields.get("username").map_or("", String::as_str).into();
     let Some(ended_at) = fields.get("ended_at") else {
         let issued_at = UnixMillis::from_millis(number("issued_at")?);
-        return Ok(Some(Stored::Active(
-            LoadedActive { account, issued_at },
-            username,
-        )));
+        let last_seen = number("last_seen").map_or(issued_at, UnixMillis::from_millis);
+        let active = LoadedActive {
+            account,
+            issued_at,
+            last_seen,
+        };
+        return Ok(Some(Stored::Active(active, username)));
     };
     let ended_at = ended_at
         .parse()
@@ -387,16 +441,12 @@ impl SessionStore for RedisStore {
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-        replacing: Replacing,
+        tabs: usize,
+        replacing: &Replacing,
     ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
         let account = session.account.0;
-        let (mode, expected) = match replacing {
-            Replacing::Any => ("any", String::new()),
-            Replacing::Only(expected) => ("only", expected.map(|u| u.to_hex()).unwrap_or_default()),
-        };
-        let outcome: Vec<String> = self
-            .claim
-            .key(self.key("active", account))
+        let mut claim = self.claim.prepare_invoke();
+        claim
             .key(self.key("ended", account))
             .key(self.key("session", uid.to_hex()))
             .arg(uid.to_hex())
@@ -407,8 +457,17 @@ impl SessionStore for RedisStore {
             .arg(session.origin.user_agent.as_deref().unwrap_or(""))
             .arg(self.history_ms())
             .arg(&*self.prefix)
-            .arg(mode)
-            .arg(expected)
+            .arg(tabs.max(1));
+        match replacing {
+            Replacing::Any => claim.arg("any"),
+            Replacing::Only(expected) => {
+                claim.arg("only");
+                expected
+                    .iter()
+                    .fold(&mut claim, |c, uid| c.arg(uid.to_hex()))
+            }
+        };
+        let outcome: Vec<String> = claim
             .invoke_async(&mut self.connection())
             .await
             .map_err(backend)?;
@@ -424,6 +483,17 @@ impl SessionStore for RedisStore {
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Some(ended))
+    }
+
+    async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
+        let _active: i64 = self
+            .touch
+            .key(self.key("session", uid.to_hex()))
+            .arg(at.as_millis())
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
@@ -481,18 +551,21 @@ impl SessionStore for RedisStore {
         Ok(count.unwrap_or(0).max(0) as u64)
     }
 
-    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
-        let active: Option<String> = self
-            .connection()
-            .get(self.key("active", account.0))
+    async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
+        let active: Vec<String> = self
+            .active_of
+            .arg(&*self.prefix)
+            .arg(account.0)
+            .invoke_async(&mut self.connection())
             .await
             .map_err(backend)?;
         active
+            .iter()
             .map(|hex| {
-                UidDigest::from_hex(&hex)
+                UidDigest::from_hex(hex)
                     .ok_or_else(|| StoreError::Backend("a stored digest is not hex".into()))
             })
-            .transpose()
+            .collect()
     }
 
     async fn forget_oldest(
@@ -617,9 +690,12 @@ mod delegation {
             &self,
             uid: UidDigest,
             session: &ActiveSession,
-            replacing: Replacing,
+            tabs: usize,
+            replacing: &Replacing,
         ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
-            self.sessions.claim_replacing(uid, session, replacing).await
+            self.sessions
+                .claim_replacing(uid, session, tabs, replacing)
+                .await
         }
         async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError> {
             self.sessions.release(uid, at).await
@@ -630,7 +706,10 @@ mod delegation {
         async fn lookup(&self, uid: UidDigest) -> Result<Option<Stored>, StoreError> {
             self.sessions.lookup(uid).await
         }
-        async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+        async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
+            self.sessions.touch(uid, at).await
+        }
+        async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
             self.sessions.active_of(account).await
         }
         async fn count_active(&self) -> Result<u64, StoreError> {
@@ -696,5 +775,82 @@ mod delegation {
         async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {
             self.accounts.prune_devices(now).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ActiveSession, LoginOrigin};
+    use crate::uid::Uid;
+
+    /// What a server from before max-tabs left in Redis: the account's one active digest as
+    /// a string at `active:<account>`, beside its session hash.
+    async fn legacy_active(store: &RedisStore, account: i64, issued_at: i64) -> UidDigest {
+        let uid = Uid::generate().digest();
+        let mut connection = store.connection();
+        let () = connection
+            .hset_multiple(
+                store.key("session", uid.to_hex()),
+                &[
+                    ("account", account.to_string()),
+                    ("username", "ann".into()),
+                    ("issued_at", issued_at.to_string()),
+                ],
+            )
+            .await
+            .unwrap();
+        let () = connection
+            .set(store.key("active", account), uid.to_hex())
+            .await
+            .unwrap();
+        let () = connection
+            .incr(format!("{}active_count", store.prefix), 1)
+            .await
+            .unwrap();
+        uid
+    }
+
+    #[tokio::test]
+    async fn an_active_session_kept_by_an_older_server_is_still_one_and_is_converted() {
+        let (url, prefix) = test_redis().await;
+        let store = RedisStore::connect(&url, &prefix, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        // Read: the old key answers as the account's active session, and is converted.
+        let read = legacy_active(&store, 1, 10).await;
+        assert_eq!(store.active_of(AccountId(1)).await.unwrap(), [read]);
+        let legacy: Option<String> = store
+            .connection()
+            .get(store.key("active", 1))
+            .await
+            .unwrap();
+        assert_eq!(legacy, None, "the old key is gone once converted");
+        // Claimed over: a new login supersedes it as it supersedes any active session.
+        let claimed = legacy_active(&store, 2, 10).await;
+        let session = ActiveSession {
+            account: AccountId(2),
+            username: "bob".into(),
+            issued_at: UnixMillis::from_millis(20),
+            origin: LoginOrigin {
+                user_agent: None,
+                ip: "192.0.2.1".parse().unwrap(),
+            },
+        };
+        let new = Uid::generate().digest();
+        let ended = store.claim(new, &session).await.unwrap();
+        assert_eq!(ended.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [claimed]);
+        assert_eq!(store.active_of(AccountId(2)).await.unwrap(), [new]);
+        // Released: a logout of a session kept the old way ends it and counts it.
+        let released = legacy_active(&store, 3, 10).await;
+        assert_eq!(store.count_active().await.unwrap(), 3);
+        assert!(
+            store
+                .release(released, UnixMillis::from_millis(30))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.active_of(AccountId(3)).await.unwrap(), []);
+        assert_eq!(store.count_active().await.unwrap(), 2);
     }
 }

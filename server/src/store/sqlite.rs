@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{
     AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
     DeviceRecord, DeviceStore, EndedSession, Policy, Replacing, SessionStore, Snapshot, StoreError,
-    Stored, columns,
+    Stored, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_one_active_session_per_account.sql"),
     include_str!("../../migrations/0004_sessions_keyed_by_digest.sql"),
     include_str!("../../migrations/0005_account_policy.sql"),
+    include_str!("../../migrations/0006_max_tabs_and_last_seen.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -183,6 +184,16 @@ fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What migrations may call besides SQL: sha256(), to turn stored UIDs into digests.
+fn with_migration_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "sha256",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(Sha256::digest(ctx.get::<Vec<u8>>(0)?).to_vec()),
+    )
+}
+
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
     let sqlite_err = |source| OpenError::Sqlite {
         path: path.to_owned(),
@@ -201,14 +212,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), OpenError> {
     if applied == MIGRATIONS.len() as i64 {
         return Ok(());
     }
-    // What migrations may call besides SQL: sha256(), to turn stored UIDs into digests.
-    conn.create_scalar_function(
-        "sha256",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(Sha256::digest(ctx.get::<Vec<u8>>(0)?).to_vec()),
-    )
-    .map_err(sqlite_err)?;
+    with_migration_functions(conn).map_err(sqlite_err)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Exclusive)
@@ -236,14 +240,23 @@ fn is_taken_username(err: &rusqlite::Error) -> bool {
     )
 }
 
-/// The account's active session, read on `conn` (or inside a transaction on it).
-fn active_of(conn: &Connection, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
+/// The account's active sessions and when each was issued, read on `conn` (or inside a
+/// transaction on it).
+fn active_of(
+    conn: &Connection,
+    account: AccountId,
+) -> Result<Vec<(UnixMillis, UidDigest)>, StoreError> {
     let mut stmt = conn.prepare_cached(active_of_sql!("?1")).map_err(backend)?;
-    let uid: Option<Vec<u8>> = stmt
-        .query_row([account.0], |row| row.get(0))
-        .optional()
+    let rows = stmt
+        .query_map([account.0], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+        })
         .map_err(backend)?;
-    uid.map(|bytes| columns::uid(&bytes)).transpose()
+    rows.map(|row| {
+        let (uid, issued_at) = row.map_err(backend)?;
+        Ok((UnixMillis::from_millis(issued_at), columns::uid(&uid)?))
+    })
+    .collect()
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -273,6 +286,7 @@ fn session_row<'r>(
         end_reason: text(row, 4)?,
         by_user_agent: text(row, 5)?,
         by_ip: text(row, 6)?,
+        last_seen: row.get(7).map_err(backend)?,
     };
     Ok((uid, session))
 }
@@ -297,7 +311,7 @@ impl SessionStore for SqliteStore {
             let mut stmt = conn
                 .prepare(
                     "SELECT uid, account_id, issued_at, ended_at, end_reason,
-                            ended_by_user_agent, ended_by_ip
+                            ended_by_user_agent, ended_by_ip, last_seen
                      FROM sessions
                      WHERE ended_at IS NULL OR ended_at >= ?1",
                 )
@@ -320,43 +334,40 @@ impl SessionStore for SqliteStore {
         &self,
         uid: UidDigest,
         session: &ActiveSession,
-        replacing: Replacing,
+        tabs: usize,
+        replacing: &Replacing,
     ) -> Result<Option<Vec<(UidDigest, EndedSession)>>, StoreError> {
-        let session = session.clone();
+        let (session, replacing) = (session.clone(), replacing.clone());
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            if replacing != Replacing::Any {
-                let active = active_of(&tx, session.account)?;
-                if !replacing.allows(active) {
-                    return Ok(None);
-                }
+            let active = active_of(&tx, session.account)?;
+            let uids: Vec<UidDigest> = active.iter().map(|(_, uid)| *uid).collect();
+            if !replacing.allows(&uids) {
+                return Ok(None);
             }
             let ip = session.origin.ip.to_string();
-            let ended_uids = {
-                let mut stmt = tx
-                    .prepare(
+            let ending = oldest_beyond(active, tabs);
+            {
+                let mut end = tx
+                    .prepare_cached(
                         "UPDATE sessions
                          SET ended_at = ?1, end_reason = 'superseded',
                              ended_by_user_agent = ?2, ended_by_ip = ?3
-                         WHERE account_id = ?4 AND ended_at IS NULL
-                         RETURNING uid",
+                         WHERE uid = ?4 AND ended_at IS NULL",
                     )
                     .map_err(backend)?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            session.issued_at.as_millis(),
-                            session.origin.user_agent,
-                            ip,
-                            session.account.0
-                        ],
-                        |row| row.get::<_, Vec<u8>>(0),
-                    )
+                for old in &ending {
+                    end.execute(params![
+                        session.issued_at.as_millis(),
+                        session.origin.user_agent,
+                        ip,
+                        old.as_bytes().as_slice()
+                    ])
                     .map_err(backend)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(backend)?
-            };
+                }
+            }
             tx.execute(
                 "INSERT INTO sessions (uid, account_id, issued_at, user_agent, ip)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -370,11 +381,25 @@ impl SessionStore for SqliteStore {
             )
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
-            let ended = ended_uids
-                .into_iter()
-                .map(|bytes| Ok((columns::uid(&bytes)?, session.supersedes())))
-                .collect::<Result<_, StoreError>>()?;
-            Ok(Some(ended))
+            Ok(Some(
+                ending
+                    .into_iter()
+                    .map(|old| (old, session.supersedes()))
+                    .collect(),
+            ))
+        })
+        .await
+    }
+
+    async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "UPDATE sessions SET last_seen = ?1
+                 WHERE uid = ?2 AND ended_at IS NULL AND (last_seen IS NULL OR last_seen < ?1)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![at.as_millis(), uid.as_bytes().as_slice()]))
+            .map(drop)
+            .map_err(backend)
         })
         .await
     }
@@ -414,7 +439,7 @@ impl SessionStore for SqliteStore {
                 return Ok(None);
             };
             let (_, session) = session_row(row)?;
-            let username = text(row, 7)?.unwrap_or_default();
+            let username = text(row, 8)?.unwrap_or_default();
             let found = session
                 .read(&mut columns::UserAgents::default())?
                 .with_username(username);
@@ -423,8 +448,9 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn active_of(&self, account: AccountId) -> Result<Option<UidDigest>, StoreError> {
-        self.run(move |conn| active_of(conn, account)).await
+    async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
+        let active = self.run(move |conn| active_of(conn, account)).await?;
+        Ok(active.into_iter().map(|(_, uid)| uid).collect())
     }
 
     async fn count_active(&self) -> Result<u64, StoreError> {
@@ -495,17 +521,17 @@ impl AccountStore for SqliteStore {
         let key = username_key.to_owned();
         self.run(move |conn| {
             conn.query_row(
-                "SELECT id, username, password_hash, policy FROM accounts WHERE username_key = ?1",
+                "SELECT id, username, password_hash, policy, max_tabs FROM accounts
+                 WHERE username_key = ?1",
                 [key],
                 |row| {
+                    let (policy, max_tabs): (Option<String>, Option<i64>) =
+                        (row.get(3)?, row.get(4)?);
                     Ok(AccountRecord {
                         id: AccountId(row.get(0)?),
                         username: row.get(1)?,
                         password_hash: row.get(2)?,
-                        policy: row
-                            .get::<_, Option<String>>(3)?
-                            .as_deref()
-                            .and_then(Policy::parse),
+                        policy: policy.and_then(|policy| Policy::from_columns(&policy, max_tabs)),
                     })
                 },
             )
@@ -520,10 +546,12 @@ impl AccountStore for SqliteStore {
         account: AccountId,
         policy: Option<Policy>,
     ) -> Result<bool, StoreError> {
+        let (policy_text, max_tabs) = policy.map(Policy::to_columns).unzip();
+        let max_tabs = max_tabs.flatten();
         self.run(move |conn| {
             conn.execute(
-                "UPDATE accounts SET policy = ?1 WHERE id = ?2",
-                params![policy.map(Policy::as_str), account.0],
+                "UPDATE accounts SET policy = ?1, max_tabs = ?2 WHERE id = ?3",
+                params![policy_text, max_tabs, account.0],
             )
             .map(|changed| changed == 1)
             .map_err(backend)
@@ -697,32 +725,52 @@ mod tests {
     }
 
     #[test]
-    fn the_database_itself_refuses_a_second_active_session_of_an_account() {
-        let store = SqliteStore::open_in_memory().unwrap();
+    fn a_database_from_before_max_tabs_keeps_its_policies_and_active_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solotab.db");
+        let uid = Uid::generate().digest();
+        {
+            let conn = Connection::open(&path).unwrap();
+            with_migration_functions(&conn).unwrap();
+            for sql in &MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            conn.execute_batch(
+                "INSERT INTO accounts (id, username, username_key, password_hash, created_at, policy)
+                 VALUES (1, 'ann', 'ann', 'h', 0, 'deny-new'), (2, 'bob', 'bob', 'h', 0, NULL);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO sessions (uid, account_id, issued_at, ip) VALUES (?1, 1, 5, '::1')",
+                [uid.as_bytes().as_slice()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let ann = store.find("ann").await.unwrap().unwrap();
+            assert_eq!(ann.policy, Some(Policy::DenyNew));
+            assert_eq!(store.active_of(ann.id).await.unwrap(), [uid]);
+            let bob = store.find("bob").await.unwrap().unwrap();
+            assert!(
+                store
+                    .set_policy(bob.id, Some(Policy::MaxTabs(2)))
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                store.find("bob").await.unwrap().unwrap().policy,
+                Some(Policy::MaxTabs(2))
+            );
+        });
+        // The database refuses a limit the server would not write.
         let conn = store.conn.lock().unwrap();
-        conn.execute_batch(
-            "INSERT INTO accounts (id, username, username_key, password_hash, created_at)
-             VALUES (1, 'ann', 'ann', 'h', 0);
-             INSERT INTO sessions (uid, account_id, issued_at, ip)
-             VALUES (zeroblob(32), 1, 1, '127.0.0.1');",
-        )
-        .unwrap();
-        let second = conn.execute(
-            "INSERT INTO sessions (uid, account_id, issued_at, ip)
-             VALUES (randomblob(32), 1, 2, '127.0.0.1')",
-            [],
-        );
         assert!(
-            second.is_err(),
-            "two active rows for one account were stored"
+            conn.execute("UPDATE accounts SET max_tabs = 0 WHERE id = 2", [])
+                .is_err()
         );
-        // Ended rows are history and may be many.
-        conn.execute(
-            "INSERT INTO sessions (uid, account_id, issued_at, ip, ended_at, end_reason)
-             VALUES (randomblob(32), 1, 0, '127.0.0.1', 1, 'logged_out')",
-            [],
-        )
-        .unwrap();
     }
 
     #[test]
