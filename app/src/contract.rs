@@ -224,8 +224,11 @@ pub enum ErrorCode {
     CrossSite,
     // 429: too many failed logins (or registrations) from this client or for this account.
     TooManyAttempts,
-    /// 401: the tab's sign-in reached the end of its lifetime (`--absolute-timeout`).
+    /// 401: the tab's sign-in reached the end of its lifetime (`--absolute-timeout`), or
+    /// went unused too long (`--idle-timeout`; then `idle_secs` says how long).
     Expired,
+    /// 401: the tab was signed out from another tab of the account ("My sessions").
+    Revoked,
     /// 403 on `POST /api/password`: the current password given is not the account's.
     WrongPassword,
     /// 409 on a login or "Use here" under the deny-new policy: the account has an active tab
@@ -254,7 +257,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::MissingUid,
         ErrorCode::MalformedUid,
         ErrorCode::UnknownUid,
@@ -266,6 +269,7 @@ impl ErrorCode {
         ErrorCode::TooManyAttempts,
         ErrorCode::AccountInUse,
         ErrorCode::Expired,
+        ErrorCode::Revoked,
         ErrorCode::WrongPassword,
         ErrorCode::InvalidInput,
         ErrorCode::UsernameTaken,
@@ -295,6 +299,7 @@ impl ErrorCode {
             ErrorCode::AccountInUse => "account_in_use",
             ErrorCode::WrongPassword => "wrong_password",
             ErrorCode::Expired => "expired",
+            ErrorCode::Revoked => "revoked",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::MalformedJson => "malformed_json",

@@ -79,6 +79,9 @@ pub enum Rejection {
     Superseded { at: UnixMillis, by: LoginOrigin },
     /// The tab logged out at `at`.
     LoggedOut { at: UnixMillis },
+    /// The tab was signed out from elsewhere at `at` (another tab of the account, or an
+    /// administrator).
+    Revoked { at: UnixMillis },
     /// The UID reached the end of its lifetime (`--absolute-timeout`) at `at`.
     Expired { at: UnixMillis },
     /// The UID was not used for `after` (`--idle-timeout`), which ran out at `at`.
@@ -191,6 +194,7 @@ impl Rejection {
         match reason {
             EndReason::Superseded { by } => Rejection::Superseded { at, by: by.clone() },
             EndReason::LoggedOut => Rejection::LoggedOut { at },
+            EndReason::Revoked => Rejection::Revoked { at },
         }
     }
 
@@ -741,6 +745,42 @@ impl Registry {
         })
         .await
         .map_err(|_| NotAccepted::Store(StoreError::Task))?
+    }
+
+    /// Signs the account's tabs out from elsewhere (its sessions page, an administrator):
+    /// every one, or only those of `only`. Each is told `revoked` at once, on every instance.
+    /// Returns the UIDs it ended.
+    pub async fn revoke(
+        &self,
+        account: AccountId,
+        only: Option<Vec<UidDigest>>,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _write = this.writes.lock().await;
+            let at = UnixMillis::now();
+            let ended = this.store.revoke(account, only.as_deref(), at).await?;
+            let username = this.username(account).unwrap_or_default();
+            let session = EndedSession {
+                account,
+                username,
+                ended_at: at,
+                reason: EndReason::Revoked,
+            };
+            if let Truth::Memory(sessions) = &this.truth {
+                let mut sessions = write(sessions);
+                for uid in &ended {
+                    sessions.end(uid, &session);
+                }
+            }
+            for uid in &ended {
+                this.watchers.ended(uid, Rejection::Revoked { at });
+            }
+            this.bound_history(account, !ended.is_empty()).await;
+            Ok(ended)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
     }
 
     /// Forgets sessions that ended before `ended_before`, in the store and in memory.

@@ -199,6 +199,10 @@ fn ended(session: Session, uid: &TabUid, error: ErrorBody) {
             };
             session.sign_out(Some(notice.into()));
         }
+        ErrorCode::Revoked => session.sign_out(Some(
+            "This tab was signed out from another tab of your account. Please sign in again."
+                .into(),
+        )),
         ErrorCode::Expired => session.sign_out(Some(match error.idle_secs {
             Some(secs) => format!(
                 "Your sign-in in this tab has expired after {} without activity. Please sign in again.",

@@ -134,6 +134,19 @@ impl SessionStore for SnapshotStore {
     async fn touch(&self, _: UidDigest, _: UnixMillis) -> Result<(), StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }
+    async fn revoke(
+        &self,
+        _: AccountId,
+        _: Option<&[UidDigest]>,
+        _: UnixMillis,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        Err(StoreError::Backend("read-only benchmark store".into()))
+    }
+    async fn tabs_of(&self, _: AccountId) -> Result<Vec<solotab::store::TabDetails>, StoreError> {
+        Err(StoreError::Backend(
+            "the benchmark store is only loaded from".into(),
+        ))
+    }
     async fn prune(&self, _: UnixMillis) -> Result<u64, StoreError> {
         Ok(0)
     }

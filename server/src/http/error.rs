@@ -54,6 +54,10 @@ impl TabRefusal {
             TabRefusal::Rejected(Rejection::LoggedOut { .. }) => {
                 "This tab has signed out. Sign in again.".into()
             }
+            TabRefusal::Rejected(Rejection::Revoked { at }) => format!(
+                "This tab was signed out from another tab of the account at {}. Sign in again.",
+                at.to_rfc3339()
+            ),
             TabRefusal::Rejected(Rejection::Expired { at }) => format!(
                 "This tab's sign-in expired at {}: a sign-in lasts a limited time here. Sign in \
                  again.",
@@ -86,6 +90,7 @@ impl TabRefusal {
             TabRefusal::Rejected(Rejection::Unknown) => ErrorCode::UnknownUid,
             TabRefusal::Rejected(Rejection::Superseded { .. }) => ErrorCode::Superseded,
             TabRefusal::Rejected(Rejection::LoggedOut { .. }) => ErrorCode::LoggedOut,
+            TabRefusal::Rejected(Rejection::Revoked { .. }) => ErrorCode::Revoked,
             TabRefusal::Rejected(Rejection::Expired { .. } | Rejection::Idle { .. }) => {
                 ErrorCode::Expired
             }

@@ -120,8 +120,24 @@ impl Found<'_> {
 struct Ended {
     account: AccountId,
     at: UnixMillis,
-    /// `None`: logged out.
-    superseded_by: Option<Origin>,
+    why: Why,
+}
+
+/// [`EndReason`] as memory keeps it: the newer login's user agent interned.
+#[derive(Debug)]
+enum Why {
+    Superseded(Origin),
+    LoggedOut,
+    Revoked,
+}
+
+impl Why {
+    fn origin(self) -> Option<Origin> {
+        match self {
+            Why::Superseded(origin) => Some(origin),
+            Why::LoggedOut | Why::Revoked => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -198,8 +214,8 @@ impl Sessions {
                 username: None,
             }),
             Some(ended) => Err(Refused {
-                rejection: match &ended.superseded_by {
-                    Some(by) => Rejection::Superseded {
+                rejection: match &ended.why {
+                    Why::Superseded(by) => Rejection::Superseded {
                         at: ended.at,
                         by: LoginOrigin {
                             ip: by.ip,
@@ -208,7 +224,8 @@ impl Sessions {
                             user_agent: by.user_agent.as_deref().map(Arc::from),
                         },
                     },
-                    None => Rejection::LoggedOut { at: ended.at },
+                    Why::LoggedOut => Rejection::LoggedOut { at: ended.at },
+                    Why::Revoked => Rejection::Revoked { at: ended.at },
                 },
                 username: self.username(ended.account),
             }),
@@ -264,21 +281,18 @@ impl Sessions {
         reason: &EndReason,
         username: &Arc<str>,
     ) {
-        let superseded_by = match reason {
-            EndReason::Superseded { by } => Some(Origin {
+        let why = match reason {
+            EndReason::Superseded { by } => Why::Superseded(Origin {
                 ip: by.ip,
                 user_agent: by.user_agent.as_deref().map(|ua| self.intern(ua)),
             }),
-            EndReason::LoggedOut => None,
+            EndReason::LoggedOut => Why::LoggedOut,
+            EndReason::Revoked => Why::Revoked,
         };
-        let entry = Ended {
-            account,
-            at,
-            superseded_by,
-        };
+        let entry = Ended { account, at, why };
         match self.ended.insert(Key::from(uid), entry) {
             None => self.account(account, username).ended += 1,
-            Some(replaced) => self.release_user_agent(replaced.superseded_by),
+            Some(replaced) => self.release_user_agent(replaced.why.origin()),
         }
     }
 
@@ -289,7 +303,7 @@ impl Sessions {
     fn forget_key(&mut self, key: Key) {
         if let Some(ended) = self.ended.remove(&key) {
             self.release_account(ended.account, |a| a.ended -= 1);
-            self.release_user_agent(ended.superseded_by);
+            self.release_user_agent(ended.why.origin());
         }
     }
 

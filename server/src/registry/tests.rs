@@ -231,6 +231,24 @@ on_every_store! { BOTH;
         assert!(matches!(bob_watch.ended().await, Rejection::LoggedOut { .. }));
     }
 
+    revoking_one_tab_tells_its_watch_and_leaves_the_others: |reg| {
+        let reg = reg.with_policy(Policy::MaxTabs(2));
+        let first = claimed(reg.login(ANN, "ann".into(), origin(1), None, false).await.unwrap());
+        let second = claimed(reg.login(ANN, "ann".into(), origin(2), None, false).await.unwrap());
+        let (_, mut first_watch) = reg.watch(&first.uid).await.unwrap();
+        let (_, mut second_watch) = reg.watch(&second.uid).await.unwrap();
+        let ended = reg.revoke(ANN, Some(vec![first.uid.digest()])).await.unwrap();
+        assert_eq!(ended, [first.uid.digest()]);
+        let Rejection::Revoked { at } = first_watch.ended().await else { panic!("not revoked") };
+        assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Revoked { at });
+        assert!(not_yet(&mut second_watch).await, "the other tab is not woken");
+        assert!(reg.check(&second.uid).await.is_ok());
+        // A UID of another account, or one already ended, is not revoked.
+        let bob = reg.claim(BOB, "bob".into(), origin(3)).await.unwrap();
+        assert!(reg.revoke(ANN, Some(vec![bob.uid.digest(), first.uid.digest()])).await.unwrap().is_empty());
+        assert!(reg.check(&bob.uid).await.is_ok());
+    }
+
     a_uid_that_is_not_active_gets_no_watch_but_its_rejection: |reg| {
         let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
         reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
@@ -588,6 +606,7 @@ enum ModelState {
     Active,
     SupersededBy(usize),
     LoggedOut,
+    Revoked,
 }
 
 #[derive(Debug, Clone)]
@@ -596,6 +615,8 @@ enum Op {
     Claim(u8, bool),
     Check(usize),
     Release(usize),
+    /// Signing account 0, 1 or 2's tabs out from elsewhere: all, or the one issued `n`th.
+    Revoke(u8, Option<usize>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -603,6 +624,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..3, any::<bool>()).prop_map(|(account, takeover)| Op::Claim(account, takeover)),
         (0usize..12).prop_map(Op::Check),
         (0usize..12).prop_map(Op::Release),
+        (0u8..3, proptest::option::of(0usize..12)).prop_map(|(a, only)| Op::Revoke(a, only)),
     ]
 }
 
@@ -616,6 +638,7 @@ fn observed(result: Result<Session, NotAccepted>, issued: &[Claimed]) -> Option<
     match refused.rejection {
         Rejection::Unknown => None,
         Rejection::LoggedOut { .. } => Some(ModelState::LoggedOut),
+        Rejection::Revoked { .. } => Some(ModelState::Revoked),
         // The model's registries have no lifetime.
         Rejection::Expired { .. } | Rejection::Idle { .. } => {
             panic!("a UID expired without a timeout")
@@ -720,6 +743,33 @@ fn run_model_case<S: SessionStore + AccountStore>(
                     // The store's own answer for the UID, as any instance reads it, agrees.
                     let read = Registry::shared(Arc::clone(&reg.store)).check(&uid).await;
                     prop_assert_eq!(observed(read, &issued), model.get(i).copied());
+                }
+                Op::Revoke(account, only) => {
+                    let id = AccountId(i64::from(account) + 1);
+                    let only_uid = only.map(|i| uid_at(&issued, i).digest());
+                    let ended = reg.revoke(id, only_uid.map(|uid| vec![uid])).await.unwrap();
+                    let active = current.entry(account).or_default();
+                    let expected: Vec<usize> = active
+                        .iter()
+                        .copied()
+                        .filter(|&i| only.is_none_or(|only| only == i))
+                        .collect();
+                    let expected_uids: Vec<Uid> = expected.iter().map(|&i| issued[i].uid).collect();
+                    let ended_uids: Vec<Uid> = ended
+                        .iter()
+                        .map(|digest| {
+                            issued
+                                .iter()
+                                .find(|c| c.uid.digest() == *digest)
+                                .unwrap()
+                                .uid
+                        })
+                        .collect();
+                    prop_assert_eq!(sorted_uids(ended_uids), sorted_uids(expected_uids));
+                    active.retain(|i| !expected.contains(i));
+                    for i in expected {
+                        model[i] = ModelState::Revoked;
+                    }
                 }
                 Op::Release(i) => {
                     let result = reg.release(uid_at(&issued, i)).await;
@@ -1022,6 +1072,13 @@ mod instances {
                 by: origin(2)
             }
         );
+        // A sign-out from elsewhere made on B reaches a tab watched on A the same way.
+        let (_, mut watch) = a.watch(&newer.uid).await.unwrap();
+        assert_eq!(b.revoke(ANN, None).await.unwrap(), [newer.uid.digest()]);
+        let told = tokio::time::timeout(std::time::Duration::from_secs(10), watch.ended())
+            .await
+            .expect("the fan-out told A's watch of the revocation");
+        assert!(matches!(told, Rejection::Revoked { .. }), "{told:?}");
     }
 
     #[tokio::test]

@@ -260,6 +260,54 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn revoke_ends_the_accounts_tabs_all_or_those_named_and_no_other() {
+                let store = with_accounts($make).await;
+                let at = UnixMillis::from_millis;
+                let uids: Vec<UidDigest> = (0..3).map(|_| Uid::generate().digest()).collect();
+                for (n, uid) in uids.iter().enumerate() {
+                    store.claim_replacing(*uid, &session(1, 10 + n as i64, n as u16), 3, &Replacing::Any).await.unwrap();
+                }
+                let bobs = Uid::generate().digest();
+                store.claim(bobs, &session(2, 10, 9)).await.unwrap();
+                // One named, and one of another account's named with it: only Ann's ends.
+                let ended = store.revoke(AccountId(1), Some(&[uids[1], bobs]), at(20)).await.unwrap();
+                assert_eq!(ended, [uids[1]]);
+                let revoked = LoadedEnded { account: AccountId(1), ended_at: at(20), reason: EndReason::Revoked };
+                assert_eq!(store.lookup(uids[1]).await.unwrap(), Some(Stored::Ended(revoked, "Ann".into())));
+                assert_eq!(store.count_active().await.unwrap(), 3);
+                // All: the rest of Ann's; Bob's stays.
+                let mut ended = store.revoke(AccountId(1), None, at(30)).await.unwrap();
+                ended.sort();
+                let mut rest = vec![uids[0], uids[2]];
+                rest.sort();
+                assert_eq!(ended, rest);
+                assert_eq!(store.active_of(AccountId(1)).await.unwrap(), []);
+                assert_eq!(store.active_of(AccountId(2)).await.unwrap(), [bobs]);
+                assert_eq!(store.count_active().await.unwrap(), 1);
+                assert!(store.revoke(AccountId(1), None, at(40)).await.unwrap().is_empty());
+                let snap = store.load(at(0)).await.unwrap();
+                assert_eq!(snap.ended.iter().filter(|(_, e)| e.reason == EndReason::Revoked).count(), 3, "loaded as revoked");
+            }
+
+            #[tokio::test]
+            async fn tabs_of_lists_each_active_tab_with_where_and_when() {
+                let store = with_accounts($make).await;
+                let (a1, a2, a3) = (Uid::generate().digest(), Uid::generate().digest(), Uid::generate().digest());
+                store.claim_replacing(a1, &session(1, 10, 2), 2, &Replacing::Any).await.unwrap();
+                store.claim_replacing(a2, &session(1, 20, 3), 2, &Replacing::Any).await.unwrap();
+                store.touch(a2, UnixMillis::from_millis(25)).await.unwrap();
+                store.claim(a3, &session(2, 30, 4)).await.unwrap();
+                let mut tabs = store.tabs_of(AccountId(1)).await.unwrap();
+                tabs.sort_by_key(|t| t.issued_at);
+                let expected = [
+                    TabDetails { uid: a1, issued_at: UnixMillis::from_millis(10), last_seen: UnixMillis::from_millis(10), origin: session(1, 10, 2).origin },
+                    TabDetails { uid: a2, issued_at: UnixMillis::from_millis(20), last_seen: UnixMillis::from_millis(25), origin: session(1, 20, 3).origin },
+                ];
+                assert_eq!(tabs, expected);
+                assert!(store.tabs_of(AccountId(3)).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
             async fn count_active_is_one_per_account_with_an_active_session() {
                 let store = with_accounts($make).await;
                 assert_eq!(store.count_active().await.unwrap(), 0);
@@ -366,6 +414,29 @@ macro_rules! conformance {
                 assert_eq!(store.find("ann").await.unwrap().unwrap().password_hash, "h9");
                 assert_eq!(store.find("bob").await.unwrap().unwrap().password_hash, "h2");
                 assert!(!store.set_password(AccountId(99), "h9").await.unwrap());
+            }
+
+            #[tokio::test]
+            async fn an_accounts_history_keeps_its_newest_events_newest_first() {
+                let store = with_accounts($make).await;
+                let event = |n: i64, kind| AccountEvent {
+                    at: UnixMillis::from_millis(n),
+                    kind,
+                    ip: (n % 2 == 0).then(|| "2001:db8::1".parse().unwrap()),
+                    user_agent: (n % 3 == 0).then(|| format!("agent {n}")),
+                };
+                assert!(store.events(AccountId(1)).await.unwrap().is_empty());
+                let kinds = EventKind::ALL;
+                let total = MAX_EVENTS_PER_ACCOUNT as i64 + 5;
+                for n in 0..total {
+                    store.record_event(AccountId(1), &event(n, kinds[n as usize % kinds.len()])).await.unwrap();
+                }
+                store.record_event(AccountId(2), &event(7, EventKind::Login)).await.unwrap();
+                let events = store.events(AccountId(1)).await.unwrap();
+                assert_eq!(events.len(), MAX_EVENTS_PER_ACCOUNT, "only the newest are kept");
+                let expected: Vec<AccountEvent> = (5..total).rev().map(|n| event(n, kinds[n as usize % kinds.len()])).collect();
+                assert_eq!(events, expected, "newest first, every field kept");
+                assert_eq!(store.events(AccountId(2)).await.unwrap(), [event(7, EventKind::Login)]);
             }
 
             #[tokio::test]

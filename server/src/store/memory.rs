@@ -1,15 +1,16 @@
 //! A store that keeps everything in process memory: for tests, and as the reference that
 //! the durable stores must agree with (see the conformance suite).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::{
-    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded, Policy,
-    Replacing, SessionStore, Snapshot, StoreError, Stored, oldest_beyond,
+    AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
+    DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded,
+    MAX_EVENTS_PER_ACCOUNT, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
+    TabDetails, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -27,6 +28,8 @@ struct Inner {
     last_seen: HashMap<UidDigest, UnixMillis>,
     ended: HashMap<UidDigest, EndedSession>,
     accounts: HashMap<String, AccountRecord>,
+    /// Each account's events, oldest first.
+    events: HashMap<AccountId, VecDeque<AccountEvent>>,
     devices: HashMap<DeviceHash, (AccountId, UnixMillis)>,
 }
 
@@ -118,6 +121,49 @@ impl SessionStore for MemoryStore {
         }
         inner.active.insert(uid, session.clone());
         Ok(Some(superseded))
+    }
+
+    async fn revoke(
+        &self,
+        account: AccountId,
+        only: Option<&[UidDigest]>,
+        at: UnixMillis,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let mut inner = self.lock();
+        let ending: Vec<UidDigest> = inner
+            .active
+            .iter()
+            .filter(|(uid, s)| s.account == account && only.is_none_or(|only| only.contains(uid)))
+            .map(|(uid, _)| *uid)
+            .collect();
+        for uid in &ending {
+            if let Some(session) = inner.active.remove(uid) {
+                inner.last_seen.remove(uid);
+                let ended = EndedSession {
+                    account,
+                    username: session.username,
+                    ended_at: at,
+                    reason: EndReason::Revoked,
+                };
+                inner.ended.insert(*uid, ended);
+            }
+        }
+        Ok(ending)
+    }
+
+    async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .active
+            .iter()
+            .filter(|(_, s)| s.account == account)
+            .map(|(uid, s)| TabDetails {
+                uid: *uid,
+                issued_at: s.issued_at,
+                last_seen: inner.loaded(uid, s).last_seen,
+                origin: s.origin.clone(),
+            })
+            .collect())
     }
 
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
@@ -259,6 +305,26 @@ impl AccountStore for MemoryStore {
         Ok(record
             .map(|record| record.password_hash = password_hash.to_owned())
             .is_some())
+    }
+
+    async fn record_event(
+        &self,
+        account: AccountId,
+        event: &AccountEvent,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let events = inner.events.entry(account).or_default();
+        events.push_back(event.clone());
+        while events.len() > MAX_EVENTS_PER_ACCOUNT {
+            events.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn events(&self, account: AccountId) -> Result<Vec<AccountEvent>, StoreError> {
+        let inner = self.lock();
+        let events = inner.events.get(&account);
+        Ok(events.map_or_else(Vec::new, |e| e.iter().rev().cloned().collect()))
     }
 }
 

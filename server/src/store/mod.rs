@@ -96,14 +96,88 @@ impl ActiveSession {
     }
 }
 
-/// Why a session stopped being active. Policies to come (idle and absolute timeouts,
-/// forced sign-out) add variants here.
+/// Why a session stopped being active. (Timeouts are not ends: a timed-out session stays
+/// the store's until a login replaces it, and checks refuse it by the clock.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
     /// A newer login of the same account took over.
     Superseded { by: LoginOrigin },
     /// The tab logged out.
     LoggedOut,
+    /// Signed out from elsewhere: another tab of the account ("sign out", "everywhere"),
+    /// or an administrator.
+    Revoked,
+}
+
+/// An active session with where its login came from, as the account's owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabDetails {
+    pub uid: UidDigest,
+    pub issued_at: UnixMillis,
+    pub last_seen: UnixMillis,
+    pub origin: LoginOrigin,
+}
+
+/// Something that happened to an account, kept for its owner to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEvent {
+    pub at: UnixMillis,
+    pub kind: EventKind,
+    /// Where the request that caused it came from, if a request did.
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// At most this many events are kept per account (the newest).
+pub const MAX_EVENTS_PER_ACCOUNT: usize = 50;
+
+/// What an [`AccountEvent`] records. Stored by [`EventKind::as_str`]: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A password login that ended no other tab.
+    Login,
+    /// A login (password or "Use here") that signed another tab out.
+    Takeover,
+    /// "Use here" that ended no other tab.
+    UseHere,
+    Logout,
+    /// A tab was refused for its lifetime or idle timeout.
+    Expired,
+    /// A tab that is no longer active (superseded, logged out, revoked) made a request.
+    RejectedStale,
+    PasswordChanged,
+    /// Tabs signed out from the account's sessions page.
+    Revoked,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Login,
+        EventKind::Takeover,
+        EventKind::UseHere,
+        EventKind::Logout,
+        EventKind::Expired,
+        EventKind::RejectedStale,
+        EventKind::PasswordChanged,
+        EventKind::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Login => "login",
+            EventKind::Takeover => "takeover",
+            EventKind::UseHere => "use_here",
+            EventKind::Logout => "logout",
+            EventKind::Expired => "expired",
+            EventKind::RejectedStale => "rejected_stale",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
 }
 
 /// A session that is no longer active, remembered so its tab can be told why.
@@ -207,6 +281,18 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// Ends `uid` as logged out if it is active; returns whether it was.
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError>;
+
+    /// Ends the account's active sessions as revoked at `at`: every one, or only those of
+    /// `only` that are (the others are left alone). Returns the ones it ended.
+    async fn revoke(
+        &self,
+        account: AccountId,
+        only: Option<&[UidDigest]>,
+        at: UnixMillis,
+    ) -> Result<Vec<UidDigest>, StoreError>;
+
+    /// The account's active sessions with where and when each signed in and was last used.
+    async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError>;
 
     /// Records that `uid` was used at `at`, if it is active and not already seen later (for
     /// the idle timeout). Called at most every tenth of the timeout per tab, never per
@@ -447,6 +533,17 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
         account: AccountId,
         password_hash: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Adds an event to the account's history, forgetting all but the newest
+    /// [`MAX_EVENTS_PER_ACCOUNT`] in the same step.
+    async fn record_event(
+        &self,
+        account: AccountId,
+        event: &AccountEvent,
+    ) -> Result<(), StoreError>;
+
+    /// The account's events, newest first.
+    async fn events(&self, account: AccountId) -> Result<Vec<AccountEvent>, StoreError>;
 }
 
 /// The SHA-256 of a device token: what a store keeps instead of the token itself.
@@ -593,6 +690,22 @@ mod columns {
         Ok(UidDigest::from_bytes(bytes))
     }
 
+    /// An `account_events` row: `at, kind, ip, user_agent`. `None` for a kind this server
+    /// does not know (a newer one wrote it): skipped, not an error.
+    pub(super) fn event(
+        at: i64,
+        kind: &str,
+        ip: Option<&str>,
+        user_agent: Option<String>,
+    ) -> Option<super::AccountEvent> {
+        Some(super::AccountEvent {
+            at: UnixMillis::from_millis(at),
+            kind: super::EventKind::parse(kind)?,
+            ip: ip.and_then(|ip| ip.parse().ok()),
+            user_agent,
+        })
+    }
+
     pub(super) fn ip(text: &str) -> Result<IpAddr, StoreError> {
         text.parse()
             .map_err(|_| StoreError::Backend(format!("a stored ip is not an address: {text:?}")))
@@ -606,6 +719,7 @@ mod columns {
     ) -> Result<EndReason, StoreError> {
         match reason {
             "logged_out" => Ok(EndReason::LoggedOut),
+            "revoked" => Ok(EndReason::Revoked),
             "superseded" => Ok(EndReason::Superseded {
                 by: LoginOrigin {
                     user_agent: by_user_agent,

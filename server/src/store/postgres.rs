@@ -3,9 +3,8 @@
 //! database.
 //!
 //! A claim is one transaction that first locks the account's row (`SELECT ... FOR UPDATE`):
-//! claims of one account, from however many instances, run one after another, and each
-//! ends whatever the one before it made active. A unique index on the active session per
-//! account makes the database itself refuse a second one.
+//! claims (and revocations) of one account, from however many instances, run one after
+//! another, and each ends whatever the one before it left beyond the account's limit.
 //!
 //! [`SqliteStore`]: super::SqliteStore
 
@@ -17,9 +16,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, FanOut, Policy, Replacing, SessionStore, Snapshot,
-    StoreError, Stored, columns, oldest_beyond,
+    AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
+    DeviceHash, DeviceRecord, DeviceStore, EndedSession, FanOut, LoginOrigin,
+    MAX_EVENTS_PER_ACCOUNT, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
+    TabDetails, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -29,7 +29,7 @@ use crate::uid::UidDigest;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_accounts_sessions_devices.sql"),
     include_str!("../../migrations/postgres/0002_account_policy.sql"),
-    include_str!("../../migrations/postgres/0003_max_tabs_and_last_seen.sql"),
+    include_str!("../../migrations/postgres/0003_max_tabs_last_seen_and_history.sql"),
 ];
 
 /// Taken (per transaction) while migrating, so that instances starting together migrate
@@ -327,6 +327,70 @@ impl SessionStore for PostgresStore {
         ))
     }
 
+    async fn revoke(
+        &self,
+        account: AccountId,
+        only: Option<&[UidDigest]>,
+        at: UnixMillis,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // In the order of the account's claims (see the module docs).
+        tx.execute(
+            "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
+            &[&account.0],
+        )
+        .await
+        .map_err(backend)?;
+        let only: Option<Vec<&[u8]>> =
+            only.map(|uids| uids.iter().map(|uid| uid.as_bytes().as_slice()).collect());
+        let rows = tx
+            .query(
+                "WITH ended AS (
+                     UPDATE sessions SET ended_at = $2, end_reason = 'revoked'
+                     WHERE account_id = $1 AND ended_at IS NULL
+                       AND ($3::bytea[] IS NULL OR uid = ANY($3))
+                     RETURNING uid)
+                 SELECT uid, pg_notify('solotab_ended', json_build_object(
+                     'uid', encode(uid, 'hex'), 'at', $2::text, 'reason', 'revoked')::text)
+                 FROM ended",
+                &[&account.0, &at.as_millis(), &only],
+            )
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        rows.iter().map(|row| uid_from_row(row, 0)).collect()
+    }
+
+    async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT uid, issued_at, last_seen, user_agent, ip FROM sessions
+                 WHERE ended_at IS NULL AND account_id = $1",
+                &[&account.0],
+            )
+            .await
+            .map_err(backend)?;
+        let mut tabs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let issued_at = UnixMillis::from_millis(row.try_get(1).map_err(backend)?);
+            let last_seen: Option<i64> = row.try_get(2).map_err(backend)?;
+            let user_agent: Option<&str> = row.try_get(3).map_err(backend)?;
+            tabs.push(TabDetails {
+                uid: uid_from_row(row, 0)?,
+                issued_at,
+                last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
+                origin: LoginOrigin {
+                    user_agent: user_agent.map(Arc::from),
+                    ip: columns::ip(row.try_get(4).map_err(backend)?)?,
+                },
+            });
+        }
+        Ok(tabs)
+    }
+
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
         self.client()
             .await?
@@ -525,6 +589,60 @@ impl AccountStore for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(changed == 1)
+    }
+
+    async fn record_event(
+        &self,
+        account: AccountId,
+        event: &AccountEvent,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute(
+            "INSERT INTO account_events (account_id, at, kind, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &account.0,
+                &event.at.as_millis(),
+                &event.kind.as_str(),
+                &event.ip.map(|ip| ip.to_string()),
+                &event.user_agent,
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM account_events WHERE account_id = $1 AND id NOT IN (
+                 SELECT id FROM account_events WHERE account_id = $1
+                 ORDER BY id DESC LIMIT $2)",
+            &[&account.0, &(MAX_EVENTS_PER_ACCOUNT as i64)],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn events(&self, account: AccountId) -> Result<Vec<AccountEvent>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT at, kind, ip, user_agent FROM account_events
+                 WHERE account_id = $1 ORDER BY id DESC",
+                &[&account.0],
+            )
+            .await
+            .map_err(backend)?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.extend(columns::event(
+                row.try_get(0).map_err(backend)?,
+                row.try_get(1).map_err(backend)?,
+                row.try_get(2).map_err(backend)?,
+                row.try_get(3).map_err(backend)?,
+            ));
+        }
+        Ok(events)
     }
 }
 

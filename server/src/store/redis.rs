@@ -33,8 +33,8 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, Replacing,
-    SessionStore, Snapshot, StoreError, Stored, columns,
+    AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, LoginOrigin,
+    Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -100,7 +100,9 @@ for i = 1, ending do
 end
 redis.call('INCRBY', ARGV[8] .. 'active_count', 1 - ending)
 redis.call('ZADD', tabs, ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[2], 'account', ARGV[2], 'username', ARGV[3], 'issued_at', ARGV[4])
+redis.call('HSET', KEYS[2], 'account', ARGV[2], 'username', ARGV[3], 'issued_at', ARGV[4],
+  'ip', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'ua', ARGV[6]) end
 return ended
 ";
 
@@ -130,6 +132,33 @@ if redis.call('HEXISTS', KEYS[1], 'ended_at') == 1 then return 0 end
 local seen = tonumber(redis.call('HGET', KEYS[1], 'last_seen') or '0')
 if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end
 return 1
+";
+
+/// Ends the account's active sessions (all, or those of ARGV[5..] that are) as revoked;
+/// returns the digests it ended. KEYS: ended:<account>. ARGV: prefix, account, at, history
+/// ms, then 'only' and digests, or 'all'.
+const REVOKE: &str = r"
+local tabs = tabs_of(ARGV[1], ARGV[2])
+local ending = {}
+if ARGV[5] == 'only' then
+  for i = 6, #ARGV do
+    if redis.call('ZSCORE', tabs, ARGV[i]) then ending[#ending + 1] = ARGV[i] end
+  end
+else
+  ending = redis.call('ZRANGE', tabs, 0, -1)
+end
+for _, uid in ipairs(ending) do
+  local key = ARGV[1] .. 'session:' .. uid
+  redis.call('HSET', key, 'ended_at', ARGV[3], 'reason', 'revoked')
+  redis.call('PEXPIRE', key, ARGV[4])
+  redis.call('ZREM', tabs, uid)
+  redis.call('ZADD', KEYS[1], ARGV[3], uid)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('DECR', ARGV[1] .. 'active_count')
+  redis.call('PUBLISH', ARGV[1] .. 'ended',
+    cjson.encode({uid = uid, at = ARGV[3], reason = 'revoked'}))
+end
+return ending
 ";
 
 /// The account's active digests. ARGV: prefix, account.
@@ -180,6 +209,7 @@ pub struct RedisStore {
     claim: Arc<Script>,
     release: Arc<Script>,
     active_of: Arc<Script>,
+    revoke: Arc<Script>,
     touch: Arc<Script>,
     forget: Arc<Script>,
 }
@@ -231,6 +261,7 @@ impl RedisStore {
             claim: Arc::new(Script::new(&format!("{TABS_OF}{CLAIM}"))),
             release: Arc::new(Script::new(&format!("{TABS_OF}{RELEASE}"))),
             active_of: Arc::new(Script::new(&format!("{TABS_OF}{ACTIVE_OF}"))),
+            revoke: Arc::new(Script::new(&format!("{TABS_OF}{REVOKE}"))),
             touch: Arc::new(Script::new(TOUCH)),
             forget: Arc::new(Script::new(FORGET)),
         })
@@ -485,6 +516,63 @@ impl SessionStore for RedisStore {
         Ok(Some(ended))
     }
 
+    async fn revoke(
+        &self,
+        account: AccountId,
+        only: Option<&[UidDigest]>,
+        at: UnixMillis,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let mut revoke = self.revoke.prepare_invoke();
+        revoke
+            .key(self.key("ended", account.0))
+            .arg(&*self.prefix)
+            .arg(account.0)
+            .arg(at.as_millis())
+            .arg(self.history_ms());
+        match only {
+            None => revoke.arg("all"),
+            Some(uids) => {
+                revoke.arg("only");
+                uids.iter().fold(&mut revoke, |r, uid| r.arg(uid.to_hex()))
+            }
+        };
+        let ended: Vec<String> = revoke
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend)?;
+        Ok(ended
+            .iter()
+            .filter_map(|hex| UidDigest::from_hex(hex))
+            .collect())
+    }
+
+    async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
+        let mut connection = self.connection();
+        let mut tabs = Vec::new();
+        for uid in self.active_of(account).await? {
+            let fields: HashMap<String, String> = connection
+                .hgetall(self.key("session", uid.to_hex()))
+                .await
+                .map_err(backend)?;
+            // Ended between the two reads: no longer a tab.
+            let Some(Stored::Active(active, _)) = read(&fields)? else {
+                continue;
+            };
+            // Sessions claimed before the hash kept the login's address show none.
+            let ip = fields.get("ip").and_then(|ip| ip.parse().ok());
+            tabs.push(TabDetails {
+                uid,
+                issued_at: active.issued_at,
+                last_seen: active.last_seen,
+                origin: LoginOrigin {
+                    user_agent: fields.get("ua").map(|ua| Arc::from(ua.as_str())),
+                    ip: ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                },
+            });
+        }
+        Ok(tabs)
+    }
+
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
         let _active: i64 = self
             .touch
@@ -709,6 +797,17 @@ mod delegation {
         async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
             self.sessions.touch(uid, at).await
         }
+        async fn revoke(
+            &self,
+            account: AccountId,
+            only: Option<&[UidDigest]>,
+            at: UnixMillis,
+        ) -> Result<Vec<UidDigest>, StoreError> {
+            self.sessions.revoke(account, only, at).await
+        }
+        async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
+            self.sessions.tabs_of(account).await
+        }
         async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
             self.sessions.active_of(account).await
         }
@@ -746,6 +845,19 @@ mod delegation {
         }
         async fn set_password(&self, account: AccountId, hash: &str) -> Result<bool, StoreError> {
             self.accounts.set_password(account, hash).await
+        }
+        async fn record_event(
+            &self,
+            account: AccountId,
+            event: &super::super::AccountEvent,
+        ) -> Result<(), StoreError> {
+            self.accounts.record_event(account, event).await
+        }
+        async fn events(
+            &self,
+            account: AccountId,
+        ) -> Result<Vec<super::super::AccountEvent>, StoreError> {
+            self.accounts.events(account).await
         }
     }
 

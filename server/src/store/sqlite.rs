@@ -15,9 +15,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use super::{
-    AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError, DeviceHash,
-    DeviceRecord, DeviceStore, EndedSession, Policy, Replacing, SessionStore, Snapshot, StoreError,
-    Stored, columns, oldest_beyond,
+    AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
+    DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin, MAX_EVENTS_PER_ACCOUNT,
+    Policy, Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, columns,
+    oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -30,7 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_one_active_session_per_account.sql"),
     include_str!("../../migrations/0004_sessions_keyed_by_digest.sql"),
     include_str!("../../migrations/0005_account_policy.sql"),
-    include_str!("../../migrations/0006_max_tabs_and_last_seen.sql"),
+    include_str!("../../migrations/0006_max_tabs_last_seen_and_history.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -391,6 +392,69 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn revoke(
+        &self,
+        account: AccountId,
+        only: Option<&[UidDigest]>,
+        at: UnixMillis,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let only: Option<Vec<UidDigest>> = only.map(<[UidDigest]>::to_vec);
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let ending: Vec<UidDigest> = active_of(&tx, account)?
+                .into_iter()
+                .map(|(_, uid)| uid)
+                .filter(|uid| only.as_ref().is_none_or(|only| only.contains(uid)))
+                .collect();
+            {
+                let mut end = tx
+                    .prepare_cached(
+                        "UPDATE sessions SET ended_at = ?1, end_reason = 'revoked'
+                         WHERE uid = ?2 AND ended_at IS NULL",
+                    )
+                    .map_err(backend)?;
+                for uid in &ending {
+                    end.execute(params![at.as_millis(), uid.as_bytes().as_slice()])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(ending)
+        })
+        .await
+    }
+
+    async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT uid, issued_at, last_seen, user_agent, ip FROM sessions
+                     WHERE ended_at IS NULL AND account_id = ?1",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt.query([account.0]).map_err(backend)?;
+            let mut tabs = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let uid: Vec<u8> = row.get(0).map_err(backend)?;
+                let issued_at = UnixMillis::from_millis(row.get(1).map_err(backend)?);
+                let last_seen: Option<i64> = row.get(2).map_err(backend)?;
+                tabs.push(TabDetails {
+                    uid: columns::uid(&uid)?,
+                    issued_at,
+                    last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
+                    origin: LoginOrigin {
+                        user_agent: text(row, 3)?.map(Arc::from),
+                        ip: columns::ip(text(row, 4)?.unwrap_or_default())?,
+                    },
+                });
+            }
+            Ok(tabs)
+        })
+        .await
+    }
+
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
         self.run(move |conn| {
             conn.prepare_cached(
@@ -572,6 +636,67 @@ impl AccountStore for SqliteStore {
             )
             .map(|changed| changed == 1)
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn record_event(
+        &self,
+        account: AccountId,
+        event: &AccountEvent,
+    ) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO account_events (account_id, at, kind, ip, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    account.0,
+                    event.at.as_millis(),
+                    event.kind.as_str(),
+                    event.ip.map(|ip| ip.to_string()),
+                    event.user_agent
+                ],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM account_events WHERE account_id = ?1 AND id NOT IN (
+                     SELECT id FROM account_events WHERE account_id = ?1
+                     ORDER BY id DESC LIMIT ?2)",
+                params![account.0, MAX_EVENTS_PER_ACCOUNT as i64],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn events(&self, account: AccountId) -> Result<Vec<AccountEvent>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at, kind, ip, user_agent FROM account_events
+                     WHERE account_id = ?1 ORDER BY id DESC",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([account.0], |row| {
+                    Ok(columns::event(
+                        row.get(0)?,
+                        &row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?.as_deref(),
+                        row.get(3)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut events = Vec::new();
+            for row in rows {
+                events.extend(row.map_err(backend)?);
+            }
+            Ok(events)
         })
         .await
     }

@@ -11,3 +11,20 @@ ALTER TABLE accounts ADD COLUMN max_tabs INTEGER CHECK (max_tabs BETWEEN 1 AND 6
 -- When an active session was last used, for --idle-timeout (NULL: not since its login). The
 -- server writes it at most every tenth of the timeout per tab, never on every request.
 ALTER TABLE sessions ADD COLUMN last_seen BIGINT;
+
+-- 'revoked': a tab signed out from another of the account's tabs (or by an admin).
+ALTER TABLE sessions DROP CONSTRAINT sessions_end_reason_check;
+ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check
+    CHECK (end_reason IN ('superseded', 'logged_out', 'revoked'));
+
+-- What happened to an account, for its owner to read; the newest few per account are kept.
+CREATE TABLE account_events (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES accounts (id),
+    at         BIGINT NOT NULL,
+    kind       TEXT   NOT NULL,
+    ip         TEXT,
+    user_agent TEXT
+);
+
+CREATE INDEX account_events_by_account ON account_events (account_id, id);
