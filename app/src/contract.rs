@@ -157,6 +157,65 @@ pub struct Me {
     pub issued_at: String,
 }
 
+/// 200 from `GET /api/sessions`: the account's active tabs and what happened to it lately.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSessions {
+    /// Every active tab of the account, this one included, oldest sign-in first.
+    pub tabs: Vec<TabInfo>,
+    /// The newest events (at most 50), newest first.
+    pub events: Vec<AccountEventInfo>,
+}
+
+/// One active tab, as its account's owner sees it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabInfo {
+    /// Names the tab in `POST /api/sessions/sign-out` (not a credential).
+    pub id: String,
+    /// Whether it is the tab that asked.
+    pub this_tab: bool,
+    pub signed_in_at: String,
+    /// Its last request, as the server recorded it (at most a tenth of `--idle-timeout`
+    /// late; without an idle timeout, as this server saw it or its sign-in).
+    pub last_seen: String,
+    pub user_agent: Option<String>,
+    pub ip: String,
+}
+
+/// One event of the account's history.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEventInfo {
+    pub at: String,
+    /// `login`, `takeover`, `use_here`, `logout`, `expired`, `rejected_stale`,
+    /// `password_changed`, `revoked` (more may come: show an unknown one as it is).
+    pub kind: String,
+    /// Where the request that caused it came from, if one did.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// `POST /api/sessions/sign-out`: `{"tab": id}` signs one other tab out;
+/// `{"everywhere_else": true}` signs out every other tab and ends every other browser's
+/// "Use here".
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tab: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub everywhere_else: bool,
+}
+
+/// 200 from `POST /api/sessions/sign-out`.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOut {
+    /// How many tabs were signed out (each is told `revoked` at once).
+    pub tabs: usize,
+}
+
 /// 200 from `GET /api/premium`: the demo's protected content.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

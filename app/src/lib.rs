@@ -18,7 +18,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::{ConnectionBanner, Header};
-use crate::pages::{AboutPage, HomePage, LoginPage, NotFoundPage, RegisterPage};
+use crate::pages::{AboutPage, HomePage, LoginPage, NotFoundPage, RegisterPage, SessionsPage};
 use crate::session::Session;
 
 /// The HTML document the server renders around the app.
@@ -78,6 +78,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/register") view=RegisterPage/>
                     <Route path=path!("/about") view=AboutPage/>
+                    <Route path=path!("/sessions") view=SessionsPage/>
                 </Routes>
             </main>
         </Router>

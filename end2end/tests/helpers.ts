@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
   test as base,
@@ -143,6 +145,14 @@ export function screenshotPath(name: string): string {
 export const root = resolve(__dirname, "..", "..");
 
 /** A server of a test's own (the real binary), so that the test can stop, kill or restart it. */
+/** A started server of the test's own on a fresh SQLite file, with `settings` besides. */
+export async function startOwnServer(name: string, settings: Record<string, string> = {}): Promise<OwnServer> {
+  const db = join(mkdtempSync(join(tmpdir(), `solotab-${name}-`)), "solotab.db");
+  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db, ...settings });
+  await server.start();
+  return server;
+}
+
 export class OwnServer {
   private process?: ChildProcess;
   constructor(

@@ -1,17 +1,13 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
-  OwnServer,
   PASSWORD,
   activeHome,
   expect,
-  freePort,
   newContext,
   openLogin,
   refresh,
   registerViaApi,
   signIn,
+  startOwnServer,
   supersededAlert,
   test,
   uniqueName,
@@ -21,9 +17,7 @@ import {
 // tab is active, and the person may sign that tab out explicitly.
 
 test("deny-new: a second sign-in is refused until the person signs the other tab out", async ({ browser }) => {
-  const db = join(mkdtempSync(join(tmpdir(), "solotab-deny-new-")), "solotab.db");
-  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db, SOLOTAB_POLICY: "deny-new" });
-  await server.start();
+  const server = await startOwnServer("deny-new", { SOLOTAB_POLICY: "deny-new" });
   const contexts = [];
   try {
     const username = uniqueName("Deny");
@@ -59,13 +53,7 @@ test("deny-new: a second sign-in is refused until the person signs the other tab
 // `--policy max-tabs --max-tabs 2`: two tabs stay signed in; a third sign-in pushes the oldest
 // out at once, and the other stays.
 test("max-tabs 2: a third tab signs the oldest out and leaves the second alone", async ({ browser }) => {
-  const db = join(mkdtempSync(join(tmpdir(), "solotab-max-tabs-")), "solotab.db");
-  const server = new OwnServer(await freePort(), {
-    SOLOTAB_DB: db,
-    SOLOTAB_POLICY: "max-tabs",
-    SOLOTAB_MAX_TABS: "2",
-  });
-  await server.start();
+  const server = await startOwnServer("max-tabs", { SOLOTAB_POLICY: "max-tabs", SOLOTAB_MAX_TABS: "2" });
   const contexts = [];
   try {
     const username = uniqueName("Tabs");

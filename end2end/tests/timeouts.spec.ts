@@ -1,14 +1,10 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
-  OwnServer,
   expect,
-  freePort,
   newContext,
   refresh,
   registerViaApi,
   signIn,
+  startOwnServer,
   test,
   uniqueName,
 } from "./helpers";
@@ -17,9 +13,7 @@ import {
 // its sign-in ends, and lands on the login page saying why.
 
 test("absolute timeout: the tab is told its sign-in expired and must sign in again", async ({ browser }) => {
-  const db = join(mkdtempSync(join(tmpdir(), "solotab-timeout-")), "solotab.db");
-  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db, SOLOTAB_ABSOLUTE_TIMEOUT: "4s" });
-  await server.start();
+  const server = await startOwnServer("timeout", { SOLOTAB_ABSOLUTE_TIMEOUT: "4s" });
   const context = await newContext(browser, { baseURL: server.url });
   try {
     const username = uniqueName("Exp");
@@ -38,9 +32,7 @@ test("absolute timeout: the tab is told its sign-in expired and must sign in aga
 // `--idle-timeout 4s`: a tab in use stays signed in past the timeout; left alone, it is told
 // (its open push channel is not use) and lands on the login page saying why.
 test("idle timeout: a tab in use stays, a tab left alone is told it expired", async ({ browser }) => {
-  const db = join(mkdtempSync(join(tmpdir(), "solotab-idle-")), "solotab.db");
-  const server = new OwnServer(await freePort(), { SOLOTAB_DB: db, SOLOTAB_IDLE_TIMEOUT: "4s" });
-  await server.start();
+  const server = await startOwnServer("idle", { SOLOTAB_IDLE_TIMEOUT: "4s" });
   const context = await newContext(browser, { baseURL: server.url });
   try {
     const username = uniqueName("Idle");

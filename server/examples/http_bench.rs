@@ -84,6 +84,19 @@ fn main() {
 struct BenchState {
     registry: Registry,
     metrics: solotab::metrics::Metrics,
+    history: solotab::history::History,
+}
+
+impl FromRef<BenchState> for solotab::history::History {
+    fn from_ref(state: &BenchState) -> Self {
+        state.history.clone()
+    }
+}
+
+impl FromRef<BenchState> for solotab::proxies::TrustedProxies {
+    fn from_ref(_: &BenchState) -> Self {
+        solotab::proxies::TrustedProxies::default()
+    }
 }
 
 impl FromRef<BenchState> for solotab::metrics::Metrics {
@@ -122,6 +135,10 @@ fn router(registry: Registry) -> Router {
         .with_state(BenchState {
             registry,
             metrics: solotab::metrics::Metrics::new(),
+            // Only refused requests are recorded; the benchmark sends none.
+            history: solotab::history::History::new(std::sync::Arc::new(
+                solotab::store::MemoryStore::new(),
+            )),
         })
 }
 

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod connections;
 pub mod device;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod passwords;

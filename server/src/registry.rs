@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 pub use crate::store::Policy;
 use crate::store::{
     AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
-    SessionStore, StoreError, Stored,
+    SessionStore, StoreError, Stored, TabDetails,
 };
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
@@ -92,6 +92,8 @@ pub enum Rejection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub rejection: Rejection,
+    /// The account the UID belonged to, if known (for logs and the account's history).
+    pub account: Option<AccountId>,
     pub username: Option<Arc<str>>,
 }
 
@@ -295,6 +297,7 @@ impl Registry {
         match self.expiry(session.issued_at) {
             Some(at) if at <= UnixMillis::now() => Err(Refused {
                 rejection: Rejection::Expired { at },
+                account: Some(session.account),
                 username: self.username(session.account),
             }),
             _ => Ok(session),
@@ -351,12 +354,14 @@ impl Registry {
                 Some(Stored::Ended(ended, username)) => {
                     return Err(NotAccepted::Refused(Refused {
                         rejection: Rejection::ended(ended.ended_at, &ended.reason),
+                        account: Some(ended.account),
                         username: Some(username),
                     }));
                 }
                 None => {
                     return Err(NotAccepted::Refused(Refused {
                         rejection: Rejection::Unknown,
+                        account: None,
                         username: None,
                     }));
                 }
@@ -381,6 +386,7 @@ impl Registry {
                     at,
                     after: self.idle.unwrap_or_default(),
                 },
+                account: Some(session.account),
                 username: self.username(session.account),
             })),
             _ => Ok(()),
@@ -781,6 +787,43 @@ impl Registry {
         })
         .await
         .map_err(|_| StoreError::Task)?
+    }
+
+    /// [`revoke`](Self::revoke) every tab of the account but `keep` (a password change,
+    /// "sign out everywhere else").
+    pub async fn revoke_all_but(
+        &self,
+        account: AccountId,
+        keep: &Uid,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let keep = keep.digest();
+        let others: Vec<UidDigest> = self
+            .store
+            .active_of(account)
+            .await?
+            .into_iter()
+            .filter(|uid| *uid != keep)
+            .collect();
+        if others.is_empty() {
+            return Ok(others);
+        }
+        self.revoke(account, Some(others)).await
+    }
+
+    /// The account's active tabs with where and when each signed in, and its last use (as
+    /// memory knows it with one server; as the store was told with several).
+    pub async fn tabs(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
+        let mut tabs = self.store.tabs_of(account).await?;
+        if let Truth::Memory(sessions) = &self.truth {
+            let sessions = read(sessions);
+            for tab in &mut tabs {
+                if let Ok(found) = sessions.find(&tab.uid) {
+                    tab.last_seen = tab.last_seen.max(found.last_seen());
+                }
+            }
+        }
+        tabs.sort_by_key(|tab| (tab.issued_at, tab.uid));
+        Ok(tabs)
     }
 
     /// Forgets sessions that ended before `ended_before`, in the store and in memory.

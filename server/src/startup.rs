@@ -98,7 +98,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             .with_policy(policy)
             .with_lifetime(config.absolute_timeout)
             .with_idle_timeout(config.idle_timeout),
-        accounts,
+        accounts: Arc::clone(&accounts),
         devices: Devices::new(devices, config.device_lifetime()),
         passwords: Passwords::new(config.hash_concurrency())?,
         channels: Channels::new(config.ping_every()),
@@ -109,6 +109,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         throttles: Throttles::new(config.max_login_failures, config.max_registrations_per_hour),
         proxies: config.trusted_proxies(),
         metrics: crate::metrics::Metrics::new(),
+        history: crate::history::History::new(accounts),
     })
 }
 

@@ -228,12 +228,31 @@ impl TestApp {
 
     /// Logs in and returns the new UID and the device cookie (`name=value`) it was given.
     pub async fn login_with_device(&self, username: &str, user_agent: &str) -> (String, String) {
+        self.login_with(username, user_agent, PASSWORD).await
+    }
+
+    /// [`login_as`](Self::login_as) with another password than the tests' usual one.
+    pub async fn login_as_with_password(
+        &self,
+        username: &str,
+        user_agent: &str,
+        password: &str,
+    ) -> String {
+        self.login_with(username, user_agent, password).await.0
+    }
+
+    async fn login_with(
+        &self,
+        username: &str,
+        user_agent: &str,
+        password: &str,
+    ) -> (String, String) {
         let reply = self
             .send(
                 self.client
                     .post(self.url("/api/login"))
                     .header("user-agent", user_agent)
-                    .json(&json!({"username": username, "password": PASSWORD})),
+                    .json(&json!({"username": username, "password": password})),
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);

@@ -357,10 +357,20 @@ async fn a_tab_idle_past_the_idle_timeout_is_pushed_expired_and_requests_keep_it
     let refused = app.get_with_uid("/api/me", &uid).await;
     refused.assert_error(StatusCode::UNAUTHORIZED, "expired");
     assert_eq!(refused.body["idle_secs"], 2);
-    // A new login is active again.
+    // A new login is active again, and the account's history says the tab expired.
     let again = app.login_as("ann", CHROME).await;
     assert_eq!(
         app.get_with_uid("/api/me", &again).await.status,
         StatusCode::OK
     );
+    let events = app.get_with_uid("/api/sessions", &again).await.body["events"].clone();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    // (A timed-out tab stays the store's until a login replaces it: that login is recorded
+    // as a takeover.)
+    assert_eq!(kinds, ["takeover", "expired", "login"]);
 }

@@ -23,8 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::{
-    Credentials, Device, ErrorBody, ErrorCode, LoggedIn, Me, PasswordChange, Premium, Registered,
-    UseHere,
+    AccountSessions, Credentials, Device, ErrorBody, ErrorCode, LoggedIn, Me, PasswordChange,
+    Premium, Registered, SignOut, SignedOut, UseHere,
 };
 use crate::session::Session;
 
@@ -138,6 +138,30 @@ pub async fn me(session: Session) -> Result<Me, ApiError> {
 pub async fn premium(session: Session) -> Result<Premium, ApiError> {
     let uid = current().ok_or(ApiError::SignedOut)?;
     json(send(session, "GET", "/api/premium", None::<&()>, Some(uid)).await?)
+}
+
+/// The account's active tabs and recent events ("Your sessions").
+pub async fn sessions(session: Session) -> Result<AccountSessions, ApiError> {
+    let uid = current().ok_or(ApiError::SignedOut)?;
+    json(send(session, "GET", "/api/sessions", None::<&()>, Some(uid)).await?)
+}
+
+/// Signs one other tab of the account out, or every other tab and browser.
+pub async fn sign_out_elsewhere(
+    session: Session,
+    request: &SignOut,
+) -> Result<SignedOut, ApiError> {
+    let uid = current().ok_or(ApiError::SignedOut)?;
+    json(
+        send(
+            session,
+            "POST",
+            "/api/sessions/sign-out",
+            Some(request),
+            Some(uid),
+        )
+        .await?,
+    )
 }
 
 /// Changes the account's password from this (active) tab.

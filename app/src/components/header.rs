@@ -37,6 +37,7 @@ pub fn Header() -> impl IntoView {
             <A href="/" attr:class="brand">"Solotab"</A>
             <nav aria-label="Main">
                 <A href="/">"Home"</A>
+                {move || session.active_username().map(|_| view! { <A href="/sessions">"Your sessions"</A> })}
                 <A href="/about">"How it works"</A>
             </nav>
             {move || session.active_username().map(|username| view! {

@@ -1,5 +1,6 @@
 //! Small pieces shared by the pages.
 
+mod active_tab_only;
 mod change_password;
 mod connection_banner;
 mod credentials_form;
@@ -7,6 +8,7 @@ mod header;
 mod superseded_notice;
 mod takeover_button;
 
+pub use active_tab_only::active_tab_only;
 pub use change_password::ChangePassword;
 pub use connection_banner::ConnectionBanner;
 pub use credentials_form::CredentialsForm;

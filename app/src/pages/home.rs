@@ -2,13 +2,12 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::Redirect;
 
 use crate::api::{self, ApiError};
-use crate::components::{ChangePassword, SupersededNotice};
+use crate::components::{ChangePassword, active_tab_only};
 use crate::contract::Premium;
 use crate::display::local_time;
-use crate::session::{Session, TabState};
+use crate::session::Session;
 
 /// How long to wait before trying again while the server is unreachable.
 const RETRY_AFTER: Duration = Duration::from_secs(3);
@@ -18,21 +17,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(3);
 /// removed from the page, not hidden.
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let session = Session::expect();
-    move || match session.state() {
-        TabState::Active {
-            username,
-            issued_at,
-            ..
-        } => view! { <Dashboard username issued_at/> }.into_any(),
-        TabState::Superseded {
-            username,
-            at,
-            user_agent,
-            ip,
-        } => view! { <SupersededNotice username at user_agent ip/> }.into_any(),
-        TabState::SignedOut { .. } => view! { <Redirect path="/login"/> }.into_any(),
-    }
+    active_tab_only(|username, issued_at| view! { <Dashboard username issued_at/> })
 }
 
 /// What the active tab sees: who is signed in since when, and the premium content.

@@ -5,9 +5,11 @@ mod home;
 mod login;
 mod not_found;
 mod register;
+mod sessions;
 
 pub use about::AboutPage;
 pub use home::HomePage;
 pub use login::LoginPage;
 pub use not_found::NotFoundPage;
 pub use register::RegisterPage;
+pub use sessions::SessionsPage;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{ApiError, AppState, Disclosure, SameOrigin, TabRefusal};
+use crate::history::History;
 use crate::registry::{NotAccepted, Registry, WatchRefused};
 use crate::time::UnixMillis;
 use crate::uid::Uid;
@@ -86,7 +87,7 @@ pub(super) async fn channel(
     if channels.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
-    let (registry, disclosure) = (state.registry.clone(), state.disclosure);
+    let (registry, disclosure, history) = (state.registry.clone(), state.disclosure, state.history);
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -96,7 +97,7 @@ pub(super) async fn channel(
         .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
             let tasks = channels.tasks.clone();
-            tasks.track_future(serve(socket, registry, channels, disclosure))
+            tasks.track_future(serve(socket, registry, channels, disclosure, history))
         }))
 }
 
@@ -117,9 +118,10 @@ async fn serve(
     registry: Registry,
     channels: Channels,
     disclosure: Disclosure,
+    history: History,
 ) {
     let close = tokio::select! {
-        close = run(&mut socket, &registry, &channels) => close,
+        close = run(&mut socket, &registry, &channels, &history) => close,
         () = channels.shutdown.cancelled() => Close::Restarting,
     };
     let frame = |code, reason: &str| {
@@ -160,7 +162,12 @@ async fn serve(
     let _ = socket.send(goodbye).await;
 }
 
-async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -> Close {
+async fn run(
+    socket: &mut WebSocket,
+    registry: &Registry,
+    channels: &Channels,
+    history: &History,
+) -> Close {
     let hello = match timeout(Duration::from_secs(HELLO_TIMEOUT_SECS), socket.recv()).await {
         Err(_) => return Close::Policy("no hello in time"),
         Ok(None | Some(Err(_) | Ok(Message::Close(_)))) => return Close::Gone,
@@ -212,6 +219,8 @@ async fn run(socket: &mut WebSocket, registry: &Registry, channels: &Channels) -
             () = until(deadline) => match registry.deadline(&uid).await {
                 Ok(later) => deadline = later,
                 Err(NotAccepted::Refused(refused)) => {
+                    // Timed out: the account's history says so (the tab sends nothing more).
+                    history.refused(&uid.digest(), &refused, None);
                     return Close::Ended(TabRefusal::Rejected(refused.rejection));
                 }
                 // The store cannot say: look again shortly (the tab keeps its UID meanwhile).

@@ -138,6 +138,8 @@ pub enum ApiError {
     BodyTooLarge,
     UnsupportedMediaType,
     NotFound,
+    /// `POST /api/sessions/sign-out` named no active tab of the account.
+    NoSuchTab,
     MethodNotAllowed,
     /// Something on our side failed. The detail is logged once, never sent.
     Unavailable(String),
@@ -287,6 +289,13 @@ impl ApiError {
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
                 body(ErrorCode::NotFound, "There is no such API endpoint.".into()),
+            ),
+            ApiError::NoSuchTab => (
+                StatusCode::NOT_FOUND,
+                body(
+                    ErrorCode::NotFound,
+                    "No active tab of this account has that id; it may have ended already.".into(),
+                ),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 
 use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::proxies::TrustedProxies;
 use crate::registry::{NotAccepted, Registry, Session};
@@ -37,6 +38,8 @@ where
     Registry: FromRef<S>,
     Disclosure: FromRef<S>,
     Metrics: FromRef<S>,
+    History: FromRef<S>,
+    TrustedProxies: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -69,10 +72,15 @@ where
             .ok_or_else(|| refuse(TabRefusal::Malformed, None))?;
         match registry.check(&uid).await {
             Ok(session) => Ok(ActiveTab { uid, session }),
-            Err(NotAccepted::Refused(refused)) => Err(refuse(
-                TabRefusal::Rejected(refused.rejection),
-                refused.username.as_deref(),
-            )),
+            Err(NotAccepted::Refused(refused)) => {
+                // The account's owner sees stale and expired tabs turned away (once each).
+                let Ok(origin) = LoginOrigin::from_request_parts(parts, state).await;
+                History::from_ref(state).refused(&uid.digest(), &refused, Some(origin));
+                Err(refuse(
+                    TabRefusal::Rejected(refused.rejection),
+                    refused.username.as_deref(),
+                ))
+            }
             // Fail closed, and say why: the tab must not think it was superseded.
             Err(NotAccepted::Store(e)) => Err(ApiError::StoreUnavailable(e)),
         }

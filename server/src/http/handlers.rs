@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use app::contract::{
-    Credentials, Device, ErrorBody, Health, LoggedIn, Me, PasswordChange, Premium, Registered,
-    UseHere,
+    AccountEventInfo, AccountSessions, Credentials, Device, ErrorBody, Health, LoggedIn, Me,
+    PasswordChange, Premium, Registered, SignOut, SignedOut, TabInfo, UseHere,
 };
 use axum::Json;
 use axum::extract::State;
@@ -18,8 +18,9 @@ use super::{
 use crate::device::DeviceToken;
 use crate::metrics::LoginMethod;
 use crate::registry::{Claim, Claimed, NotAccepted};
-use crate::store::{CreateAccountError, DeviceRecord, LoginOrigin};
+use crate::store::{CreateAccountError, DeviceRecord, EventKind, LoginOrigin};
 use crate::time::UnixMillis;
+use crate::uid::UidDigest;
 
 #[utoipa::path(get, path = "/healthz", tag = "service",
     responses((status = 200, description = "The server is up.", body = Health)))]
@@ -156,6 +157,7 @@ pub(super) async fn login(
     state
         .metrics
         .signed_in(LoginMethod::Password, claimed.superseded.len());
+    record_sign_in(&state, &claimed, EventKind::Login).await;
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, Json(logged_in(claimed))))
 }
@@ -233,6 +235,7 @@ pub(super) async fn use_here(
     state
         .metrics
         .signed_in(LoginMethod::UseHere, claimed.superseded.len());
+    record_sign_in(&state, &claimed, EventKind::UseHere).await;
     Ok(Json(logged_in(claimed)))
 }
 
@@ -310,6 +313,20 @@ fn in_use(state: &AppState, username: &str, since: UnixMillis) -> ApiError {
     ApiError::AccountInUse { since }
 }
 
+/// Records a sign-in as `kind`, or as a takeover if it signed another tab out.
+async fn record_sign_in(state: &AppState, claimed: &Claimed, kind: EventKind) {
+    let kind = if claimed.superseded.is_empty() {
+        kind
+    } else {
+        EventKind::Takeover
+    };
+    let session = &claimed.session;
+    state
+        .history
+        .record(session.account, kind, Some(&session.origin))
+        .await;
+}
+
 fn too_many(retry_after: std::time::Duration) -> ApiError {
     ApiError::TooManyAttempts { retry_after }
 }
@@ -362,14 +379,15 @@ pub(super) async fn premium(State(state): State<AppState>, tab: ActiveTab) -> Js
 #[utoipa::path(post, path = "/api/password", tag = "tabs", request_body = PasswordChange,
     params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
     responses(
-        (status = 204, description = "Changed. Every other browser's \"Use here\" has ended; this browser has a fresh device cookie."),
+        (status = 204, description = "Changed. Every other tab is signed out (told `revoked`) and every other browser's \"Use here\" has ended; this browser has a fresh device cookie."),
         (status = 400, description = "`invalid_input`: the new password breaks the rules (the message says which), `malformed_json`.", body = ErrorBody),
         (status = 403, description = "`wrong_password`: the current password given is not the account's; nothing changed.", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: too many wrong passwords from this client or for this account.", body = ErrorBody),
     ))]
 /// `POST /api/password`: the active tab changes its account's password, giving the current
-/// one. Every other browser's "Use here" ends (each must sign in with the new password);
-/// this browser gets a fresh device cookie, and this tab stays active.
+/// one. Every other tab is signed out and every other browser's "Use here" ends (each must
+/// sign in with the new password); this browser gets a fresh device cookie, and this tab
+/// stays active.
 pub(super) async fn change_password(
     State(state): State<AppState>,
     tab: ActiveTab,
@@ -402,9 +420,22 @@ pub(super) async fn change_password(
             "the account of an active tab is gone".into(),
         ));
     }
-    // This browser's device replaces every other (a fresh token for this one).
+    // Every other tab ends (told `revoked` at once), and this browser's device replaces
+    // every other (a fresh token for this one).
+    let others = state
+        .registry
+        .revoke_all_but(tab.session.account, &tab.uid)
+        .await?;
     let device = state.devices.issue(tab.session.account).await?;
-    tracing::info!(account = %username, "password changed; other browsers' devices ended");
+    tracing::info!(account = %username, other_tabs = others.len(), "password changed; other tabs and browsers signed out");
+    state
+        .history
+        .record(
+            tab.session.account,
+            EventKind::PasswordChanged,
+            Some(&origin),
+        )
+        .await;
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, StatusCode::NO_CONTENT))
 }
@@ -422,6 +453,7 @@ pub(super) async fn change_password(
 pub(super) async fn logout(
     State(state): State<AppState>,
     tab: ActiveTab,
+    origin: LoginOrigin,
     cookie: DeviceCookie,
 ) -> Result<(SetDeviceCookie, [(HeaderName, HeaderValue); 1], StatusCode), ApiError> {
     if let Some(token) = &cookie.token {
@@ -437,6 +469,10 @@ pub(super) async fn logout(
         Ok(ended) => {
             tracing::info!(account = %ended.username, "logged out");
             state.metrics.logged_out();
+            state
+                .history
+                .record(ended.account, EventKind::Logout, Some(&origin))
+                .await;
             Ok((clear, clear_site, StatusCode::NO_CONTENT))
         }
         // Superseded between the check and the release: answer with that rejection.
@@ -446,4 +482,103 @@ pub(super) async fn logout(
         )),
         Err(NotAccepted::Store(e)) => Err(e.into()),
     }
+}
+
+#[utoipa::path(get, path = "/api/sessions", tag = "tabs",
+    params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
+    responses(
+        (status = 200, description = "The account's active tabs and its newest events.", body = AccountSessions),
+    ))]
+/// `GET /api/sessions`: what "Your sessions" shows.
+pub(super) async fn sessions(
+    State(state): State<AppState>,
+    tab: ActiveTab,
+) -> Result<Json<AccountSessions>, ApiError> {
+    let account = tab.session.account;
+    let this = tab.uid.digest();
+    let tabs = state.registry.tabs(account).await?;
+    let events = state.accounts.events(account).await?;
+    Ok(Json(AccountSessions {
+        tabs: tabs
+            .into_iter()
+            .map(|t| TabInfo {
+                id: t.uid.to_hex(),
+                this_tab: t.uid == this,
+                signed_in_at: t.issued_at.to_rfc3339(),
+                last_seen: t.last_seen.to_rfc3339(),
+                user_agent: t.origin.user_agent.as_deref().map(str::to_owned),
+                ip: t.origin.ip.to_string(),
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| AccountEventInfo {
+                at: e.at.to_rfc3339(),
+                kind: e.kind.as_str().into(),
+                ip: e.ip.map(|ip| ip.to_string()),
+                user_agent: e.user_agent,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/sessions/sign-out", tag = "tabs", request_body = SignOut,
+    params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
+    responses(
+        (status = 200, description = "Signed out; each tab is told `revoked` at once. With `everywhere_else`, this browser has a fresh device cookie and no other browser may \"Use here\".", body = SignedOut),
+        (status = 400, description = "`invalid_input`: neither `tab` nor `everywhere_else`, a malformed `tab`, or this tab's own id (use `/api/logout`); `malformed_json`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no active tab of this account has that id (it may have ended already).", body = ErrorBody),
+    ))]
+/// `POST /api/sessions/sign-out`: signs one other tab of the account out, or every other
+/// tab and browser.
+pub(super) async fn sign_out(
+    State(state): State<AppState>,
+    tab: ActiveTab,
+    origin: LoginOrigin,
+    cookie: DeviceCookie,
+    ApiJson(request): ApiJson<SignOut>,
+) -> Result<(Option<SetDeviceCookie>, Json<SignedOut>), ApiError> {
+    let account = tab.session.account;
+    let (ended, set_cookie) = match (request.tab, request.everywhere_else) {
+        (Some(id), false) => {
+            let target = UidDigest::from_hex(&id).ok_or_else(|| {
+                ApiError::InvalidInput("`tab` must be an id from GET /api/sessions.".into())
+            })?;
+            if target == tab.uid.digest() {
+                return Err(ApiError::InvalidInput(
+                    "That is this tab: sign it out with POST /api/logout.".into(),
+                ));
+            }
+            let ended = state.registry.revoke(account, Some(vec![target])).await?;
+            if ended.is_empty() {
+                return Err(ApiError::NoSuchTab);
+            }
+            (ended, None)
+        }
+        (None, true) => {
+            let ended = state.registry.revoke_all_but(account, &tab.uid).await?;
+            // This browser's device replaces every other: no other browser may "Use here".
+            let device = state.devices.issue(account).await?;
+            let lifetime = state.devices.lifetime();
+            (
+                ended,
+                Some(SetDeviceCookie::set(&device, lifetime, cookie.https)),
+            )
+        }
+        _ => {
+            return Err(ApiError::InvalidInput(
+                "Send either {\"tab\": id} or {\"everywhere_else\": true}.".into(),
+            ));
+        }
+    };
+    tracing::info!(
+        account = account.0,
+        tabs = ended.len(),
+        "tabs signed out from the sessions page"
+    );
+    state
+        .history
+        .record(account, EventKind::Revoked, Some(&origin))
+        .await;
+    Ok((set_cookie, Json(SignedOut { tabs: ended.len() })))
 }

@@ -16,6 +16,7 @@ use axum::routing::{any, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::device::Devices;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::proxies::TrustedProxies;
@@ -32,7 +33,10 @@ mod openapi;
 mod origin;
 mod refusal_log;
 
-use handlers::{change_password, device, healthz, login, logout, me, premium, register, use_here};
+use handlers::{
+    change_password, device, healthz, login, logout, me, premium, register, sessions, sign_out,
+    use_here,
+};
 
 pub use channel::Channels;
 pub use device_cookie::{DeviceCookie, SetDeviceCookie, served_over_https};
@@ -54,6 +58,7 @@ pub struct AppState {
     pub throttles: Throttles,
     pub proxies: TrustedProxies,
     pub metrics: Metrics,
+    pub history: History,
 }
 
 /// The brute-force limits (see [`crate::throttle`]). Cheap to clone.
@@ -102,6 +107,12 @@ impl FromRef<AppState> for Registry {
 impl FromRef<AppState> for Metrics {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for History {
+    fn from_ref(state: &AppState) -> Self {
+        state.history.clone()
     }
 }
 
@@ -165,4 +176,6 @@ fn protected_routes() -> Router<AppState> {
         .route("/premium", get(premium))
         .route("/logout", post(logout))
         .route("/password", post(change_password))
+        .route("/sessions", get(sessions))
+        .route("/sessions/sign-out", post(sign_out))
 }

@@ -31,6 +31,8 @@ use super::{channel, handlers};
         handlers::premium,
         handlers::logout,
         handlers::change_password,
+        handlers::sessions,
+        handlers::sign_out,
         handlers::healthz,
         channel::channel,
         document,

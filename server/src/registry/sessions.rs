@@ -211,6 +211,7 @@ impl Sessions {
         match self.ended.get(&key) {
             None => Err(Refused {
                 rejection: Rejection::Unknown,
+                account: None,
                 username: None,
             }),
             Some(ended) => Err(Refused {
@@ -227,6 +228,7 @@ impl Sessions {
                     Why::LoggedOut => Rejection::LoggedOut { at: ended.at },
                     Why::Revoked => Rejection::Revoked { at: ended.at },
                 },
+                account: Some(ended.account),
                 username: self.username(ended.account),
             }),
         }

@@ -172,7 +172,7 @@ on_every_store! { BOTH;
 
     an_unknown_uid_is_unknown: |reg| {
         let refused = refused(&reg, &Uid::generate()).await;
-        assert_eq!(refused, Refused { rejection: Rejection::Unknown, username: None });
+        assert_eq!(refused, Refused { rejection: Rejection::Unknown, account: None, username: None });
     }
 
     release_logs_out_once_and_refuses_what_is_not_active: |reg| {

@@ -1,0 +1,46 @@
+import { activeHome, expect, newContext, registerViaApi, signIn, startOwnServer, test, uniqueName } from "./helpers";
+
+// "Your sessions" on a server with `--policy max-tabs --max-tabs 2`: the person sees both of
+// their tabs, signs the other one out from here, and that tab is told at once.
+
+test("your sessions: see every tab, sign the other one out, and read what happened", async ({ browser }) => {
+  const server = await startOwnServer("sessions", { SOLOTAB_POLICY: "max-tabs", SOLOTAB_MAX_TABS: "2" });
+  const contexts = [];
+  try {
+    const username = uniqueName("Mine");
+    const laptop = await newContext(browser, { baseURL: server.url });
+    const phone = await newContext(browser, { baseURL: server.url });
+    contexts.push(laptop, phone);
+    await registerViaApi(laptop.request, username);
+    const laptopTab = await laptop.newPage();
+    await signIn(laptopTab, username);
+    const phoneTab = await phone.newPage();
+    await signIn(phoneTab, username);
+    await activeHome(phoneTab, username);
+
+    await phoneTab.getByRole("link", { name: "Your sessions" }).click();
+    await expect(phoneTab.getByRole("heading", { name: "Your sessions" })).toBeVisible();
+    const tabs = phoneTab.locator("ul.tabs > li");
+    await expect(tabs).toHaveCount(2);
+    await expect(tabs.filter({ hasText: "(this tab)" })).toHaveCount(1);
+    await expect(phoneTab.locator("ol.history > li")).toHaveCount(2);
+    await expect(phoneTab.locator("ol.history > li").first()).toContainText("Signed in");
+
+    // Sign the laptop's tab out from the phone: the laptop is told at once.
+    const other = tabs.filter({ hasNotText: "(this tab)" });
+    await other.getByRole("button", { name: "Sign out this tab" }).click();
+    await expect(phoneTab.getByRole("status")).toContainText("One tab was signed out.");
+    await expect(tabs).toHaveCount(1);
+    await expect(laptopTab.getByText("This tab was signed out from another tab of your account")).toBeVisible({
+      timeout: 5_000,
+    });
+    await expect(laptopTab).toHaveURL(/\/login$/);
+    await expect(phoneTab.locator("ol.history > li").first()).toContainText("signed out from “Your sessions”");
+    // The phone is still signed in.
+    await phoneTab.getByRole("link", { name: "Back to your home page" }).click();
+    await activeHome(phoneTab, username);
+  } finally {
+    for (const context of contexts) await context.close();
+    await server.stop();
+  }
+});

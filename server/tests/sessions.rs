@@ -1,0 +1,251 @@
+//! "Your sessions": `GET /api/sessions` lists the account's active tabs and its history;
+//! `POST /api/sessions/sign-out` signs one other tab out, or every other tab and browser.
+//! A password change signs out every other tab too.
+
+mod common;
+
+use common::{
+    CHROME, FIREFOX, PASSWORD, PHONE, TestApp, expect_active, expect_ended, spawn_app_with,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn two_tabs_app() -> TestApp {
+    let app = spawn_app_with(&["--policy", "max-tabs", "--max-tabs", "3"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    app
+}
+
+async fn sign_out(app: &TestApp, uid: &str, body: Value) -> common::Reply {
+    let request = app
+        .client
+        .post(app.url("/api/sessions/sign-out"))
+        .header("x-tab-uid", uid)
+        .json(&body);
+    app.send(request).await
+}
+
+/// The kinds of the account's events, newest first.
+async fn kinds(app: &TestApp, uid: &str) -> Vec<String> {
+    let sessions = app.get_with_uid("/api/sessions", uid).await;
+    assert_eq!(sessions.status, StatusCode::OK, "{:?}", sessions.body);
+    let events = sessions.body["events"].as_array().unwrap().clone();
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sessions_page_lists_every_tab_and_signs_one_other_out() {
+    let app = two_tabs_app().await;
+    let laptop = app.login_as("ann", CHROME).await;
+    let phone = app.login_as("ann", PHONE).await;
+    let mut laptop_channel = app.channel_for(&laptop).await;
+    expect_active(&mut laptop_channel).await;
+
+    let sessions = app.get_with_uid("/api/sessions", &phone).await;
+    assert_eq!(sessions.status, StatusCode::OK);
+    let tabs = sessions.body["tabs"].as_array().unwrap();
+    assert_eq!(tabs.len(), 2, "{tabs:?}");
+    assert_eq!(tabs[0]["user_agent"], CHROME, "oldest sign-in first");
+    assert_eq!(tabs[0]["this_tab"], false);
+    assert_eq!(tabs[1]["user_agent"], PHONE);
+    assert_eq!(tabs[1]["this_tab"], true);
+    assert_eq!(tabs[0]["ip"], "127.0.0.1");
+    for tab in tabs {
+        assert!(common::is_rfc3339_millis_utc(
+            tab["signed_in_at"].as_str().unwrap()
+        ));
+        assert!(common::is_rfc3339_millis_utc(
+            tab["last_seen"].as_str().unwrap()
+        ));
+        // An id names a tab; it is not its UID and does not work as one.
+        let id = tab["id"].as_str().unwrap();
+        assert!(id != laptop && id != phone);
+        app.get_with_uid("/api/me", id)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "malformed_uid");
+    }
+
+    // The phone signs the laptop out: told at once, and refused from then on.
+    let laptop_id = tabs[0]["id"].as_str().unwrap().to_owned();
+    let done = sign_out(&app, &phone, json!({"tab": laptop_id})).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["tabs"], 1);
+    let ended = expect_ended(&mut laptop_channel, "revoked").await;
+    assert!(
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains("signed out from another tab")
+    );
+    app.get_with_uid("/api/me", &laptop)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "revoked");
+    assert_eq!(
+        app.get_with_uid("/api/me", &phone).await.status,
+        StatusCode::OK
+    );
+
+    // What cannot be signed out is said so, and changes nothing.
+    sign_out(&app, &phone, json!({"tab": laptop_id}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    let phone_id = app.get_with_uid("/api/sessions", &phone).await.body["tabs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sign_out(&app, &phone, json!({"tab": phone_id}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    sign_out(&app, &phone, json!({"tab": "not-an-id"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    sign_out(&app, &phone, json!({}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    sign_out(
+        &app,
+        &phone,
+        json!({"tab": phone_id, "everywhere_else": true}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(
+        app.get_with_uid("/api/me", &phone).await.status,
+        StatusCode::OK
+    );
+    // Another account's tab cannot be named.
+    assert_eq!(app.register("bob").await.status, StatusCode::CREATED);
+    let bob = app.login_as("bob", FIREFOX).await;
+    let bob_id = app.get_with_uid("/api/sessions", &bob).await.body["tabs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sign_out(&app, &phone, json!({"tab": bob_id}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        app.get_with_uid("/api/me", &bob).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn everywhere_else_signs_out_every_other_tab_and_browser() {
+    let app = two_tabs_app().await;
+    let laptop = app.login_as("ann", CHROME).await;
+    let tablet = app.login_as("ann", FIREFOX).await;
+    let (phone, old_cookie) = app.login_with_device("ann", PHONE).await;
+    let done = sign_out(&app, &phone, json!({"everywhere_else": true})).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["tabs"], 2);
+    for uid in [&laptop, &tablet] {
+        app.get_with_uid("/api/me", uid)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "revoked");
+    }
+    assert_eq!(
+        app.get_with_uid("/api/me", &phone).await.status,
+        StatusCode::OK
+    );
+    // This browser has a fresh device cookie; the one before no longer works.
+    let fresh = done
+        .headers
+        .get(reqwest::header::SET_COOKIE)
+        .expect("a fresh device cookie");
+    let fresh = fresh
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let device = |cookie: String| {
+        app.client
+            .get(app.url("/api/device"))
+            .header("cookie", cookie)
+    };
+    app.send(device(old_cookie))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    assert_eq!(app.send(device(fresh)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_history_says_what_happened_newest_first_and_a_stale_tab_once() {
+    let app = spawn_app_with(&[]).await; // latest-wins
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let first = app.login_as("ann", CHROME).await;
+    let second = app.login_as("ann", FIREFOX).await; // takes over
+    for _ in 0..3 {
+        // The superseded tab keeps asking: recorded once.
+        let stale = app
+            .client
+            .get(app.url("/api/me"))
+            .header("x-tab-uid", &first)
+            .header("user-agent", CHROME);
+        app.send(stale)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    }
+    let change = app
+        .client
+        .post(app.url("/api/password"))
+        .header("x-tab-uid", &second)
+        .json(&json!({"current": PASSWORD, "new": "a brand new passphrase"}));
+    assert_eq!(app.send(change).await.status, StatusCode::NO_CONTENT);
+    // The stale tab's event is written in the background: wait for it.
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = kinds(&app, &second).await;
+        if seen.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen,
+        ["password_changed", "rejected_stale", "takeover", "login"]
+    );
+    let events = app.get_with_uid("/api/sessions", &second).await.body["events"].clone();
+    assert_eq!(
+        events[2]["user_agent"], FIREFOX,
+        "who took over, and from where"
+    );
+    assert_eq!(events[2]["ip"], "127.0.0.1");
+    assert_eq!(events[1]["user_agent"], CHROME, "the stale tab's browser");
+
+    let out = app
+        .call(reqwest::Method::POST, "/api/logout", Some(&second))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let again = app
+        .login_as_with_password("ann", CHROME, "a brand new passphrase")
+        .await;
+    assert_eq!(
+        kinds(&app, &again).await[..3],
+        ["login", "logout", "password_changed"]
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_signs_every_other_tab_out_at_once() {
+    let app = two_tabs_app().await;
+    let laptop = app.login_as("ann", CHROME).await;
+    let phone = app.login_as("ann", PHONE).await;
+    let mut laptop_channel = app.channel_for(&laptop).await;
+    expect_active(&mut laptop_channel).await;
+    let change = app
+        .client
+        .post(app.url("/api/password"))
+        .header("x-tab-uid", &phone)
+        .json(&json!({"current": PASSWORD, "new": "a brand new passphrase"}));
+    assert_eq!(app.send(change).await.status, StatusCode::NO_CONTENT);
+    expect_ended(&mut laptop_channel, "revoked").await;
+    assert_eq!(
+        app.get_with_uid("/api/me", &phone).await.status,
+        StatusCode::OK
+    );
+}
