@@ -54,6 +54,26 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// `POST /api/not-me` ("That wasn't me"): the owner of a superseded tab takes the account
+/// back with its password and a new one.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeBack {
+    pub username: String,
+    /// The account's password now (the one whoever took over also knew).
+    pub password: String,
+    /// The password from now on: whoever took over must not be able to sign in again.
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for TakeBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TakeBack")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `POST /api/password`: the account's current password, and the new one.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,7 +209,8 @@ pub struct TabInfo {
 pub struct AccountEventInfo {
     pub at: String,
     /// `login`, `takeover`, `use_here`, `logout`, `expired`, `rejected_stale`,
-    /// `password_changed`, `revoked` (more may come: show an unknown one as it is).
+    /// `password_changed`, `revoked`, `taken_back` (more may come: show an unknown one as
+    /// it is).
     pub kind: String,
     /// Where the request that caused it came from, if one did.
     pub ip: Option<String>,
@@ -286,7 +307,8 @@ pub enum ErrorCode {
     /// 401: the tab's sign-in reached the end of its lifetime (`--absolute-timeout`), or
     /// went unused too long (`--idle-timeout`; then `idle_secs` says how long).
     Expired,
-    /// 401: the tab was signed out from another tab of the account ("My sessions").
+    /// 401: the tab was signed out from another tab of the account ("Your sessions", a
+    /// password change, "That wasn't me").
     Revoked,
     /// 403 on `POST /api/password`: the current password given is not the account's.
     WrongPassword,

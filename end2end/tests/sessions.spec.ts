@@ -1,4 +1,15 @@
-import { activeHome, expect, newContext, registerViaApi, signIn, startOwnServer, test, uniqueName } from "./helpers";
+import {
+  PASSWORD,
+  activeHome,
+  expect,
+  newContext,
+  registerViaApi,
+  signIn,
+  startOwnServer,
+  supersededAlert,
+  test,
+  uniqueName,
+} from "./helpers";
 
 // "Your sessions" on a server with `--policy max-tabs --max-tabs 2`: the person sees both of
 // their tabs, signs the other one out from here, and that tab is told at once.
@@ -39,6 +50,41 @@ test("your sessions: see every tab, sign the other one out, and read what happen
     // The phone is still signed in.
     await phoneTab.getByRole("link", { name: "Back to your home page" }).click();
     await activeHome(phoneTab, username);
+  } finally {
+    for (const context of contexts) await context.close();
+    await server.stop();
+  }
+});
+
+// "That wasn't me": someone who knows the password signs in elsewhere; the owner's
+// superseded tab takes the account back with the password and a new one, and the other
+// tab is pushed out at once.
+test("that wasn't me: the owner takes the account back and the intruder is signed out", async ({ browser }) => {
+  const server = await startOwnServer("not-me");
+  const contexts = [];
+  try {
+    const username = uniqueName("Owner");
+    const owner = await newContext(browser, { baseURL: server.url });
+    const intruder = await newContext(browser, { baseURL: server.url });
+    contexts.push(owner, intruder);
+    await registerViaApi(owner.request, username);
+    const ownerTab = await owner.newPage();
+    await signIn(ownerTab, username);
+    const intruderTab = await intruder.newPage();
+    await signIn(intruderTab, username);
+    await expect(supersededAlert(ownerTab)).toBeVisible({ timeout: 5_000 });
+
+    await ownerTab.getByRole("button", { name: "That wasn’t me" }).click();
+    await ownerTab.getByLabel("Your password").fill(PASSWORD);
+    await ownerTab.getByLabel("New password").fill("a brand new passphrase");
+    await ownerTab.getByRole("button", { name: "Take my account back" }).click();
+    await activeHome(ownerTab, username);
+    await expect(intruderTab.getByText("This tab was signed out from another tab of your account")).toBeVisible({
+      timeout: 5_000,
+    });
+    // The history says so.
+    await ownerTab.getByRole("link", { name: "Your sessions" }).click();
+    await expect(ownerTab.locator("ol.history > li").first()).toContainText("You took the account back");
   } finally {
     for (const context of contexts) await context.close();
     await server.stop();

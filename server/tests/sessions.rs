@@ -249,3 +249,73 @@ async fn a_password_change_signs_every_other_tab_out_at_once() {
         StatusCode::OK
     );
 }
+
+async fn take_back(app: &TestApp, password: &str, new_password: &str) -> common::Reply {
+    let request = app.client.post(app.url("/api/not-me")).json(&json!({
+        "username": "ANN",
+        "password": password,
+        "new_password": new_password,
+    }));
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn that_wasnt_me_takes_the_account_back_and_locks_the_intruder_out() {
+    let app = spawn_app_with(&["--max-login-failures", "3"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let owner = app.login_as("ann", CHROME).await;
+    let (intruder, intruder_cookie) = app.login_with_device("ann", FIREFOX).await;
+    app.get_with_uid("/api/me", &owner)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "superseded");
+    let mut intruder_channel = app.channel_for(&intruder).await;
+    expect_active(&mut intruder_channel).await;
+
+    // A wrong password changes nothing, and counts as a failed login.
+    take_back(&app, "not the password at all", "a brand new passphrase")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    // A new password that breaks the rules is refused before anything is checked.
+    take_back(&app, PASSWORD, "short")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(
+        app.get_with_uid("/api/me", &intruder).await.status,
+        StatusCode::OK
+    );
+
+    let taken = take_back(&app, PASSWORD, "a brand new passphrase").await;
+    assert_eq!(taken.status, StatusCode::OK, "{:?}", taken.body);
+    let back = taken.body["uid"].as_str().unwrap().to_owned();
+    assert!(
+        taken.headers.get(reqwest::header::SET_COOKIE).is_some(),
+        "a fresh device cookie"
+    );
+    // The intruder is pushed out as revoked, loses "Use here", and the old password.
+    expect_ended(&mut intruder_channel, "revoked").await;
+    app.get_with_uid("/api/me", &intruder)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "revoked");
+    let device = app
+        .client
+        .get(app.url("/api/device"))
+        .header("cookie", intruder_cookie);
+    app.send(device)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    let old = app
+        .post_json(
+            "/api/login",
+            json!({"username": "ann", "password": PASSWORD}),
+        )
+        .await;
+    old.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    // The owner's new tab works, and the history says what happened.
+    assert_eq!(
+        app.get_with_uid("/api/me", &back).await.status,
+        StatusCode::OK
+    );
+    let mut seen = kinds(&app, &back).await;
+    seen.retain(|kind| kind != "rejected_stale"); // both turned-away tabs, in the background
+    assert_eq!(seen, ["taken_back", "takeover", "login"]);
+}

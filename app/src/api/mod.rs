@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::contract::{
     AccountSessions, Credentials, Device, ErrorBody, ErrorCode, LoggedIn, Me, PasswordChange,
-    Premium, Registered, SignOut, SignedOut, UseHere,
+    Premium, Registered, SignOut, SignedOut, TakeBack, UseHere,
 };
 use crate::session::Session;
 
@@ -112,6 +112,14 @@ pub async fn register(session: Session, creds: &Credentials) -> Result<Registere
 /// Signs this tab in with the password; on success the tab is active with the new UID.
 pub async fn login(session: Session, creds: &Credentials) -> Result<(), ApiError> {
     let done = json(send(session, "POST", "/api/login", Some(creds), None).await?)?;
+    start(session, done);
+    Ok(())
+}
+
+/// "That wasn't me": takes the account back with its password and a new one; on success
+/// this tab is active again and every other tab is signed out.
+pub async fn take_back(session: Session, request: &TakeBack) -> Result<(), ApiError> {
+    let done = json(send(session, "POST", "/api/not-me", Some(request), None).await?)?;
     start(session, done);
     Ok(())
 }

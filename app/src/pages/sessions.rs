@@ -135,6 +135,10 @@ fn EventRow(event: AccountEventInfo) -> impl IntoView {
         "rejected_stale" => "A tab that was no longer signed in was turned away".to_owned(),
         "password_changed" => "Password changed; other tabs were signed out".to_owned(),
         "revoked" => "Tabs were signed out from “Your sessions”".to_owned(),
+        "taken_back" => {
+            "You took the account back (“That wasn’t me”): other tabs were signed out and the password changed"
+                .to_owned()
+        }
         other => other.to_owned(),
     };
     let from = match (&event.user_agent, &event.ip) {

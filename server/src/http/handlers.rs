@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app::contract::{
     AccountEventInfo, AccountSessions, Credentials, Device, ErrorBody, Health, LoggedIn, Me,
-    PasswordChange, Premium, Registered, SignOut, SignedOut, TabInfo, UseHere,
+    PasswordChange, Premium, Registered, SignOut, SignedOut, TabInfo, TakeBack, UseHere,
 };
 use axum::Json;
 use axum::extract::State;
@@ -18,7 +18,7 @@ use super::{
 use crate::device::DeviceToken;
 use crate::metrics::LoginMethod;
 use crate::registry::{Claim, Claimed, NotAccepted};
-use crate::store::{CreateAccountError, DeviceRecord, EventKind, LoginOrigin};
+use crate::store::{AccountRecord, CreateAccountError, DeviceRecord, EventKind, LoginOrigin};
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
@@ -86,44 +86,8 @@ pub(super) async fn login(
     cookie: DeviceCookie,
     ApiJson(creds): ApiJson<Credentials>,
 ) -> Result<(SetDeviceCookie, Json<LoggedIn>), ApiError> {
-    if creds.username.trim().is_empty() || creds.password.is_empty() {
-        return Err(ApiError::InvalidInput(
-            "Enter your username and password.".into(),
-        ));
-    }
-    // Throttled before any hash is computed: a flood of guesses cannot starve real logins.
-    let client = client_key(origin.ip);
-    let throttles = &state.throttles;
-    throttles.login_by_ip.check(&client).map_err(too_many)?;
-    // A name or password that breaks the rules cannot belong to an account: no lookup needed,
-    // and the answer is the same as for a wrong password.
-    let (Ok(name), Ok(())) = (
-        app::rules::username(&creds.username),
-        app::rules::password(&creds.password),
-    ) else {
-        if refusal_log::first_of_its_kind("invalid_credentials") {
-            tracing::info!("login failed: credentials break the input rules");
-        }
-        throttles.login_by_ip.failure(&client);
-        return Err(ApiError::InvalidCredentials);
-    };
-    let key = app::rules::username_key(name);
-    account_not_blocked(&state, &cookie, &key).await?;
-    let account = state.accounts.find(&key).await?;
-    // Without an account this verifies against a dummy hash: unknown users cost the same.
-    let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
-    let verified = state.passwords.verify(creds.password, stored_hash).await?;
-    let Some(account) = account.filter(|_| verified) else {
-        if refusal_log::first_of_its_kind("invalid_credentials") {
-            tracing::info!(account = %name, "login failed: invalid credentials");
-        }
-        throttles.login_by_ip.failure(&client);
-        if let Some(blocked) = throttles.login_by_account.failure(&key) {
-            tracing::warn!(account = %name, minutes = blocked.as_secs() / 60, "too many failed logins: account throttled");
-        }
-        return Err(ApiError::InvalidCredentials);
-    };
-    throttles.login_by_account.success(&key);
+    let account =
+        verified_account(&state, &origin, &cookie, &creds.username, creds.password).await?;
     // Under deny-new, refused before anything changes (the claim checks again atomically;
     // a login losing that race has replaced the device and is refused all the same). A
     // refusal is not a failed login: the password was right.
@@ -237,6 +201,119 @@ pub(super) async fn use_here(
         .signed_in(LoginMethod::UseHere, claimed.superseded.len());
     record_sign_in(&state, &claimed, EventKind::UseHere).await;
     Ok(Json(logged_in(claimed)))
+}
+
+/// The account whose username and password these are, under the brute-force limits: each
+/// failure counts against the client's IP and the account (the browser that last signed in
+/// to it exempt from the account's block). 401 `invalid_credentials` alike for an unknown
+/// user and a wrong password.
+async fn verified_account(
+    state: &AppState,
+    origin: &LoginOrigin,
+    cookie: &DeviceCookie,
+    username: &str,
+    password: String,
+) -> Result<AccountRecord, ApiError> {
+    if username.trim().is_empty() || password.is_empty() {
+        return Err(ApiError::InvalidInput(
+            "Enter your username and password.".into(),
+        ));
+    }
+    // Throttled before any hash is computed: a flood of guesses cannot starve real logins.
+    let client = client_key(origin.ip);
+    let throttles = &state.throttles;
+    throttles.login_by_ip.check(&client).map_err(too_many)?;
+    // A name or password that breaks the rules cannot belong to an account: no lookup needed,
+    // and the answer is the same as for a wrong password.
+    let (Ok(name), Ok(())) = (
+        app::rules::username(username),
+        app::rules::password(&password),
+    ) else {
+        if refusal_log::first_of_its_kind("invalid_credentials") {
+            tracing::info!("login failed: credentials break the input rules");
+        }
+        throttles.login_by_ip.failure(&client);
+        return Err(ApiError::InvalidCredentials);
+    };
+    let key = app::rules::username_key(name);
+    account_not_blocked(state, cookie, &key).await?;
+    let account = state.accounts.find(&key).await?;
+    // Without an account this verifies against a dummy hash: unknown users cost the same.
+    let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
+    let verified = state.passwords.verify(password, stored_hash).await?;
+    let Some(account) = account.filter(|_| verified) else {
+        if refusal_log::first_of_its_kind("invalid_credentials") {
+            tracing::info!(account = %name, "login failed: invalid credentials");
+        }
+        throttles.login_by_ip.failure(&client);
+        if let Some(blocked) = throttles.login_by_account.failure(&key) {
+            tracing::warn!(account = %name, minutes = blocked.as_secs() / 60, "too many failed logins: account throttled");
+        }
+        return Err(ApiError::InvalidCredentials);
+    };
+    throttles.login_by_account.success(&key);
+    Ok(account)
+}
+
+#[utoipa::path(post, path = "/api/not-me", tag = "tabs", request_body = TakeBack,
+    params(("solotab_device" = Option<String>, Cookie, description = "This browser's device cookie, if it has one: exempts it from the account's failure limit.")),
+    responses(
+        (status = 200, description = "The account is this tab's again: every other tab is signed out (told `revoked`), every other browser's \"Use here\" has ended, and only the new password works. Sets the device cookie.", body = LoggedIn),
+        (status = 400, description = "`invalid_input`: a field is empty, or the new password breaks the rules (the message says which); `malformed_json`.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`; nothing changed.", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`, as for a login.", body = ErrorBody),
+    ))]
+/// `POST /api/not-me`, "That wasn't me": the owner of a superseded tab takes the account
+/// back. With the password, it sets a new one (so whoever took over cannot sign in again),
+/// ends every other browser's "Use here", signs every tab out (each told `revoked`), and
+/// signs this tab in, whatever the account's policy.
+pub(super) async fn take_back(
+    State(state): State<AppState>,
+    origin: LoginOrigin,
+    cookie: DeviceCookie,
+    ApiJson(request): ApiJson<TakeBack>,
+) -> Result<(SetDeviceCookie, Json<LoggedIn>), ApiError> {
+    if let Ok(name) = app::rules::username(&request.username) {
+        acceptable_new_password(name, &request.new_password)?;
+    }
+    let account = verified_account(
+        &state,
+        &origin,
+        &cookie,
+        &request.username,
+        request.password,
+    )
+    .await?;
+    // The new password first: from here on, whoever took over cannot sign in again. Then
+    // their browser's "Use here", then their tabs.
+    let hash = state.passwords.hash(request.new_password).await?;
+    if !state.accounts.set_password(account.id, &hash).await? {
+        return Err(ApiError::Unavailable("a verified account is gone".into()));
+    }
+    let device = state.devices.issue(account.id).await?;
+    let revoked = state.registry.revoke(account.id, None).await?;
+    let claim = state
+        .registry
+        .login(
+            account.id,
+            account.username.clone().into(),
+            origin,
+            account.policy,
+            true,
+        )
+        .await?;
+    let Claim::Claimed(claimed) = claim else {
+        return Err(ApiError::Unavailable("a take-back was not allowed".into()));
+    };
+    tracing::warn!(account = %account.username, ip = %claimed.session.origin.ip, other_tabs = revoked.len(), "account taken back (\"that wasn't me\"): other tabs signed out, password changed");
+    state.metrics.signed_in(LoginMethod::Password, 0);
+    let session = &claimed.session;
+    state
+        .history
+        .record(session.account, EventKind::TakenBack, Some(&session.origin))
+        .await;
+    let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
+    Ok((set_cookie, Json(logged_in(claimed))))
 }
 
 /// The request's device token and what it is valid for, or 401 `no_device`.

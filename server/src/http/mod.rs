@@ -35,7 +35,7 @@ mod refusal_log;
 
 use handlers::{
     change_password, device, healthz, login, logout, me, premium, register, sessions, sign_out,
-    use_here,
+    take_back, use_here,
 };
 
 pub use channel::Channels;
@@ -161,6 +161,8 @@ fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/register", post(register))
         .route("/login", post(login))
+        // "That wasn't me": the password (and a new one), not a UID, authorises it.
+        .route("/not-me", post(take_back))
         // The device cookie, not a UID, authorises these two (same-origin only for use-here).
         .route("/device", get(device))
         .route("/use-here", post(use_here))

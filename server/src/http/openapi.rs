@@ -25,6 +25,7 @@ use super::{channel, handlers};
     paths(
         handlers::register,
         handlers::login,
+        handlers::take_back,
         handlers::device,
         handlers::use_here,
         handlers::me,

@@ -148,10 +148,13 @@ pub enum EventKind {
     PasswordChanged,
     /// Tabs signed out from the account's sessions page.
     Revoked,
+    /// "That wasn't me": the owner took the account back, signing every other tab out and
+    /// setting a new password.
+    TakenBack,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Login,
         EventKind::Takeover,
         EventKind::UseHere,
@@ -160,6 +163,7 @@ impl EventKind {
         EventKind::RejectedStale,
         EventKind::PasswordChanged,
         EventKind::Revoked,
+        EventKind::TakenBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +176,7 @@ impl EventKind {
             EventKind::RejectedStale => "rejected_stale",
             EventKind::PasswordChanged => "password_changed",
             EventKind::Revoked => "revoked",
+            EventKind::TakenBack => "taken_back",
         }
     }
 
