@@ -46,18 +46,22 @@ impl History {
 
     /// Records, in the background and once per UID, that `uid` was refused: `expired` for a
     /// timeout, `rejected_stale` for a tab that was superseded, logged out or revoked (a
-    /// UID nobody knows has no account to record it for).
-    pub fn refused(&self, uid: &UidDigest, refused: &Refused, origin: Option<LoginOrigin>) {
+    /// UID nobody knows has no account to record it for). Returns what it recorded, if it
+    /// did: the first time for that UID.
+    pub fn refused(
+        &self,
+        uid: &UidDigest,
+        refused: &Refused,
+        origin: Option<LoginOrigin>,
+    ) -> Option<EventKind> {
         let kind = match refused.rejection {
-            Rejection::Unknown => return,
+            Rejection::Unknown => return None,
             Rejection::Expired { .. } | Rejection::Idle { .. } => EventKind::Expired,
             Rejection::Superseded { .. }
             | Rejection::LoggedOut { .. }
             | Rejection::Revoked { .. } => EventKind::RejectedStale,
         };
-        let Some(account) = refused.account else {
-            return;
-        };
+        let account = refused.account?;
         {
             let mut recorded = self
                 .recorded_refusals
@@ -67,10 +71,11 @@ impl History {
                 recorded.clear();
             }
             if !recorded.insert(*uid) {
-                return;
+                return None;
             }
         }
         let history = self.clone();
         tokio::spawn(async move { history.record(account, kind, origin.as_ref()).await });
+        Some(kind)
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     takeovers: Counter,
     rejections: Family<CodeLabel, Counter>,
     logouts: Counter,
+    expiries: Counter,
+    revocations: Counter,
     active_tabs: Gauge,
     push_channels: Gauge,
 }
@@ -53,6 +55,8 @@ impl Metrics {
         let takeovers = Counter::default();
         let rejections = Family::<CodeLabel, Counter>::default();
         let logouts = Counter::default();
+        let expiries = Counter::default();
+        let revocations = Counter::default();
         let active_tabs = Gauge::default();
         let push_channels = Gauge::default();
         registry.register(
@@ -72,6 +76,16 @@ impl Metrics {
         );
         registry.register("logouts", "Tabs that signed out", logouts.clone());
         registry.register(
+            "expiries",
+            "Tabs that reached --absolute-timeout or --idle-timeout (each counted once)",
+            expiries.clone(),
+        );
+        registry.register(
+            "revocations",
+            "Tabs signed out from elsewhere (Your sessions, a password change, That wasn't me)",
+            revocations.clone(),
+        );
+        registry.register(
             "active_tabs",
             "Tabs active now (on a shared store: in the whole deployment)",
             active_tabs.clone(),
@@ -87,6 +101,8 @@ impl Metrics {
             takeovers,
             rejections,
             logouts,
+            expiries,
+            revocations,
             active_tabs,
             push_channels,
         }
@@ -109,6 +125,16 @@ impl Metrics {
 
     pub fn logged_out(&self) {
         self.logouts.inc();
+    }
+
+    /// A tab timed out (counted once per tab, however many requests it sends after).
+    pub fn expired(&self) {
+        self.expiries.inc();
+    }
+
+    /// `tabs` tabs were signed out from elsewhere.
+    pub fn revoked(&self, tabs: usize) {
+        self.revocations.inc_by(tabs as u64);
     }
 
     /// The text exposition, with the gauges set to `active_tabs` and `push_channels` now.
@@ -145,6 +171,9 @@ mod tests {
         metrics.rejected("superseded");
         metrics.rejected("account_in_use");
         metrics.logged_out();
+        metrics.expired();
+        metrics.revoked(2);
+        metrics.revoked(1);
         let text = metrics.render(3, 7);
         let value = |name| sample(&text, name);
         assert_eq!(
@@ -165,6 +194,8 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(value("solotab_logouts_total"), Some(1.0));
+        assert_eq!(value("solotab_expiries_total"), Some(1.0));
+        assert_eq!(value("solotab_revocations_total"), Some(3.0));
         assert_eq!(value("solotab_active_tabs"), Some(3.0));
         assert_eq!(value("solotab_push_channels"), Some(7.0));
         assert!(text.ends_with("# EOF\n"), "{text}");

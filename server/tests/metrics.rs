@@ -97,3 +97,47 @@ async fn metrics_are_not_on_the_public_site() {
     let text = reply.text().await.unwrap();
     assert!(!text.contains("solotab_logins_total"));
 }
+
+#[tokio::test]
+async fn expiries_and_revocations_are_counted_once_each() {
+    let app = spawn_app_with(&[
+        "--policy",
+        "max-tabs",
+        "--max-tabs",
+        "3",
+        "--absolute-timeout",
+        "1s",
+    ])
+    .await;
+    let scrape = || {
+        let text = app.state.metrics.render(0, 0);
+        (
+            sample(&text, "solotab_expiries_total"),
+            sample(&text, "solotab_revocations_total"),
+        )
+    };
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let first = app.login_as("ann", CHROME).await;
+    let _second = app.login_as("ann", CHROME).await;
+    let third = app.login_as("ann", CHROME).await;
+    // "Everywhere else" from the third: two revocations.
+    let request = app
+        .client
+        .post(app.url("/api/sessions/sign-out"))
+        .header("x-tab-uid", &third)
+        .json(&serde_json::json!({"everywhere_else": true}));
+    assert_eq!(app.send(request).await.status, StatusCode::OK);
+    assert_eq!(scrape(), (0.0, 2.0));
+    // The third expires: refused three times, counted once. (The revoked first is refused
+    // as revoked, not counted as an expiry.)
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for _ in 0..3 {
+        app.get_with_uid("/api/me", &third)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "expired");
+    }
+    app.get_with_uid("/api/me", &first)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "revoked");
+    assert_eq!(scrape(), (1.0, 2.0));
+}

@@ -23,7 +23,9 @@ use tokio_util::task::TaskTracker;
 
 use super::{ApiError, AppState, Disclosure, SameOrigin, TabRefusal};
 use crate::history::History;
+use crate::metrics::Metrics;
 use crate::registry::{NotAccepted, Registry, WatchRefused};
+use crate::store::EventKind;
 use crate::time::UnixMillis;
 use crate::uid::Uid;
 
@@ -87,7 +89,8 @@ pub(super) async fn channel(
     if channels.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
-    let (registry, disclosure, history) = (state.registry.clone(), state.disclosure, state.history);
+    let (registry, disclosure) = (state.registry.clone(), state.disclosure);
+    let (history, metrics) = (state.history, state.metrics);
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -97,8 +100,15 @@ pub(super) async fn channel(
         .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
             let tasks = channels.tasks.clone();
-            tasks.track_future(serve(socket, registry, channels, disclosure, history))
+            let record = Record { history, metrics };
+            tasks.track_future(serve(socket, registry, channels, disclosure, record))
         }))
+}
+
+/// Where a channel records a timeout it tells its tab of.
+struct Record {
+    history: History,
+    metrics: Metrics,
 }
 
 /// Why a channel closes, and what the tab is told.
@@ -118,10 +128,10 @@ async fn serve(
     registry: Registry,
     channels: Channels,
     disclosure: Disclosure,
-    history: History,
+    record: Record,
 ) {
     let close = tokio::select! {
-        close = run(&mut socket, &registry, &channels, &history) => close,
+        close = run(&mut socket, &registry, &channels, &record) => close,
         () = channels.shutdown.cancelled() => Close::Restarting,
     };
     let frame = |code, reason: &str| {
@@ -166,7 +176,7 @@ async fn run(
     socket: &mut WebSocket,
     registry: &Registry,
     channels: &Channels,
-    history: &History,
+    Record { history, metrics }: &Record,
 ) -> Close {
     let hello = match timeout(Duration::from_secs(HELLO_TIMEOUT_SECS), socket.recv()).await {
         Err(_) => return Close::Policy("no hello in time"),
@@ -220,7 +230,10 @@ async fn run(
                 Ok(later) => deadline = later,
                 Err(NotAccepted::Refused(refused)) => {
                     // Timed out: the account's history says so (the tab sends nothing more).
-                    history.refused(&uid.digest(), &refused, None);
+                    if history.refused(&uid.digest(), &refused, None) == Some(EventKind::Expired) {
+                        metrics.expired();
+                        tracing::info!(account = refused.username.as_deref(), "tab expired");
+                    }
                     return Close::Ended(TabRefusal::Rejected(refused.rejection));
                 }
                 // The store cannot say: look again shortly (the tab keeps its UID meanwhile).

@@ -14,7 +14,7 @@ use crate::history::History;
 use crate::metrics::Metrics;
 use crate::proxies::TrustedProxies;
 use crate::registry::{NotAccepted, Registry, Session};
-use crate::store::LoginOrigin;
+use crate::store::{EventKind, LoginOrigin};
 use crate::uid::Uid;
 
 /// `axum::Json`, but its rejections speak the contract (`malformed_json`, 413, 415).
@@ -75,7 +75,12 @@ where
             Err(NotAccepted::Refused(refused)) => {
                 // The account's owner sees stale and expired tabs turned away (once each).
                 let Ok(origin) = LoginOrigin::from_request_parts(parts, state).await;
-                History::from_ref(state).refused(&uid.digest(), &refused, Some(origin));
+                let recorded =
+                    History::from_ref(state).refused(&uid.digest(), &refused, Some(origin));
+                if recorded == Some(EventKind::Expired) {
+                    metrics.expired();
+                    tracing::info!(account = refused.username.as_deref(), "tab expired");
+                }
                 Err(refuse(
                     TabRefusal::Rejected(refused.rejection),
                     refused.username.as_deref(),

@@ -307,6 +307,7 @@ pub(super) async fn take_back(
     };
     tracing::warn!(account = %account.username, ip = %claimed.session.origin.ip, other_tabs = revoked.len(), "account taken back (\"that wasn't me\"): other tabs signed out, password changed");
     state.metrics.signed_in(LoginMethod::Password, 0);
+    state.metrics.revoked(revoked.len());
     let session = &claimed.session;
     state
         .history
@@ -505,6 +506,7 @@ pub(super) async fn change_password(
         .await?;
     let device = state.devices.issue(tab.session.account).await?;
     tracing::info!(account = %username, other_tabs = others.len(), "password changed; other tabs and browsers signed out");
+    state.metrics.revoked(others.len());
     state
         .history
         .record(
@@ -653,6 +655,7 @@ pub(super) async fn sign_out(
         tabs = ended.len(),
         "tabs signed out from the sessions page"
     );
+    state.metrics.revoked(ended.len());
     state
         .history
         .record(account, EventKind::Revoked, Some(&origin))
