@@ -185,6 +185,50 @@ pub struct AccountSessions {
     pub tabs: Vec<TabInfo>,
     /// The newest events (at most 50), newest first.
     pub events: Vec<AccountEventInfo>,
+    /// Whether the account may use the admin pages.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// 200 from `GET /api/admin/tabs?search=&page=`: one page of every account's active tabs.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminTabs {
+    pub tabs: Vec<AdminTab>,
+    /// How many tabs match in all.
+    pub total: u64,
+    /// This page (from 1) and how many there are (at least 1).
+    pub page: u32,
+    pub pages: u32,
+}
+
+/// One active tab on the admin page.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminTab {
+    pub username: String,
+    pub signed_in_at: String,
+    pub last_seen: String,
+    pub user_agent: Option<String>,
+    pub ip: String,
+}
+
+/// `POST /api/admin/sign-out`: every tab of this account is signed out.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminSignOut {
+    pub username: String,
+}
+
+/// `POST /api/admin/policy`: an account's own policy (`latest-wins`, `deny-new`,
+/// `max-tabs` with `max_tabs`), or `default` for the server's.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPolicy {
+    pub username: String,
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tabs: Option<u16>,
 }
 
 /// One active tab, as its account's owner sees it.
@@ -312,6 +356,8 @@ pub enum ErrorCode {
     Revoked,
     /// 403 on `POST /api/password`: the current password given is not the account's.
     WrongPassword,
+    /// 403 on `/api/admin/*`: the account is not an administrator.
+    NotAdmin,
     /// 409 on a login or "Use here" under the deny-new policy: the account has an active tab
     /// (since `active_since`); send it again with `"takeover": true` to sign that tab out.
     AccountInUse,
@@ -338,7 +384,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this build sends ([`ErrorCode::Other`] is only ever received).
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::MissingUid,
         ErrorCode::MalformedUid,
         ErrorCode::UnknownUid,
@@ -352,6 +398,7 @@ impl ErrorCode {
         ErrorCode::Expired,
         ErrorCode::Revoked,
         ErrorCode::WrongPassword,
+        ErrorCode::NotAdmin,
         ErrorCode::InvalidInput,
         ErrorCode::UsernameTaken,
         ErrorCode::MalformedJson,
@@ -379,6 +426,7 @@ impl ErrorCode {
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::AccountInUse => "account_in_use",
             ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::NotAdmin => "not_admin",
             ErrorCode::Expired => "expired",
             ErrorCode::Revoked => "revoked",
             ErrorCode::InvalidInput => "invalid_input",

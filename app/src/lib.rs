@@ -18,7 +18,9 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::{ConnectionBanner, Header};
-use crate::pages::{AboutPage, HomePage, LoginPage, NotFoundPage, RegisterPage, SessionsPage};
+use crate::pages::{
+    AboutPage, AdminPage, HomePage, LoginPage, NotFoundPage, RegisterPage, SessionsPage,
+};
 use crate::session::Session;
 
 /// The HTML document the server renders around the app.
@@ -79,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/register") view=RegisterPage/>
                     <Route path=path!("/about") view=AboutPage/>
                     <Route path=path!("/sessions") view=SessionsPage/>
+                    <Route path=path!("/admin") view=AdminPage/>
                 </Routes>
             </main>
         </Router>

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -183,6 +183,17 @@ export class OwnServer {
         timeout: 30_000,
       })
       .toBe(200);
+  }
+
+  /** Runs `server <args>` (an administrative task) on this server's database; throws if it fails. */
+  runTask(...args: string[]) {
+    const done = spawnSync(join(root, "target", "debug", "server"), args, {
+      cwd: root,
+      env: { ...process.env, ...this.settings },
+      encoding: "utf8",
+    });
+    if (done.status !== 0) throw new Error(`server ${args.join(" ")}: ${done.stderr}`);
+    return done.stdout;
   }
 
   /** SIGTERM: a graceful shutdown, which closes every channel with "server restarting". */

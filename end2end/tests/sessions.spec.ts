@@ -42,7 +42,7 @@ test("your sessions: see every tab, sign the other one out, and read what happen
     await other.getByRole("button", { name: "Sign out this tab" }).click();
     await expect(phoneTab.getByRole("status")).toContainText("One tab was signed out.");
     await expect(tabs).toHaveCount(1);
-    await expect(laptopTab.getByText("This tab was signed out from another tab of your account")).toBeVisible({
+    await expect(laptopTab.getByText("This tab was signed out from elsewhere")).toBeVisible({
       timeout: 5_000,
     });
     await expect(laptopTab).toHaveURL(/\/login$/);
@@ -79,7 +79,7 @@ test("that wasn't me: the owner takes the account back and the intruder is signe
     await ownerTab.getByLabel("New password").fill("a brand new passphrase");
     await ownerTab.getByRole("button", { name: "Take my account back" }).click();
     await activeHome(ownerTab, username);
-    await expect(intruderTab.getByText("This tab was signed out from another tab of your account")).toBeVisible({
+    await expect(intruderTab.getByText("This tab was signed out from elsewhere")).toBeVisible({
       timeout: 5_000,
     });
     // The history says so.

@@ -37,6 +37,10 @@ CREATE INDEX sessions_ended_by_account ON sessions (account_id, ended_at) WHERE 
 -- several tabs); NULL otherwise.
 ALTER TABLE accounts ADD COLUMN max_tabs INTEGER CHECK (max_tabs BETWEEN 1 AND 64);
 
+-- Administrators (granted with `server admin grant NAME`) may list every active tab, sign an
+-- account out, and set an account's policy.
+ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));
+
 -- What happened to an account (sign-ins, takeovers, sign-outs, ...), for its owner to read;
 -- the newest few per account are kept. Kinds are the server's words (no CHECK: new kinds
 -- must not need a rebuild).

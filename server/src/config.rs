@@ -166,6 +166,21 @@ pub enum Command {
               value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::MAX_TABS)))]
         max_tabs: Option<u16>,
     },
+    /// Grants an account the admin role (the admin page: every active tab, signing an
+    /// account out, setting its policy), or revokes it. With SQLite, stop the server first.
+    Admin {
+        #[arg(value_enum)]
+        action: AdminAction,
+        /// The account's username (any case).
+        username: String,
+    },
+}
+
+/// `server admin grant|revoke NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdminAction {
+    Grant,
+    Revoke,
 }
 
 /// An account's policy, as `set-policy` takes it.

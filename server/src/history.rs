@@ -44,11 +44,11 @@ impl History {
         }
     }
 
-    /// Records, in the background and once per UID, that `uid` was refused: `expired` for a
-    /// timeout, `rejected_stale` for a tab that was superseded, logged out or revoked (a
-    /// UID nobody knows has no account to record it for). Returns what it recorded, if it
-    /// did: the first time for that UID.
-    pub fn refused(
+    /// Records, once per UID, that `uid` was refused: `expired` for a timeout,
+    /// `rejected_stale` for a tab that was superseded, logged out or revoked (a UID nobody
+    /// knows has no account to record it for). Returns what it recorded, if it did: the
+    /// first time for that UID. Awaited, so the history is in the order things happened.
+    pub async fn refused(
         &self,
         uid: &UidDigest,
         refused: &Refused,
@@ -74,8 +74,7 @@ impl History {
                 return None;
             }
         }
-        let history = self.clone();
-        tokio::spawn(async move { history.record(account, kind, origin.as_ref()).await });
+        self.record(account, kind, origin.as_ref()).await;
         Some(kind)
     }
 }

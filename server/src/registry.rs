@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 pub use crate::store::Policy;
 use crate::store::{
     AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
-    SessionStore, StoreError, Stored, TabDetails,
+    SessionStore, StoreError, Stored, TabDetails, TabsPage,
 };
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
@@ -824,6 +824,17 @@ impl Registry {
         }
         tabs.sort_by_key(|tab| (tab.issued_at, tab.uid));
         Ok(tabs)
+    }
+
+    /// One page of every account's active tabs, for administrators (see
+    /// [`SessionStore::tabs_page`]).
+    pub async fn all_tabs(
+        &self,
+        search: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TabsPage, StoreError> {
+        self.store.tabs_page(search, offset, limit).await
     }
 
     /// Forgets sessions that ended before `ended_before`, in the store and in memory.

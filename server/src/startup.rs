@@ -155,6 +155,17 @@ pub async fn run_command(
                 .map_err(|e| e.to_string())?,
         ),
     };
+    let find = |username: String| {
+        let accounts = Arc::clone(&accounts);
+        async move {
+            let key = app::rules::username_key(&username);
+            accounts
+                .find(&key)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no account is named {username:?}"))
+        }
+    };
     match command {
         crate::config::Command::SetPolicy {
             username,
@@ -162,12 +173,7 @@ pub async fn run_command(
             max_tabs,
         } => {
             let policy = policy.policy(max_tabs).map_err(|e| e.to_string())?;
-            let key = app::rules::username_key(&username);
-            let record = accounts
-                .find(&key)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no account is named {username:?}"))?;
+            let record = find(username.clone()).await?;
             let set = accounts
                 .set_policy(record.id, policy)
                 .await
@@ -181,6 +187,22 @@ pub async fn run_command(
                     record.username,
                 ),
                 None => format!("{}: the server's --policy", record.username),
+            })
+        }
+        crate::config::Command::Admin { action, username } => {
+            let record = find(username.clone()).await?;
+            let admin = action == crate::config::AdminAction::Grant;
+            let set = accounts
+                .set_admin(record.id, admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !set {
+                return Err(format!("the account {username:?} is gone"));
+            }
+            Ok(if admin {
+                format!("{}: administrator (from its next request)", record.username)
+            } else {
+                format!("{}: no longer an administrator", record.username)
             })
         }
     }

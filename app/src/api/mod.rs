@@ -23,8 +23,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::contract::{
-    AccountSessions, Credentials, Device, ErrorBody, ErrorCode, LoggedIn, Me, PasswordChange,
-    Premium, Registered, SignOut, SignedOut, TakeBack, UseHere,
+    AccountSessions, AdminPolicy, AdminSignOut, AdminTabs, Credentials, Device, ErrorBody,
+    ErrorCode, LoggedIn, Me, PasswordChange, Premium, Registered, SignOut, SignedOut, TakeBack,
+    UseHere,
 };
 use crate::session::Session;
 
@@ -172,6 +173,58 @@ pub async fn sign_out_elsewhere(
     )
 }
 
+/// One page of every account's active tabs (administrators only).
+pub async fn admin_tabs(session: Session, search: &str, page: u32) -> Result<AdminTabs, ApiError> {
+    let uid = current().ok_or(ApiError::SignedOut)?;
+    let path = format!("/api/admin/tabs?search={}&page={page}", query_value(search));
+    json(send(session, "GET", &path, None::<&()>, Some(uid)).await?)
+}
+
+/// Signs every tab of an account out (administrators only).
+pub async fn admin_sign_out(session: Session, username: &str) -> Result<SignedOut, ApiError> {
+    let uid = current().ok_or(ApiError::SignedOut)?;
+    let body = AdminSignOut {
+        username: username.to_owned(),
+    };
+    json(
+        send(
+            session,
+            "POST",
+            "/api/admin/sign-out",
+            Some(&body),
+            Some(uid),
+        )
+        .await?,
+    )
+}
+
+/// Sets an account's own policy (administrators only).
+pub async fn admin_policy(session: Session, request: &AdminPolicy) -> Result<(), ApiError> {
+    let uid = current().ok_or(ApiError::SignedOut)?;
+    send(
+        session,
+        "POST",
+        "/api/admin/policy",
+        Some(request),
+        Some(uid),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `text` as a URL query value: unreserved characters as they are, the rest percent-encoded.
+pub(crate) fn query_value(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 /// Changes the account's password from this (active) tab.
 pub async fn change_password(session: Session, change: &PasswordChange) -> Result<(), ApiError> {
     let uid = current().ok_or(ApiError::SignedOut)?;
@@ -232,7 +285,7 @@ fn ended(session: Session, uid: &TabUid, error: ErrorBody) {
             session.sign_out(Some(notice.into()));
         }
         ErrorCode::Revoked => session.sign_out(Some(
-            "This tab was signed out from another tab of your account. Please sign in again."
+            "This tab was signed out from elsewhere (another tab of your account, or an administrator). Please sign in again."
                 .into(),
         )),
         ErrorCode::Expired => session.sign_out(Some(match error.idle_secs {
@@ -274,7 +327,7 @@ fn json<T: DeserializeOwned>(body: String) -> Result<T, ApiError> {
 async fn send<B: Serialize>(
     session: Session,
     method: &'static str,
-    path: &'static str,
+    path: &str,
     body: Option<&B>,
     uid: Option<TabUid>,
 ) -> Result<String, ApiError> {

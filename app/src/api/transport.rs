@@ -6,7 +6,7 @@
 #[cfg(feature = "hydrate")]
 pub(super) async fn fetch(
     method: &'static str,
-    path: &'static str,
+    path: &str,
     uid: Option<&str>,
     body: Option<String>,
 ) -> Result<(u16, String), ()> {
@@ -38,7 +38,7 @@ pub(super) async fn fetch(
 #[cfg(not(feature = "hydrate"))]
 pub(super) async fn fetch(
     _method: &'static str,
-    _path: &'static str,
+    _path: &str,
     _uid: Option<&str>,
     _body: Option<String>,
 ) -> Result<(u16, String), ()> {

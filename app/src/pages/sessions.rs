@@ -91,6 +91,9 @@ fn YourSessions() -> impl IntoView {
                 </ol>
             })}
             <p><A href="/">"Back to your home page"</A></p>
+            {move || sessions.get().filter(|loaded| loaded.admin).map(|_| view! {
+                <p><A href="/admin">"Admin: every account's tabs"</A></p>
+            })}
         </section>
     }
 }

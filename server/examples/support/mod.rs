@@ -142,6 +142,16 @@ impl SessionStore for SnapshotStore {
     ) -> Result<Vec<UidDigest>, StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }
+    async fn tabs_page(
+        &self,
+        _: Option<&str>,
+        _: usize,
+        _: usize,
+    ) -> Result<solotab::store::TabsPage, StoreError> {
+        Err(StoreError::Backend(
+            "the benchmark store is only loaded from".into(),
+        ))
+    }
     async fn tabs_of(&self, _: AccountId) -> Result<Vec<solotab::store::TabDetails>, StoreError> {
         Err(StoreError::Backend(
             "the benchmark store is only loaded from".into(),

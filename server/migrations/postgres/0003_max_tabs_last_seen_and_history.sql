@@ -17,6 +17,10 @@ ALTER TABLE sessions DROP CONSTRAINT sessions_end_reason_check;
 ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check
     CHECK (end_reason IN ('superseded', 'logged_out', 'revoked'));
 
+-- Administrators (granted with `server admin grant NAME`) may list every active tab, sign an
+-- account out, and set an account's policy.
+ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT false;
+
 -- What happened to an account, for its owner to read; the newest few per account are kept.
 CREATE TABLE account_events (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

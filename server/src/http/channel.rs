@@ -230,7 +230,8 @@ async fn run(
                 Ok(later) => deadline = later,
                 Err(NotAccepted::Refused(refused)) => {
                     // Timed out: the account's history says so (the tab sends nothing more).
-                    if history.refused(&uid.digest(), &refused, None) == Some(EventKind::Expired) {
+                    let recorded = history.refused(&uid.digest(), &refused, None).await;
+                    if recorded == Some(EventKind::Expired) {
                         metrics.expired();
                         tracing::info!(account = refused.username.as_deref(), "tab expired");
                     }

@@ -55,7 +55,8 @@ impl TabRefusal {
                 "This tab has signed out. Sign in again.".into()
             }
             TabRefusal::Rejected(Rejection::Revoked { at }) => format!(
-                "This tab was signed out from another tab of the account at {}. Sign in again.",
+                "This tab was signed out from elsewhere at {} (another tab of the account, or an \
+                 administrator). Sign in again.",
                 at.to_rfc3339()
             ),
             TabRefusal::Rejected(Rejection::Expired { at }) => format!(
@@ -126,6 +127,8 @@ pub enum ApiError {
     UpgradeRequired,
     /// `POST /api/password` with a current password that is not the account's.
     WrongPassword,
+    /// `/api/admin/*` from a tab whose account is not an administrator.
+    NotAdmin,
     /// The deny-new policy refused a login: the account has had an active tab since then.
     AccountInUse {
         since: UnixMillis,
@@ -140,6 +143,8 @@ pub enum ApiError {
     NotFound,
     /// `POST /api/sessions/sign-out` named no active tab of the account.
     NoSuchTab,
+    /// An admin action named no account.
+    NoSuchAccount,
     MethodNotAllowed,
     /// Something on our side failed. The detail is logged once, never sent.
     Unavailable(String),
@@ -208,6 +213,13 @@ impl ApiError {
                 body(
                     ErrorCode::WrongPassword,
                     "Your current password is not right. Nothing was changed.".into(),
+                ),
+            ),
+            ApiError::NotAdmin => (
+                StatusCode::FORBIDDEN,
+                body(
+                    ErrorCode::NotAdmin,
+                    "Only an administrator may do this (see `server admin grant`).".into(),
                 ),
             ),
             ApiError::AccountInUse { since } => {
@@ -289,6 +301,10 @@ impl ApiError {
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
                 body(ErrorCode::NotFound, "There is no such API endpoint.".into()),
+            ),
+            ApiError::NoSuchAccount => (
+                StatusCode::NOT_FOUND,
+                body(ErrorCode::NotFound, "No account has that username.".into()),
             ),
             ApiError::NoSuchTab => (
                 StatusCode::NOT_FOUND,

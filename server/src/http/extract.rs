@@ -75,8 +75,9 @@ where
             Err(NotAccepted::Refused(refused)) => {
                 // The account's owner sees stale and expired tabs turned away (once each).
                 let Ok(origin) = LoginOrigin::from_request_parts(parts, state).await;
-                let recorded =
-                    History::from_ref(state).refused(&uid.digest(), &refused, Some(origin));
+                let recorded = History::from_ref(state)
+                    .refused(&uid.digest(), &refused, Some(origin))
+                    .await;
                 if recorded == Some(EventKind::Expired) {
                     metrics.expired();
                     tracing::info!(account = refused.username.as_deref(), "tab expired");

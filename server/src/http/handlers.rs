@@ -577,7 +577,10 @@ pub(super) async fn sessions(
     let this = tab.uid.digest();
     let tabs = state.registry.tabs(account).await?;
     let events = state.accounts.events(account).await?;
+    let key = app::rules::username_key(&username(&state, &tab));
+    let admin = state.accounts.find(&key).await?.is_some_and(|a| a.admin);
     Ok(Json(AccountSessions {
+        admin,
         tabs: tabs
             .into_iter()
             .map(|t| TabInfo {

@@ -24,6 +24,7 @@ use crate::registry::Registry;
 use crate::store::AccountStore;
 use crate::throttle::Throttle;
 
+mod admin;
 mod channel;
 mod device_cookie;
 mod error;
@@ -180,4 +181,7 @@ fn protected_routes() -> Router<AppState> {
         .route("/password", post(change_password))
         .route("/sessions", get(sessions))
         .route("/sessions/sign-out", post(sign_out))
+        .route("/admin/tabs", get(admin::tabs))
+        .route("/admin/sign-out", post(admin::sign_out))
+        .route("/admin/policy", post(admin::policy))
 }

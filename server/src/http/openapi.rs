@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
-use super::{channel, handlers};
+use super::{admin, channel, handlers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,9 @@ use super::{channel, handlers};
         handlers::logout,
         handlers::change_password,
         handlers::sessions,
+        admin::tabs,
+        admin::sign_out,
+        admin::policy,
         handlers::sign_out,
         handlers::healthz,
         channel::channel,

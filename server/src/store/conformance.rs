@@ -440,6 +440,51 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn the_admin_role_is_kept_until_revoked() {
+                let store = with_accounts($make).await;
+                assert!(!store.find("ann").await.unwrap().unwrap().admin, "nobody is an admin at first");
+                assert!(store.set_admin(AccountId(1), true).await.unwrap());
+                assert!(store.find("ann").await.unwrap().unwrap().admin);
+                assert!(!store.find("bob").await.unwrap().unwrap().admin);
+                assert!(store.set_admin(AccountId(1), false).await.unwrap());
+                assert!(!store.find("ann").await.unwrap().unwrap().admin);
+                assert!(!store.set_admin(AccountId(99), true).await.unwrap());
+            }
+
+            #[tokio::test]
+            async fn tabs_page_lists_every_accounts_tabs_by_username_searchable_and_paged() {
+                let store = with_accounts($make).await;
+                store.create("Annabel", "h3", UnixMillis::from_millis(3)).await.unwrap(); // id 3
+                let mut uids = Vec::new();
+                for (n, account) in [1, 2, 1, 3].into_iter().enumerate() {
+                    let uid = Uid::generate().digest();
+                    let mut tab = session(account, 10 + n as i64, n as u16);
+                    tab.username = ["Ann", "bob", "Annabel"][account as usize - 1].into();
+                    store.claim_replacing(uid, &tab, 2, &Replacing::Any).await.unwrap();
+                    uids.push(uid);
+                }
+                assert!(store.release(uids[1], UnixMillis::from_millis(30)).await.unwrap()); // bob's ends
+                let names = |page: &TabsPage| page.tabs.iter().map(|(_, name, tab)| (name.to_string(), tab.uid)).collect::<Vec<_>>();
+                // Everything: by username key, then sign-in.
+                let all = store.tabs_page(None, 0, 10).await.unwrap();
+                assert_eq!(all.total, 3);
+                assert_eq!(names(&all), [("Ann".into(), uids[0]), ("Ann".into(), uids[2]), ("Annabel".into(), uids[3])]);
+                assert_eq!(all.tabs[0].0, AccountId(1));
+                assert_eq!(all.tabs[0].2.origin, session(1, 10, 0).origin);
+                // Pages.
+                let second = store.tabs_page(None, 1, 1).await.unwrap();
+                assert_eq!((second.total, names(&second)), (3, vec![("Ann".into(), uids[2])]));
+                assert!(store.tabs_page(None, 3, 10).await.unwrap().tabs.is_empty());
+                // Search: a part of the username, in any case; LIKE's wildcards are literal.
+                let found = store.tabs_page(Some("BEL"), 0, 10).await.unwrap();
+                assert_eq!((found.total, names(&found)), (1, vec![("Annabel".into(), uids[3])]));
+                assert_eq!(store.tabs_page(Some("ann"), 0, 10).await.unwrap().total, 3);
+                assert_eq!(store.tabs_page(Some("%"), 0, 10).await.unwrap().total, 0);
+                assert_eq!(store.tabs_page(Some("a_n"), 0, 10).await.unwrap().total, 0);
+                assert_eq!(store.tabs_page(Some("bob"), 0, 10).await.unwrap().total, 0, "only active tabs");
+            }
+
+            #[tokio::test]
             async fn usernames_are_unique_without_regard_to_case() {
                 let store = with_accounts($make).await;
                 assert!(matches!(

@@ -2,6 +2,7 @@
 //! the durable stores must agree with (see the conformance suite).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded,
     MAX_EVENTS_PER_ACCOUNT, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
-    TabDetails, oldest_beyond,
+    TabDetails, TabsPage, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -166,6 +167,44 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn tabs_page(
+        &self,
+        search: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TabsPage, StoreError> {
+        let inner = self.lock();
+        let search = search.map(app::rules::username_key);
+        let mut tabs: Vec<(AccountId, Arc<str>, TabDetails)> = inner
+            .active
+            .iter()
+            .filter(|(_, s)| {
+                let key = app::rules::username_key(&s.username);
+                search
+                    .as_ref()
+                    .is_none_or(|search| key.contains(search.as_str()))
+            })
+            .map(|(uid, s)| {
+                let details = TabDetails {
+                    uid: *uid,
+                    issued_at: s.issued_at,
+                    last_seen: inner.loaded(uid, s).last_seen,
+                    origin: s.origin.clone(),
+                };
+                (s.account, s.username.clone(), details)
+            })
+            .collect();
+        tabs.sort_by(|a, b| {
+            let key = |t: &(AccountId, Arc<str>, TabDetails)| {
+                (app::rules::username_key(&t.1), t.2.issued_at, t.2.uid)
+            };
+            key(a).cmp(&key(b))
+        });
+        let total = tabs.len() as u64;
+        let tabs = tabs.into_iter().skip(offset).take(limit).collect();
+        Ok(TabsPage { tabs, total })
+    }
+
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.active.contains_key(&uid) {
@@ -276,6 +315,7 @@ impl AccountStore for MemoryStore {
                 username: username.to_owned(),
                 password_hash: password_hash.to_owned(),
                 policy: None,
+                admin: false,
             },
         );
         Ok(id)
@@ -305,6 +345,12 @@ impl AccountStore for MemoryStore {
         Ok(record
             .map(|record| record.password_hash = password_hash.to_owned())
             .is_some())
+    }
+
+    async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let record = inner.accounts.values_mut().find(|a| a.id == account);
+        Ok(record.map(|record| record.admin = admin).is_some())
     }
 
     async fn record_event(

@@ -118,6 +118,30 @@ pub struct TabDetails {
     pub origin: LoginOrigin,
 }
 
+/// A page of [`SessionStore::tabs_page`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TabsPage {
+    /// Each tab with its account and that account's username.
+    pub tabs: Vec<(AccountId, Arc<str>, TabDetails)>,
+    /// How many tabs match, on every page.
+    pub total: u64,
+}
+
+/// The SQL `LIKE` pattern of "contains `search`", matched against `username_key` (so in
+/// any case); `%`, `_` and the escape `\` in it match themselves.
+pub(crate) fn contains_pattern(search: &str) -> String {
+    let key = app::rules::username_key(search);
+    let mut pattern = String::from("%");
+    for c in key.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Something that happened to an account, kept for its owner to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountEvent {
@@ -148,13 +172,17 @@ pub enum EventKind {
     PasswordChanged,
     /// Tabs signed out from the account's sessions page.
     Revoked,
+    /// An administrator signed every tab of the account out.
+    AdminSignOut,
+    /// An administrator set the account's policy.
+    AdminPolicy,
     /// "That wasn't me": the owner took the account back, signing every other tab out and
     /// setting a new password.
     TakenBack,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Login,
         EventKind::Takeover,
         EventKind::UseHere,
@@ -164,6 +192,8 @@ impl EventKind {
         EventKind::PasswordChanged,
         EventKind::Revoked,
         EventKind::TakenBack,
+        EventKind::AdminSignOut,
+        EventKind::AdminPolicy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -177,6 +207,8 @@ impl EventKind {
             EventKind::PasswordChanged => "password_changed",
             EventKind::Revoked => "revoked",
             EventKind::TakenBack => "taken_back",
+            EventKind::AdminSignOut => "admin_sign_out",
+            EventKind::AdminPolicy => "admin_policy",
         }
     }
 
@@ -298,6 +330,16 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// The account's active sessions with where and when each signed in and was last used.
     async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError>;
+
+    /// One page of every account's active tabs (for administrators), ordered by username
+    /// then sign-in, with how many there are in all: those of accounts whose username
+    /// contains `search` (in any case) if given.
+    async fn tabs_page(
+        &self,
+        search: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TabsPage, StoreError>;
 
     /// Records that `uid` was used at `at`, if it is active and not already seen later (for
     /// the idle timeout). Called at most every tenth of the timeout per tab, never per
@@ -492,6 +534,8 @@ pub struct AccountRecord {
     pub password_hash: String,
     /// The account's own policy, overriding the server's; `None`: the server's.
     pub policy: Option<Policy>,
+    /// Whether the account may use the admin pages (`server admin grant NAME`).
+    pub admin: bool,
 }
 
 impl Debug for AccountRecord {
@@ -538,6 +582,9 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
         account: AccountId,
         password_hash: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Grants (`true`) or revokes the admin role; false if there is no such account.
+    async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError>;
 
     /// Adds an event to the account's history, forgetting all but the newest
     /// [`MAX_EVENTS_PER_ACCOUNT`] in the same step.

@@ -19,7 +19,7 @@ use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceHash, DeviceRecord, DeviceStore, EndedSession, FanOut, LoginOrigin,
     MAX_EVENTS_PER_ACCOUNT, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
-    TabDetails, columns, oldest_beyond,
+    TabDetails, TabsPage, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -193,6 +193,22 @@ async fn migrate(client: &mut deadpool_postgres::Object, target: &str) -> Result
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(err.to_string())
+}
+
+/// A tab from a row of `uid, issued_at, last_seen, user_agent, ip`.
+fn tab_details(row: &Row) -> Result<TabDetails, StoreError> {
+    let issued_at = UnixMillis::from_millis(row.try_get(1).map_err(backend)?);
+    let last_seen: Option<i64> = row.try_get(2).map_err(backend)?;
+    let user_agent: Option<&str> = row.try_get(3).map_err(backend)?;
+    Ok(TabDetails {
+        uid: uid_from_row(row, 0)?,
+        issued_at,
+        last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
+        origin: LoginOrigin {
+            user_agent: user_agent.map(Arc::from),
+            ip: columns::ip(row.try_get(4).map_err(backend)?)?,
+        },
+    })
 }
 
 fn uid_from_row(row: &Row, column: usize) -> Result<UidDigest, StoreError> {
@@ -373,22 +389,53 @@ impl SessionStore for PostgresStore {
             )
             .await
             .map_err(backend)?;
+        let tabs = rows
+            .iter()
+            .map(tab_details)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(tabs)
+    }
+
+    async fn tabs_page(
+        &self,
+        search: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TabsPage, StoreError> {
+        let pattern = search.map(super::contains_pattern);
+        let (offset, limit) = (offset as i64, limit as i64);
+        let client = self.client().await?;
+        let total: i64 = client
+            .query_one(
+                "SELECT count(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
+                 WHERE s.ended_at IS NULL
+                   AND ($1::text IS NULL OR a.username_key LIKE $1 ESCAPE '\\')",
+                &[&pattern],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(backend)?;
+        let rows = client
+            .query(
+                "SELECT s.uid, s.issued_at, s.last_seen, s.user_agent, s.ip, a.id, a.username
+                 FROM sessions s JOIN accounts a ON a.id = s.account_id
+                 WHERE s.ended_at IS NULL
+                   AND ($1::text IS NULL OR a.username_key LIKE $1 ESCAPE '\\')
+                 ORDER BY a.username_key, s.issued_at, s.uid LIMIT $2 OFFSET $3",
+                &[&pattern, &limit, &offset],
+            )
+            .await
+            .map_err(backend)?;
         let mut tabs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let issued_at = UnixMillis::from_millis(row.try_get(1).map_err(backend)?);
-            let last_seen: Option<i64> = row.try_get(2).map_err(backend)?;
-            let user_agent: Option<&str> = row.try_get(3).map_err(backend)?;
-            tabs.push(TabDetails {
-                uid: uid_from_row(row, 0)?,
-                issued_at,
-                last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
-                origin: LoginOrigin {
-                    user_agent: user_agent.map(Arc::from),
-                    ip: columns::ip(row.try_get(4).map_err(backend)?)?,
-                },
-            });
+            let username: &str = row.try_get(6).map_err(backend)?;
+            let account = AccountId(row.try_get(5).map_err(backend)?);
+            tabs.push((account, Arc::from(username), tab_details(row)?));
         }
-        Ok(tabs)
+        Ok(TabsPage {
+            tabs,
+            total: total.max(0) as u64,
+        })
     }
 
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
@@ -533,7 +580,7 @@ impl AccountStore for PostgresStore {
             .client()
             .await?
             .query_opt(
-                "SELECT id, username, password_hash, policy, max_tabs FROM accounts
+                "SELECT id, username, password_hash, policy, max_tabs, admin FROM accounts
                  WHERE username_key = $1",
                 &[&username_key],
             )
@@ -548,6 +595,7 @@ impl AccountStore for PostgresStore {
                 password_hash: row.try_get(2).map_err(backend)?,
                 policy: policy
                     .and_then(|policy| Policy::from_columns(policy, max_tabs.map(i64::from))),
+                admin: row.try_get(5).map_err(backend)?,
             })
         })
         .transpose()
@@ -585,6 +633,19 @@ impl AccountStore for PostgresStore {
             .execute(
                 "UPDATE accounts SET password_hash = $1 WHERE id = $2",
                 &[&password_hash, &account.0],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+
+    async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE accounts SET admin = $1 WHERE id = $2",
+                &[&admin, &account.0],
             )
             .await
             .map_err(backend)?;

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use super::{
     AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, LoginOrigin,
-    Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, columns,
+    Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -547,30 +547,41 @@ impl SessionStore for RedisStore {
     }
 
     async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
-        let mut connection = self.connection();
         let mut tabs = Vec::new();
         for uid in self.active_of(account).await? {
-            let fields: HashMap<String, String> = connection
-                .hgetall(self.key("session", uid.to_hex()))
-                .await
-                .map_err(backend)?;
             // Ended between the two reads: no longer a tab.
-            let Some(Stored::Active(active, _)) = read(&fields)? else {
-                continue;
-            };
-            // Sessions claimed before the hash kept the login's address show none.
-            let ip = fields.get("ip").and_then(|ip| ip.parse().ok());
-            tabs.push(TabDetails {
-                uid,
-                issued_at: active.issued_at,
-                last_seen: active.last_seen,
-                origin: LoginOrigin {
-                    user_agent: fields.get("ua").map(|ua| Arc::from(ua.as_str())),
-                    ip: ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                },
-            });
+            tabs.extend(self.tab_details(uid).await?.map(|(_, _, tab)| tab));
         }
         Ok(tabs)
+    }
+
+    /// Reads every session under the prefix (administrators only: a rare, slow page).
+    async fn tabs_page(
+        &self,
+        search: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TabsPage, StoreError> {
+        let search = search.map(app::rules::username_key);
+        let mut active: Vec<(String, UnixMillis, UidDigest)> = Vec::new();
+        for (uid, stored) in self.all_sessions().await? {
+            if let Stored::Active(session, username) = stored {
+                let key = app::rules::username_key(&username);
+                if search
+                    .as_ref()
+                    .is_none_or(|search| key.contains(search.as_str()))
+                {
+                    active.push((key, session.issued_at, uid));
+                }
+            }
+        }
+        active.sort();
+        let total = active.len() as u64;
+        let mut tabs = Vec::new();
+        for (_, _, uid) in active.into_iter().skip(offset).take(limit) {
+            tabs.extend(self.tab_details(uid).await?);
+        }
+        Ok(TabsPage { tabs, total })
     }
 
     async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
@@ -666,6 +677,33 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// An active session's tab, with its account and username; `None` if it is not active.
+    async fn tab_details(
+        &self,
+        uid: UidDigest,
+    ) -> Result<Option<(AccountId, Arc<str>, TabDetails)>, StoreError> {
+        let fields: HashMap<String, String> = self
+            .connection()
+            .hgetall(self.key("session", uid.to_hex()))
+            .await
+            .map_err(backend)?;
+        let Some(Stored::Active(active, username)) = read(&fields)? else {
+            return Ok(None);
+        };
+        // Sessions claimed before the hash kept the login's address show none.
+        let ip = fields.get("ip").and_then(|ip| ip.parse().ok());
+        let tab = TabDetails {
+            uid,
+            issued_at: active.issued_at,
+            last_seen: active.last_seen,
+            origin: LoginOrigin {
+                user_agent: fields.get("ua").map(|ua| Arc::from(ua.as_str())),
+                ip: ip.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            },
+        };
+        Ok(Some((active.account, username, tab)))
+    }
+
     /// [`FORGET`] for one account.
     async fn forget_where(
         &self,
@@ -808,6 +846,14 @@ mod delegation {
         async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
             self.sessions.tabs_of(account).await
         }
+        async fn tabs_page(
+            &self,
+            search: Option<&str>,
+            offset: usize,
+            limit: usize,
+        ) -> Result<super::super::TabsPage, StoreError> {
+            self.sessions.tabs_page(search, offset, limit).await
+        }
         async fn active_of(&self, account: AccountId) -> Result<Vec<UidDigest>, StoreError> {
             self.sessions.active_of(account).await
         }
@@ -845,6 +891,9 @@ mod delegation {
         }
         async fn set_password(&self, account: AccountId, hash: &str) -> Result<bool, StoreError> {
             self.accounts.set_password(account, hash).await
+        }
+        async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
+            self.accounts.set_admin(account, admin).await
         }
         async fn record_event(
             &self,

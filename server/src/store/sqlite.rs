@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin, MAX_EVENTS_PER_ACCOUNT,
-    Policy, Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, columns,
+    Policy, Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, columns,
     oldest_beyond,
 };
 use crate::time::UnixMillis;
@@ -260,6 +260,22 @@ fn active_of(
     .collect()
 }
 
+/// A tab from a row of `uid, issued_at, last_seen, user_agent, ip`.
+fn tab_details(row: &rusqlite::Row<'_>) -> Result<TabDetails, StoreError> {
+    let uid: Vec<u8> = row.get(0).map_err(backend)?;
+    let issued_at = UnixMillis::from_millis(row.get(1).map_err(backend)?);
+    let last_seen: Option<i64> = row.get(2).map_err(backend)?;
+    Ok(TabDetails {
+        uid: columns::uid(&uid)?,
+        issued_at,
+        last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
+        origin: LoginOrigin {
+            user_agent: text(row, 3)?.map(Arc::from),
+            ip: columns::ip(text(row, 4)?.unwrap_or_default())?,
+        },
+    })
+}
+
 fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
@@ -437,20 +453,53 @@ impl SessionStore for SqliteStore {
             let mut rows = stmt.query([account.0]).map_err(backend)?;
             let mut tabs = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
-                let uid: Vec<u8> = row.get(0).map_err(backend)?;
-                let issued_at = UnixMillis::from_millis(row.get(1).map_err(backend)?);
-                let last_seen: Option<i64> = row.get(2).map_err(backend)?;
-                tabs.push(TabDetails {
-                    uid: columns::uid(&uid)?,
-                    issued_at,
-                    last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
-                    origin: LoginOrigin {
-                        user_agent: text(row, 3)?.map(Arc::from),
-                        ip: columns::ip(text(row, 4)?.unwrap_or_default())?,
-                    },
-                });
+                tabs.push(tab_details(row)?);
             }
             Ok(tabs)
+        })
+        .await
+    }
+
+    async fn tabs_page(
+        &self,
+        search: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<TabsPage, StoreError> {
+        let pattern = search.map(super::contains_pattern);
+        let (offset, limit) = (offset as i64, limit as i64);
+        self.run(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
+                     WHERE s.ended_at IS NULL
+                       AND (?1 IS NULL OR a.username_key LIKE ?1 ESCAPE '\\')",
+                    [&pattern],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT s.uid, s.issued_at, s.last_seen, s.user_agent, s.ip, a.id, a.username
+                     FROM sessions s JOIN accounts a ON a.id = s.account_id
+                     WHERE s.ended_at IS NULL
+                       AND (?1 IS NULL OR a.username_key LIKE ?1 ESCAPE '\\')
+                     ORDER BY a.username_key, s.issued_at, s.uid LIMIT ?2 OFFSET ?3",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query(params![pattern, limit, offset])
+                .map_err(backend)?;
+            let mut tabs = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let account = AccountId(row.get(5).map_err(backend)?);
+                let username: Arc<str> = Arc::from(text(row, 6)?.unwrap_or_default());
+                tabs.push((account, username, tab_details(row)?));
+            }
+            Ok(TabsPage {
+                tabs,
+                total: total.max(0) as u64,
+            })
         })
         .await
     }
@@ -585,7 +634,7 @@ impl AccountStore for SqliteStore {
         let key = username_key.to_owned();
         self.run(move |conn| {
             conn.query_row(
-                "SELECT id, username, password_hash, policy, max_tabs FROM accounts
+                "SELECT id, username, password_hash, policy, max_tabs, admin FROM accounts
                  WHERE username_key = ?1",
                 [key],
                 |row| {
@@ -596,6 +645,7 @@ impl AccountStore for SqliteStore {
                         username: row.get(1)?,
                         password_hash: row.get(2)?,
                         policy: policy.and_then(|policy| Policy::from_columns(&policy, max_tabs)),
+                        admin: row.get(5)?,
                     })
                 },
             )
@@ -633,6 +683,18 @@ impl AccountStore for SqliteStore {
             conn.execute(
                 "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
                 params![password_hash, account.0],
+            )
+            .map(|changed| changed == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE accounts SET admin = ?1 WHERE id = ?2",
+                params![admin, account.0],
             )
             .map(|changed| changed == 1)
             .map_err(backend)
