@@ -39,6 +39,36 @@ macro_rules! active_of_sql {
     };
 }
 
+/// `SessionStore::tabs_page`'s two queries in both SQL stores, given the store's spelling of
+/// the search pattern parameter (NULL for no search): the count, and one page of `uid,
+/// issued_at, last_seen, user_agent, ip, account id, username` (then LIMIT and OFFSET
+/// placeholders follow).
+macro_rules! tabs_page_sql {
+    (count, $pattern:literal) => {
+        concat!("SELECT count(*) ", tabs_page_sql!(from, $pattern))
+    };
+    (page, $pattern:literal, $limit:literal, $offset:literal) => {
+        concat!(
+            "SELECT s.uid, s.issued_at, s.last_seen, s.user_agent, s.ip, a.id, a.username ",
+            tabs_page_sql!(from, $pattern),
+            " ORDER BY a.username_key, s.issued_at, s.uid LIMIT ",
+            $limit,
+            " OFFSET ",
+            $offset
+        )
+    };
+    (from, $pattern:literal) => {
+        concat!(
+            "FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.ended_at IS NULL ",
+            "AND (",
+            $pattern,
+            " IS NULL OR a.username_key LIKE ",
+            $pattern,
+            " ESCAPE '\\')"
+        )
+    };
+}
+
 /// `SessionStore::count_active` in both SQL stores (the partial index on active sessions
 /// answers it).
 const COUNT_ACTIVE: &str = "SELECT count(*) FROM sessions WHERE ended_at IS NULL";

@@ -406,22 +406,13 @@ impl SessionStore for PostgresStore {
         let (offset, limit) = (offset as i64, limit as i64);
         let client = self.client().await?;
         let total: i64 = client
-            .query_one(
-                "SELECT count(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
-                 WHERE s.ended_at IS NULL
-                   AND ($1::text IS NULL OR a.username_key LIKE $1 ESCAPE '\\')",
-                &[&pattern],
-            )
+            .query_one(tabs_page_sql!(count, "$1::text"), &[&pattern])
             .await
             .and_then(|row| row.try_get(0))
             .map_err(backend)?;
         let rows = client
             .query(
-                "SELECT s.uid, s.issued_at, s.last_seen, s.user_agent, s.ip, a.id, a.username
-                 FROM sessions s JOIN accounts a ON a.id = s.account_id
-                 WHERE s.ended_at IS NULL
-                   AND ($1::text IS NULL OR a.username_key LIKE $1 ESCAPE '\\')
-                 ORDER BY a.username_key, s.issued_at, s.uid LIMIT $2 OFFSET $3",
+                tabs_page_sql!(page, "$1::text", "$2", "$3"),
                 &[&pattern, &limit, &offset],
             )
             .await

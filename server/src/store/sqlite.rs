@@ -470,22 +470,10 @@ impl SessionStore for SqliteStore {
         let (offset, limit) = (offset as i64, limit as i64);
         self.run(move |conn| {
             let total: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM sessions s JOIN accounts a ON a.id = s.account_id
-                     WHERE s.ended_at IS NULL
-                       AND (?1 IS NULL OR a.username_key LIKE ?1 ESCAPE '\\')",
-                    [&pattern],
-                    |row| row.get(0),
-                )
+                .query_row(tabs_page_sql!(count, "?1"), [&pattern], |row| row.get(0))
                 .map_err(backend)?;
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT s.uid, s.issued_at, s.last_seen, s.user_agent, s.ip, a.id, a.username
-                     FROM sessions s JOIN accounts a ON a.id = s.account_id
-                     WHERE s.ended_at IS NULL
-                       AND (?1 IS NULL OR a.username_key LIKE ?1 ESCAPE '\\')
-                     ORDER BY a.username_key, s.issued_at, s.uid LIMIT ?2 OFFSET ?3",
-                )
+                .prepare_cached(tabs_page_sql!(page, "?1", "?2", "?3"))
                 .map_err(backend)?;
             let mut rows = stmt
                 .query(params![pattern, limit, offset])
