@@ -93,6 +93,17 @@ impl FromRef<BenchState> for solotab::history::History {
     }
 }
 
+impl FromRef<BenchState> for solotab::http::Observer {
+    fn from_ref(state: &BenchState) -> Self {
+        // Enforcing: an observer is asked only about refused requests, and none are sent.
+        solotab::http::Observer::new(
+            solotab::store::Mode::Enforce,
+            std::sync::Arc::new(solotab::store::MemoryStore::new()),
+            state.metrics.clone(),
+        )
+    }
+}
+
 impl FromRef<BenchState> for solotab::proxies::TrustedProxies {
     fn from_ref(_: &BenchState) -> Self {
         solotab::proxies::TrustedProxies::default()

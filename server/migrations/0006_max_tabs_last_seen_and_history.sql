@@ -41,6 +41,10 @@ ALTER TABLE accounts ADD COLUMN max_tabs INTEGER CHECK (max_tabs BETWEEN 1 AND 6
 -- account out, and set an account's policy.
 ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));
 
+-- An account's own roll-out mode, overriding the server's --mode: 'observe' serves what
+-- enforcement would reject (and counts it), 'enforce' rejects it; NULL: the server's.
+ALTER TABLE accounts ADD COLUMN mode TEXT CHECK (mode IN ('observe', 'enforce'));
+
 -- What happened to an account (sign-ins, takeovers, sign-outs, ...), for its owner to read;
 -- the newest few per account are kept. Kinds are the server's words (no CHECK: new kinds
 -- must not need a rebuild).

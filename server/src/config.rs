@@ -52,6 +52,12 @@ pub struct Config {
     #[arg(long, env = "SOLOTAB_POLICY", value_enum, default_value_t = PolicyName::LatestWins)]
     pub policy: PolicyName,
 
+    /// `enforce` rejects what the policy and timeouts say; `observe` (for a roll-out) serves
+    /// it instead, and logs and counts what would have been rejected
+    /// (`solotab_observed_total`). An account may have a mode of its own (`set-mode`).
+    #[arg(long, env = "SOLOTAB_MODE", value_enum, default_value_t = ModeName::Enforce)]
+    pub mode: ModeName,
+
     /// With `--policy max-tabs`: how many tabs of one account may be active at once (1 to 64).
     #[arg(long, env = "SOLOTAB_MAX_TABS", required_if_eq("policy", "max-tabs"),
           value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::MAX_TABS)))]
@@ -166,6 +172,14 @@ pub enum Command {
               value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::store::MAX_TABS)))]
         max_tabs: Option<u16>,
     },
+    /// Gives one account a roll-out mode of its own (`observe` or `enforce`), overriding
+    /// --mode, or the server's again (`default`). With SQLite, stop the server first.
+    SetMode {
+        /// The account's username (any case).
+        username: String,
+        #[arg(value_enum)]
+        mode: AccountMode,
+    },
     /// Grants an account the admin role (the admin page: every active tab, signing an
     /// account out, setting its policy), or revokes it. With SQLite, stop the server first.
     Admin {
@@ -174,6 +188,41 @@ pub enum Command {
         /// The account's username (any case).
         username: String,
     },
+}
+
+/// `--mode`, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeName {
+    Enforce,
+    Observe,
+}
+
+impl From<ModeName> for crate::store::Mode {
+    fn from(name: ModeName) -> Self {
+        match name {
+            ModeName::Enforce => Self::Enforce,
+            ModeName::Observe => Self::Observe,
+        }
+    }
+}
+
+/// An account's mode, as `set-mode` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccountMode {
+    Enforce,
+    Observe,
+    /// The server's `--mode`.
+    Default,
+}
+
+impl AccountMode {
+    pub fn mode(self) -> Option<crate::store::Mode> {
+        match self {
+            AccountMode::Enforce => Some(crate::store::Mode::Enforce),
+            AccountMode::Observe => Some(crate::store::Mode::Observe),
+            AccountMode::Default => None,
+        }
+    }
 }
 
 /// `server admin grant|revoke NAME`.

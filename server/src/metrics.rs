@@ -35,6 +35,7 @@ pub struct Metrics {
     logins: Family<MethodLabel, Counter>,
     takeovers: Counter,
     rejections: Family<CodeLabel, Counter>,
+    observed: Family<CodeLabel, Counter>,
     logouts: Counter,
     expiries: Counter,
     revocations: Counter,
@@ -54,6 +55,7 @@ impl Metrics {
         let logins = Family::<MethodLabel, Counter>::default();
         let takeovers = Counter::default();
         let rejections = Family::<CodeLabel, Counter>::default();
+        let observed = Family::<CodeLabel, Counter>::default();
         let logouts = Counter::default();
         let expiries = Counter::default();
         let revocations = Counter::default();
@@ -73,6 +75,11 @@ impl Metrics {
             "rejections",
             "Requests and sign-ins refused, by error code (a UID not accepted, or account_in_use)",
             rejections.clone(),
+        );
+        registry.register(
+            "observed",
+            "What enforcement would have refused, by error code, served instead (observe mode)",
+            observed.clone(),
         );
         registry.register("logouts", "Tabs that signed out", logouts.clone());
         registry.register(
@@ -100,6 +107,7 @@ impl Metrics {
             logins,
             takeovers,
             rejections,
+            observed,
             logouts,
             expiries,
             revocations,
@@ -121,6 +129,11 @@ impl Metrics {
     /// A request or sign-in was refused with `code`.
     pub fn rejected(&self, code: &'static str) {
         self.rejections.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Observe mode served what enforcement would have refused with `code`.
+    pub fn observed(&self, code: &'static str) {
+        self.observed.get_or_create(&CodeLabel { code }).inc();
     }
 
     pub fn logged_out(&self) {

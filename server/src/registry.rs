@@ -192,6 +192,18 @@ impl From<NotAccepted> for WatchRefused {
 }
 
 impl Rejection {
+    /// When the UID stopped being accepted, if it ever was.
+    pub fn at(&self) -> Option<UnixMillis> {
+        match self {
+            Rejection::Unknown => None,
+            Rejection::Superseded { at, .. }
+            | Rejection::LoggedOut { at }
+            | Rejection::Revoked { at }
+            | Rejection::Expired { at }
+            | Rejection::Idle { at, .. } => Some(*at),
+        }
+    }
+
     fn ended(at: UnixMillis, reason: &EndReason) -> Self {
         match reason {
             EndReason::Superseded { by } => Rejection::Superseded { at, by: by.clone() },

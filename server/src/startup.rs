@@ -110,6 +110,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         proxies: config.trusted_proxies(),
         metrics: crate::metrics::Metrics::new(),
         history: crate::history::History::new(accounts),
+        mode: config.mode.into(),
     })
 }
 
@@ -187,6 +188,24 @@ pub async fn run_command(
                     record.username,
                 ),
                 None => format!("{}: the server's --policy", record.username),
+            })
+        }
+        crate::config::Command::SetMode { username, mode } => {
+            let record = find(username.clone()).await?;
+            if !accounts
+                .set_mode(record.id, mode.mode())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("the account {username:?} is gone"));
+            }
+            Ok(match mode.mode() {
+                Some(mode) => format!(
+                    "{}: {} (overrides the server's --mode)",
+                    record.username,
+                    mode.as_str()
+                ),
+                None => format!("{}: the server's --mode", record.username),
             })
         }
         crate::config::Command::Admin { action, username } => {

@@ -222,43 +222,20 @@ async fn an_admin_sets_an_accounts_policy_which_applies_from_its_next_login() {
     );
 }
 
-#[test]
-fn admin_grant_and_revoke_on_the_command_line() {
-    use solotab::store::{AccountStore, SqliteStore};
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("solotab.db");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = SqliteStore::open(&db).unwrap();
-        store
-            .create("Root", "not-a-real-hash", solotab::time::UnixMillis::now())
-            .await
-            .unwrap();
-    });
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--db", db.to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let is_admin = || {
-        runtime.block_on(async {
-            let store = SqliteStore::open(&db).unwrap();
-            store.find("root").await.unwrap().unwrap().admin
-        })
-    };
-    let granted = run(&["admin", "grant", "ROOT"]);
+#[tokio::test]
+async fn admin_grant_and_revoke_on_the_command_line() {
+    let db = common::TaskDb::with_account("Root").await;
+    let granted = db.run(&["admin", "grant", "ROOT"]);
     assert!(
         granted.status.success(),
         "{}",
         String::from_utf8_lossy(&granted.stderr)
     );
     assert!(String::from_utf8_lossy(&granted.stdout).contains("Root: administrator"));
-    assert!(is_admin());
-    assert!(run(&["admin", "revoke", "root"]).status.success());
-    assert!(!is_admin());
-    let missing = run(&["admin", "grant", "nobody"]);
+    assert!(db.find("root").await.admin);
+    assert!(db.run(&["admin", "revoke", "root"]).status.success());
+    assert!(!db.find("root").await.admin);
+    let missing = db.run(&["admin", "grant", "nobody"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no account is named \"nobody\""));
 }

@@ -481,3 +481,40 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A SQLite file with one account, for the administrative tasks the binary runs instead of
+/// serving (`set-policy`, `set-mode`, `admin`).
+pub struct TaskDb {
+    _dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+}
+
+impl TaskDb {
+    /// A fresh file holding the account `username` (its password hash is never checked).
+    pub async fn with_account(username: &str) -> Self {
+        use solotab::store::AccountStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solotab.db");
+        let store = solotab::store::SqliteStore::open(&path).unwrap();
+        let at = solotab::time::UnixMillis::now();
+        store.create(username, "not-a-real-hash", at).await.unwrap();
+        Self { _dir: dir, path }
+    }
+
+    /// `server --db <file> <args>`, run to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--db", self.path.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The account as the file holds it now.
+    pub async fn find(&self, username: &str) -> solotab::store::AccountRecord {
+        use solotab::store::AccountStore;
+        let store = solotab::store::SqliteStore::open(&self.path).unwrap();
+        let key = app::rules::username_key(username);
+        store.find(&key).await.unwrap().unwrap()
+    }
+}

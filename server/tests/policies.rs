@@ -176,21 +176,8 @@ async fn an_accounts_own_policy_overrides_the_servers() {
 #[tokio::test]
 async fn set_policy_on_the_command_line_gives_an_account_its_own() {
     use solotab::registry::Policy;
-    use solotab::store::{AccountStore, SqliteStore};
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("solotab.db");
-    {
-        let store = SqliteStore::open(&db).unwrap();
-        let at = solotab::time::UnixMillis::now();
-        store.create("Ann", "not-a-real-hash", at).await.unwrap();
-    }
-    let set = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--db", db.to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let db = common::TaskDb::with_account("Ann").await;
+    let set = |args: &[&str]| db.run(args);
     let done = set(&["set-policy", "ann", "deny-new"]);
     assert!(
         done.status.success(),
@@ -198,10 +185,7 @@ async fn set_policy_on_the_command_line_gives_an_account_its_own() {
         String::from_utf8_lossy(&done.stderr)
     );
     assert!(String::from_utf8_lossy(&done.stdout).contains("Ann: deny-new"));
-    let find = || async {
-        let store = SqliteStore::open(&db).unwrap();
-        store.find("ann").await.unwrap().unwrap().policy
-    };
+    let find = || async { db.find("ann").await.policy };
     assert_eq!(find().await, Some(Policy::DenyNew));
     let max_tabs = set(&["set-policy", "ann", "max-tabs", "--max-tabs", "3"]);
     assert!(String::from_utf8_lossy(&max_tabs.stdout).contains("Ann: max-tabs 3"));

@@ -21,6 +21,10 @@ ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check
 -- account out, and set an account's policy.
 ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT false;
 
+-- An account's own roll-out mode, overriding the server's --mode: 'observe' serves what
+-- enforcement would reject (and counts it), 'enforce' rejects it; NULL: the server's.
+ALTER TABLE accounts ADD COLUMN mode TEXT CHECK (mode IN ('observe', 'enforce'));
+
 -- What happened to an account, for its owner to read; the newest few per account are kept.
 CREATE TABLE account_events (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

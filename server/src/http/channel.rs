@@ -13,18 +13,18 @@
 use std::time::Duration;
 
 use app::contract::{ChannelEvent, ChannelRequest, HELLO_TIMEOUT_SECS, close_code};
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, State};
 use axum::response::Response;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{ApiError, AppState, Disclosure, SameOrigin, TabRefusal};
+use super::{ApiError, AppState, Disclosure, Observer, SameOrigin, TabRefusal};
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::registry::{NotAccepted, Registry, WatchRefused};
+use crate::registry::{NotAccepted, Refused, Registry, Session, WatchRefused};
 use crate::store::EventKind;
 use crate::time::UnixMillis;
 use crate::uid::Uid;
@@ -90,6 +90,7 @@ pub(super) async fn channel(
         return Err(ApiError::Unavailable("the server is shutting down".into()));
     }
     let (registry, disclosure) = (state.registry.clone(), state.disclosure);
+    let observer = Observer::from_ref(&state);
     let (history, metrics) = (state.history, state.metrics);
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
@@ -100,7 +101,11 @@ pub(super) async fn channel(
         .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
             let tasks = channels.tasks.clone();
-            let record = Record { history, metrics };
+            let record = Record {
+                history,
+                metrics,
+                observer,
+            };
             tasks.track_future(serve(socket, registry, channels, disclosure, record))
         }))
 }
@@ -109,6 +114,8 @@ pub(super) async fn channel(
 struct Record {
     history: History,
     metrics: Metrics,
+    /// In observe mode an end is counted, not told: the tab goes on as before.
+    observer: Observer,
 }
 
 /// Why a channel closes, and what the tab is told.
@@ -176,7 +183,11 @@ async fn run(
     socket: &mut WebSocket,
     registry: &Registry,
     channels: &Channels,
-    Record { history, metrics }: &Record,
+    Record {
+        history,
+        metrics,
+        observer,
+    }: &Record,
 ) -> Close {
     let hello = match timeout(Duration::from_secs(HELLO_TIMEOUT_SECS), socket.recv()).await {
         Err(_) => return Close::Policy("no hello in time"),
@@ -191,7 +202,17 @@ async fn run(
         return Close::Ended(TabRefusal::Malformed);
     };
     let (session, mut watch) = match registry.watch(&uid).await {
-        Ok(watched) => watched,
+        Ok((session, watch)) => (session, Some(watch)),
+        // Observe mode: a tab enforcement would have ended is served, and told nothing.
+        Err(WatchRefused::Refused(refused))
+            if observer.lets_through(&refused).await.unwrap_or(false) =>
+        {
+            let session = Session {
+                account: refused.account.unwrap_or(crate::store::AccountId(0)),
+                issued_at: refused.rejection.at().unwrap_or_else(UnixMillis::now),
+            };
+            (session, None)
+        }
         Err(WatchRefused::Refused(refused)) => {
             return Close::Ended(TabRefusal::Rejected(refused.rejection));
         }
@@ -214,6 +235,7 @@ async fn run(
     // may have moved the idle deadline), and tell the tab if it has ended.
     let mut deadline = match registry.deadline(&uid).await {
         Ok(deadline) => deadline,
+        Err(NotAccepted::Refused(_)) if watch.is_none() => None,
         Err(NotAccepted::Refused(refused)) => {
             return Close::Ended(TabRefusal::Rejected(refused.rejection));
         }
@@ -224,10 +246,31 @@ async fn run(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
+        let ended = async {
+            match watch.as_mut() {
+                Some(watch) => watch.ended().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            rejection = watch.ended() => return Close::Ended(TabRefusal::Rejected(rejection)),
+            rejection = ended => {
+                let refused = Refused {
+                    rejection,
+                    account: Some(session.account),
+                    username: registry.username(session.account),
+                };
+                // Observe mode let the end through: nothing more is told.
+                if observer.lets_through(&refused).await.unwrap_or(false) {
+                    (watch, deadline) = (None, None);
+                    continue;
+                }
+                return Close::Ended(TabRefusal::Rejected(refused.rejection));
+            }
             () = until(deadline) => match registry.deadline(&uid).await {
                 Ok(later) => deadline = later,
+                Err(NotAccepted::Refused(refused)) if observer.lets_through(&refused).await.unwrap_or(false) => {
+                    deadline = None;
+                }
                 Err(NotAccepted::Refused(refused)) => {
                     // Timed out: the account's history says so (the tab sends nothing more).
                     let recorded = history.refused(&uid.digest(), &refused, None).await;

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts};
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 
+use super::Observer;
 use super::error::{ApiError, Disclosure, TabRefusal};
 use super::refusal_log;
 use crate::history::History;
@@ -15,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::proxies::TrustedProxies;
 use crate::registry::{NotAccepted, Registry, Session};
 use crate::store::{EventKind, LoginOrigin};
+use crate::time::UnixMillis;
 use crate::uid::Uid;
 
 /// `axum::Json`, but its rejections speak the contract (`malformed_json`, 413, 415).
@@ -39,6 +41,7 @@ where
     Disclosure: FromRef<S>,
     Metrics: FromRef<S>,
     History: FromRef<S>,
+    Observer: FromRef<S>,
     TrustedProxies: FromRef<S>,
     S: Send + Sync,
 {
@@ -73,6 +76,19 @@ where
         match registry.check(&uid).await {
             Ok(session) => Ok(ActiveTab { uid, session }),
             Err(NotAccepted::Refused(refused)) => {
+                // Observe mode: served as its account, counted as what would be rejected.
+                match Observer::from_ref(state).lets_through(&refused).await {
+                    Ok(true) => {
+                        let session = Session {
+                            account: refused.account.unwrap_or(crate::store::AccountId(0)),
+                            // Not active: when it would have stopped being so.
+                            issued_at: refused.rejection.at().unwrap_or_else(UnixMillis::now),
+                        };
+                        return Ok(ActiveTab { uid, session });
+                    }
+                    Ok(false) => {}
+                    Err(e) => return Err(ApiError::StoreUnavailable(e)),
+                }
                 // The account's owner sees stale and expired tabs turned away (once each).
                 let Ok(origin) = LoginOrigin::from_request_parts(parts, state).await;
                 let recorded = History::from_ref(state)

@@ -10,17 +10,19 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 
-use super::refusal_log;
 use super::{
     ActiveTab, ApiError, ApiJson, AppState, DeviceCookie, SameOrigin, SetDeviceCookie, TabRefusal,
     client_key,
 };
+use super::{Observer, refusal_log};
 use crate::device::DeviceToken;
 use crate::metrics::LoginMethod;
 use crate::registry::{Claim, Claimed, NotAccepted};
-use crate::store::{AccountRecord, CreateAccountError, DeviceRecord, EventKind, LoginOrigin};
+use crate::store::{AccountRecord, CreateAccountError, DeviceRecord, EventKind, LoginOrigin, Mode};
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
+use app::contract::ErrorCode;
+use axum::extract::FromRef;
 
 #[utoipa::path(get, path = "/healthz", tag = "service",
     responses((status = 200, description = "The server is up.", body = Health)))]
@@ -92,13 +94,7 @@ pub(super) async fn login(
     // a login losing that race has replaced the device and is refused all the same). A
     // refusal is not a failed login: the password was right.
     let own_policy = account.policy;
-    if let Some(since) = state
-        .registry
-        .in_use(account.id, own_policy, creds.takeover)
-        .await?
-    {
-        return Err(in_use(&state, &account.username, since));
-    }
+    let takeover = creds.takeover || would_be_in_use(&state, &account, creds.takeover).await?;
     let device = state.devices.issue(account.id).await?;
     tracing::debug!(account = %account.username, "this browser is now the account's device");
     let username = account.username.clone();
@@ -109,7 +105,7 @@ pub(super) async fn login(
             account.username.into(),
             origin,
             own_policy,
-            creds.takeover,
+            takeover,
         )
         .await?
     {
@@ -178,7 +174,9 @@ pub(super) async fn use_here(
     let username = record.username.clone();
     // The account's own policy, if it has one ("Use here" follows it as a login does).
     let key = app::rules::username_key(&record.username);
-    let own_policy = state.accounts.find(&key).await?.and_then(|a| a.policy);
+    let account = state.accounts.find(&key).await?.ok_or(ApiError::NoDevice)?;
+    let own_policy = account.policy;
+    let takeover = takeover || would_be_in_use(&state, &account, takeover).await?;
     let claim = state
         .registry
         .claim_if(
@@ -380,6 +378,30 @@ fn username(state: &AppState, tab: &ActiveTab) -> String {
         .username(tab.session.account)
         .map(|name| name.to_string())
         .unwrap_or_default()
+}
+
+/// Under deny-new, whether a sign-in of `account` (not asking to take over) would be
+/// refused now, and the account is only observed (observe mode): then it is counted as
+/// observed and the sign-in goes ahead as a takeover (true). Refused (409) if the account
+/// is enforced; false if nothing would be refused.
+async fn would_be_in_use(
+    state: &AppState,
+    account: &AccountRecord,
+    takeover: bool,
+) -> Result<bool, ApiError> {
+    let Some(since) = state
+        .registry
+        .in_use(account.id, account.policy, takeover)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let observer = Observer::from_ref(state);
+    if observer.mode_for(account.mode) == Mode::Observe {
+        observer.observed(ErrorCode::AccountInUse.as_str(), &account.username);
+        return Ok(true);
+    }
+    Err(in_use(state, &account.username, since))
 }
 
 /// 409 `account_in_use` (deny-new), counted, and logged once a second at most.

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::proxies::TrustedProxies;
 use crate::registry::Registry;
-use crate::store::AccountStore;
+use crate::store::{AccountStore, Mode};
 use crate::throttle::Throttle;
 
 mod admin;
@@ -30,6 +30,7 @@ mod device_cookie;
 mod error;
 mod extract;
 mod handlers;
+mod observe;
 mod openapi;
 mod origin;
 mod refusal_log;
@@ -43,6 +44,7 @@ pub use channel::Channels;
 pub use device_cookie::{DeviceCookie, SetDeviceCookie, served_over_https};
 pub use error::{ApiError, Disclosure, SUPERSEDED_DETAILS_FOR, TabRefusal};
 pub use extract::{ActiveTab, ApiJson};
+pub use observe::Observer;
 pub use openapi::ApiDoc;
 pub use origin::{AllowedOrigins, SameOrigin};
 
@@ -60,6 +62,8 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     pub metrics: Metrics,
     pub history: History,
+    /// The server's `--mode` (an account may have its own).
+    pub mode: Mode,
 }
 
 /// The brute-force limits (see [`crate::throttle`]). Cheap to clone.
@@ -108,6 +112,16 @@ impl FromRef<AppState> for Registry {
 impl FromRef<AppState> for Metrics {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for Observer {
+    fn from_ref(state: &AppState) -> Self {
+        Observer {
+            mode: state.mode,
+            accounts: Arc::clone(&state.accounts),
+            metrics: state.metrics.clone(),
+        }
     }
 }
 

@@ -440,6 +440,20 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn an_accounts_own_mode_is_kept_until_unset() {
+                let store = with_accounts($make).await;
+                assert_eq!(store.find("ann").await.unwrap().unwrap().mode, None);
+                for mode in [Mode::Observe, Mode::Enforce] {
+                    assert!(store.set_mode(AccountId(1), Some(mode)).await.unwrap());
+                    assert_eq!(store.find("ann").await.unwrap().unwrap().mode, Some(mode));
+                }
+                assert_eq!(store.find("bob").await.unwrap().unwrap().mode, None);
+                assert!(store.set_mode(AccountId(1), None).await.unwrap());
+                assert_eq!(store.find("ann").await.unwrap().unwrap().mode, None);
+                assert!(!store.set_mode(AccountId(99), Some(Mode::Observe)).await.unwrap());
+            }
+
+            #[tokio::test]
             async fn the_admin_role_is_kept_until_revoked() {
                 let store = with_accounts($make).await;
                 assert!(!store.find("ann").await.unwrap().unwrap().admin, "nobody is an admin at first");

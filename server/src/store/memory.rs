@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded,
-    MAX_EVENTS_PER_ACCOUNT, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
+    MAX_EVENTS_PER_ACCOUNT, Mode, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
     TabDetails, TabsPage, oldest_beyond,
 };
 use crate::time::UnixMillis;
@@ -316,6 +316,7 @@ impl AccountStore for MemoryStore {
                 password_hash: password_hash.to_owned(),
                 policy: None,
                 admin: false,
+                mode: None,
             },
         );
         Ok(id)
@@ -345,6 +346,12 @@ impl AccountStore for MemoryStore {
         Ok(record
             .map(|record| record.password_hash = password_hash.to_owned())
             .is_some())
+    }
+
+    async fn set_mode(&self, account: AccountId, mode: Option<Mode>) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let record = inner.accounts.values_mut().find(|a| a.id == account);
+        Ok(record.map(|record| record.mode = mode).is_some())
     }
 
     async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {

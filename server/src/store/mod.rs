@@ -407,6 +407,34 @@ pub enum Policy {
     MaxTabs(u16),
 }
 
+/// Whether what enforcement would reject is rejected (`--mode`, or an account's own): a site
+/// can first watch what Solotab would do, then turn it on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Reject what the policy and timeouts say.
+    #[default]
+    Enforce,
+    /// Reject nothing a real sign-in of the account asks for: serve it, and log and count
+    /// what would have been rejected.
+    Observe,
+}
+
+impl Mode {
+    /// As stored and written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Observe => "observe",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Mode::Enforce, Mode::Observe]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+    }
+}
+
 /// The highest `max-tabs` limit.
 pub const MAX_TABS: u16 = 64;
 
@@ -566,6 +594,8 @@ pub struct AccountRecord {
     pub policy: Option<Policy>,
     /// Whether the account may use the admin pages (`server admin grant NAME`).
     pub admin: bool,
+    /// The account's own roll-out mode, overriding the server's; `None`: the server's.
+    pub mode: Option<Mode>,
 }
 
 impl Debug for AccountRecord {
@@ -612,6 +642,10 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
         account: AccountId,
         password_hash: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Sets the account's own roll-out mode (`None`: the server's again); false if there is
+    /// no such account.
+    async fn set_mode(&self, account: AccountId, mode: Option<Mode>) -> Result<bool, StoreError>;
 
     /// Grants (`true`) or revokes the admin role; false if there is no such account.
     async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError>;

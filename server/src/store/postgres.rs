@@ -18,7 +18,7 @@ use tokio_postgres::{NoTls, Row};
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceHash, DeviceRecord, DeviceStore, EndedSession, FanOut, LoginOrigin,
-    MAX_EVENTS_PER_ACCOUNT, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
+    MAX_EVENTS_PER_ACCOUNT, Mode, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
     TabDetails, TabsPage, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
@@ -571,7 +571,7 @@ impl AccountStore for PostgresStore {
             .client()
             .await?
             .query_opt(
-                "SELECT id, username, password_hash, policy, max_tabs, admin FROM accounts
+                "SELECT id, username, password_hash, policy, max_tabs, admin, mode FROM accounts
                  WHERE username_key = $1",
                 &[&username_key],
             )
@@ -587,6 +587,10 @@ impl AccountStore for PostgresStore {
                 policy: policy
                     .and_then(|policy| Policy::from_columns(policy, max_tabs.map(i64::from))),
                 admin: row.try_get(5).map_err(backend)?,
+                mode: row
+                    .try_get::<_, Option<&str>>(6)
+                    .map_err(backend)?
+                    .and_then(Mode::parse),
             })
         })
         .transpose()
@@ -624,6 +628,19 @@ impl AccountStore for PostgresStore {
             .execute(
                 "UPDATE accounts SET password_hash = $1 WHERE id = $2",
                 &[&password_hash, &account.0],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+
+    async fn set_mode(&self, account: AccountId, mode: Option<Mode>) -> Result<bool, StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE accounts SET mode = $1 WHERE id = $2",
+                &[&mode.map(Mode::as_str), &account.0],
             )
             .await
             .map_err(backend)?;

@@ -892,6 +892,13 @@ mod delegation {
         async fn set_password(&self, account: AccountId, hash: &str) -> Result<bool, StoreError> {
             self.accounts.set_password(account, hash).await
         }
+        async fn set_mode(
+            &self,
+            account: AccountId,
+            mode: Option<super::super::Mode>,
+        ) -> Result<bool, StoreError> {
+            self.accounts.set_mode(account, mode).await
+        }
         async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
             self.accounts.set_admin(account, admin).await
         }

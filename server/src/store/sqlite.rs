@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
-    DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin, MAX_EVENTS_PER_ACCOUNT,
+    DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin, MAX_EVENTS_PER_ACCOUNT, Mode,
     Policy, Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, columns,
     oldest_beyond,
 };
@@ -622,7 +622,7 @@ impl AccountStore for SqliteStore {
         let key = username_key.to_owned();
         self.run(move |conn| {
             conn.query_row(
-                "SELECT id, username, password_hash, policy, max_tabs, admin FROM accounts
+                "SELECT id, username, password_hash, policy, max_tabs, admin, mode FROM accounts
                  WHERE username_key = ?1",
                 [key],
                 |row| {
@@ -634,6 +634,10 @@ impl AccountStore for SqliteStore {
                         password_hash: row.get(2)?,
                         policy: policy.and_then(|policy| Policy::from_columns(&policy, max_tabs)),
                         admin: row.get(5)?,
+                        mode: row
+                            .get::<_, Option<String>>(6)?
+                            .as_deref()
+                            .and_then(Mode::parse),
                     })
                 },
             )
@@ -671,6 +675,18 @@ impl AccountStore for SqliteStore {
             conn.execute(
                 "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
                 params![password_hash, account.0],
+            )
+            .map(|changed| changed == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_mode(&self, account: AccountId, mode: Option<Mode>) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE accounts SET mode = ?1 WHERE id = ?2",
+                params![mode.map(Mode::as_str), account.0],
             )
             .map(|changed| changed == 1)
             .map_err(backend)
