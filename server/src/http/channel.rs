@@ -302,12 +302,14 @@ async fn run(
     }
 }
 
-/// Sleeps until `deadline`, or forever if there is none.
+/// Sleeps until `deadline`, or forever if there is none. At least a few milliseconds: the
+/// registry's clock is coarse (see `UnixMillis::coarse_now`), so a deadline just reached may
+/// need a moment to be seen as passed.
 async fn until(deadline: Option<UnixMillis>) {
     match deadline {
         Some(at) => {
             let left = at.as_millis().saturating_sub(UnixMillis::now().as_millis());
-            tokio::time::sleep(Duration::from_millis(left.max(0) as u64)).await;
+            tokio::time::sleep(Duration::from_millis(left.max(20) as u64)).await;
         }
         None => std::future::pending().await,
     }

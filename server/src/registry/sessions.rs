@@ -6,7 +6,8 @@
 //!   random, and only UIDs the server issued are ever inserted, so no client can choose keys
 //!   that collide.
 //! - An active UID keeps 24 bytes: its account, when it was issued and when it was last
-//!   used (an atomic, updated under the read lock by every check). The username lives
+//!   used (an atomic, updated under the read lock by a check at most once a second). The
+//!   username lives
 //!   once per account; the user agent of a newer login is shared by every UID it ended, and
 //!   each distinct user agent is kept once however many logins sent it.
 
