@@ -86,3 +86,30 @@ test("max-tabs 2: a third tab signs the oldest out and leaves the second alone",
     await server.stop();
   }
 });
+
+// `--mode observe`: a roll-out. A newer sign-in would stop the older tab; here the older tab
+// keeps working and is told nothing (the server only counts what it would have rejected).
+test("observe mode: the older tab keeps working and sees no notice", async ({ browser }) => {
+  const server = await startOwnServer("observe", { SOLOTAB_MODE: "observe" });
+  const contexts = [];
+  try {
+    const username = uniqueName("Watch");
+    const laptop = await newContext(browser, { baseURL: server.url });
+    const phone = await newContext(browser, { baseURL: server.url });
+    contexts.push(laptop, phone);
+    await registerViaApi(laptop.request, username);
+    const tabA = await laptop.newPage();
+    await signIn(tabA, username);
+    const tabB = await phone.newPage();
+    await signIn(tabB, username);
+    await activeHome(tabB, username);
+    // Enforcement would have signed tab A out by now; observe mode serves it.
+    await tabA.waitForTimeout(500);
+    await expect(supersededAlert(tabA)).toHaveCount(0);
+    expect((await refresh(tabA)).status()).toBe(200);
+    await activeHome(tabA, username);
+  } finally {
+    for (const context of contexts) await context.close();
+    await server.stop();
+  }
+});
