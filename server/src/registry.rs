@@ -344,7 +344,8 @@ impl Registry {
         // The coarse clock, for every look: requests (the hot path) read no clock, and a push
         // channel told of an end is never ahead of the requests that follow it.
         let now = UnixMillis::coarse_now();
-        let (session, last_seen) = match &self.truth {
+        // `recorded`: this use moved the last use on, and may be due in the store.
+        let (session, last_seen, recorded) = match &self.truth {
             Truth::Memory(sessions) => {
                 let sessions = read(sessions);
                 let found = sessions.find(digest).map_err(NotAccepted::Refused)?;
@@ -353,10 +354,9 @@ impl Registry {
                 // A write only once per period: most checks just read (no cache line made
                 // dirty on the hot path).
                 let stale = now.as_millis() - last_seen.as_millis() >= self.seen_every_ms();
-                if use_ == Use::Request && stale {
-                    found.used(now);
-                }
-                (found.session, last_seen)
+                // Of concurrent uses, only the one that moved it records it.
+                let recorded = use_ == Use::Request && stale && found.used(now) == last_seen;
+                (found.session, last_seen, recorded)
             }
             Truth::Shared(usernames) => match self.store.lookup(*digest).await? {
                 Some(Stored::Active(active, username)) => {
@@ -366,7 +366,7 @@ impl Registry {
                         issued_at: active.issued_at,
                     };
                     self.not_idle(session, active.last_seen, now)?;
-                    (session, active.last_seen)
+                    (session, active.last_seen, use_ == Use::Request)
                 }
                 Some(Stored::Ended(ended, username)) => {
                     return Err(NotAccepted::Refused(Refused {
@@ -384,7 +384,7 @@ impl Registry {
                 }
             },
         };
-        if use_ == Use::Request {
+        if recorded {
             self.record_use(*digest, last_seen, now);
         }
         Ok((session, last_seen))
@@ -425,9 +425,11 @@ impl Registry {
         ))
     }
 
-    /// Writes a use at `now` to the store when the idle timeout needs it: once the last one
-    /// written (`last_seen`, or in memory the last use) is a tenth of the timeout old. Never
-    /// awaited by the request; a failed write only makes the tab look idle a little sooner.
+    /// Writes a use at `now` to the store when the idle timeout needs it: with several
+    /// instances, once the stored last use is a tenth of the timeout old; with one, when
+    /// memory's last use (moved at most once a second) enters a new tenth of the timeout.
+    /// Never awaited by the request; a failed write only makes the tab look idle a little
+    /// sooner.
     fn record_use(&self, digest: UidDigest, last_seen: UnixMillis, now: UnixMillis) {
         let Some(idle) = self.idle else { return };
         let every = i64::try_from(idle.as_millis() / 10)
