@@ -1,18 +1,13 @@
-import { expect, newContext, registerViaApi, signIn, startOwnServer, test, uniqueName } from "./helpers";
+import { expect, registerViaApi, signIn, test, uniqueName, withOwnServer } from "./helpers";
 
 // An administrator (granted with `server admin grant NAME` while the server is stopped: the
 // SQLite file is one process's) finds an account's tab on the admin page and signs the
 // account out; that tab is told at once.
 
 test("admin: find an account's tab and sign the account out, pushed at once", async ({ browser }) => {
-  const server = await startOwnServer("admin");
-  const contexts = [];
-  try {
+  await withOwnServer(browser, 2, "admin", {}, async (server, [adminContext, userContext]) => {
     const admin = uniqueName("Boss");
     const user = uniqueName("User");
-    const adminContext = await newContext(browser, { baseURL: server.url });
-    const userContext = await newContext(browser, { baseURL: server.url });
-    contexts.push(adminContext, userContext);
     await registerViaApi(adminContext.request, admin);
     await registerViaApi(userContext.request, user);
     await server.stop();
@@ -36,16 +31,11 @@ test("admin: find an account's tab and sign the account out, pushed at once", as
     await expect(adminTab.getByRole("status")).toContainText(`${user}: 1 tab(s) signed out.`);
     await expect(rows).toHaveCount(0);
     await expect(userTab.getByText("This tab was signed out from elsewhere")).toBeVisible({ timeout: 5_000 });
-  } finally {
-    for (const context of contexts) await context.close();
-    await server.stop();
-  }
+  });
 });
 
 test("admin: the page says so to an account that is not an administrator", async ({ browser }) => {
-  const server = await startOwnServer("not-admin");
-  const context = await newContext(browser, { baseURL: server.url });
-  try {
+  await withOwnServer(browser, 1, "not-admin", {}, async (_server, [context]) => {
     const user = uniqueName("Plain");
     await registerViaApi(context.request, user);
     const tab = await context.newPage();
@@ -54,8 +44,5 @@ test("admin: the page says so to an account that is not an administrator", async
     await tab.evaluate(() => history.pushState({}, "", "/admin"));
     await tab.evaluate(() => window.dispatchEvent(new PopStateEvent("popstate")));
     await expect(tab.getByText("This page is for administrators.")).toBeVisible();
-  } finally {
-    await context.close();
-    await server.stop();
-  }
+  });
 });

@@ -153,6 +153,28 @@ export async function startOwnServer(name: string, settings: Record<string, stri
   return server;
 }
 
+/**
+ * Runs `body` against a server of its own (`startOwnServer(name, settings)`) with `browsers`
+ * fresh browser contexts on it; closes them and stops the server however `body` ends.
+ */
+export async function withOwnServer(
+  browser: Browser,
+  browsers: number,
+  name: string,
+  settings: Record<string, string>,
+  body: (server: OwnServer, contexts: BrowserContext[]) => Promise<void>,
+) {
+  const server = await startOwnServer(name, settings);
+  const contexts: BrowserContext[] = [];
+  try {
+    for (let i = 0; i < browsers; i++) contexts.push(await newContext(browser, { baseURL: server.url }));
+    await body(server, contexts);
+  } finally {
+    for (const context of contexts) await context.close();
+    await server.stop();
+  }
+}
+
 export class OwnServer {
   private process?: ChildProcess;
   constructor(

@@ -2,26 +2,20 @@ import {
   PASSWORD,
   activeHome,
   expect,
-  newContext,
   registerViaApi,
   signIn,
-  startOwnServer,
   supersededAlert,
   test,
   uniqueName,
+  withOwnServer,
 } from "./helpers";
 
 // "Your sessions" on a server with `--policy max-tabs --max-tabs 2`: the person sees both of
 // their tabs, signs the other one out from here, and that tab is told at once.
 
 test("your sessions: see every tab, sign the other one out, and read what happened", async ({ browser }) => {
-  const server = await startOwnServer("sessions", { SOLOTAB_POLICY: "max-tabs", SOLOTAB_MAX_TABS: "2" });
-  const contexts = [];
-  try {
+  await withOwnServer(browser, 2, "sessions", { SOLOTAB_POLICY: "max-tabs", SOLOTAB_MAX_TABS: "2" }, async (_server, [laptop, phone]) => {
     const username = uniqueName("Mine");
-    const laptop = await newContext(browser, { baseURL: server.url });
-    const phone = await newContext(browser, { baseURL: server.url });
-    contexts.push(laptop, phone);
     await registerViaApi(laptop.request, username);
     const laptopTab = await laptop.newPage();
     await signIn(laptopTab, username);
@@ -50,23 +44,15 @@ test("your sessions: see every tab, sign the other one out, and read what happen
     // The phone is still signed in.
     await phoneTab.getByRole("link", { name: "Back to your home page" }).click();
     await activeHome(phoneTab, username);
-  } finally {
-    for (const context of contexts) await context.close();
-    await server.stop();
-  }
+  });
 });
 
 // "That wasn't me": someone who knows the password signs in elsewhere; the owner's
 // superseded tab takes the account back with the password and a new one, and the other
 // tab is pushed out at once.
 test("that wasn't me: the owner takes the account back and the intruder is signed out", async ({ browser }) => {
-  const server = await startOwnServer("not-me");
-  const contexts = [];
-  try {
+  await withOwnServer(browser, 2, "not-me", {}, async (_server, [owner, intruder]) => {
     const username = uniqueName("Owner");
-    const owner = await newContext(browser, { baseURL: server.url });
-    const intruder = await newContext(browser, { baseURL: server.url });
-    contexts.push(owner, intruder);
     await registerViaApi(owner.request, username);
     const ownerTab = await owner.newPage();
     await signIn(ownerTab, username);
@@ -85,8 +71,5 @@ test("that wasn't me: the owner takes the account back and the intruder is signe
     // The history says so.
     await ownerTab.getByRole("link", { name: "Your sessions" }).click();
     await expect(ownerTab.locator("ol.history > li").first()).toContainText("You took the account back");
-  } finally {
-    for (const context of contexts) await context.close();
-    await server.stop();
-  }
+  });
 });

@@ -1,21 +1,18 @@
 import {
   expect,
-  newContext,
   refresh,
   registerViaApi,
   signIn,
-  startOwnServer,
   test,
   uniqueName,
+  withOwnServer,
 } from "./helpers";
 
 // A server of this test's own with `--absolute-timeout 4s`: a tab is told, by itself, when
 // its sign-in ends, and lands on the login page saying why.
 
 test("absolute timeout: the tab is told its sign-in expired and must sign in again", async ({ browser }) => {
-  const server = await startOwnServer("timeout", { SOLOTAB_ABSOLUTE_TIMEOUT: "4s" });
-  const context = await newContext(browser, { baseURL: server.url });
-  try {
+  await withOwnServer(browser, 1, "timeout", { SOLOTAB_ABSOLUTE_TIMEOUT: "4s" }, async (_server, [context]) => {
     const username = uniqueName("Exp");
     await registerViaApi(context.request, username);
     const page = await context.newPage();
@@ -23,18 +20,13 @@ test("absolute timeout: the tab is told its sign-in expired and must sign in aga
     await expect(page.getByText("Your sign-in in this tab has expired")).toBeVisible({ timeout: 10_000 });
     await expect(page).toHaveURL(/\/login$/);
     await expect(page.locator(".premium")).toHaveCount(0);
-  } finally {
-    await context.close();
-    await server.stop();
-  }
+  });
 });
 
 // `--idle-timeout 4s`: a tab in use stays signed in past the timeout; left alone, it is told
 // (its open push channel is not use) and lands on the login page saying why.
 test("idle timeout: a tab in use stays, a tab left alone is told it expired", async ({ browser }) => {
-  const server = await startOwnServer("idle", { SOLOTAB_IDLE_TIMEOUT: "4s" });
-  const context = await newContext(browser, { baseURL: server.url });
-  try {
+  await withOwnServer(browser, 1, "idle", { SOLOTAB_IDLE_TIMEOUT: "4s" }, async (_server, [context]) => {
     const username = uniqueName("Idle");
     await registerViaApi(context.request, username);
     const page = await context.newPage();
@@ -48,8 +40,5 @@ test("idle timeout: a tab in use stays, a tab left alone is told it expired", as
       timeout: 10_000,
     });
     await expect(page).toHaveURL(/\/login$/);
-  } finally {
-    await context.close();
-    await server.stop();
-  }
+  });
 });

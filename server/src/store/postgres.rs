@@ -129,6 +129,22 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(backend)
     }
+
+    /// One `UPDATE accounts ... WHERE id = ...`; whether it changed the account (false:
+    /// there is no such account).
+    async fn update_account(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .client()
+            .await?
+            .execute(sql, params)
+            .await
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
 }
 
 /// `host:port/database`, for messages: never the user's password.
@@ -605,16 +621,9 @@ impl AccountStore for PostgresStore {
         let max_tabs = max_tabs
             .flatten()
             .and_then(|limit| i32::try_from(limit).ok());
-        let changed = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE accounts SET policy = $1, max_tabs = $2 WHERE id = $3",
-                &[&policy, &max_tabs, &account.0],
-            )
+        let sql = "UPDATE accounts SET policy = $1, max_tabs = $2 WHERE id = $3";
+        self.update_account(sql, &[&policy, &max_tabs, &account.0])
             .await
-            .map_err(backend)?;
-        Ok(changed == 1)
     }
 
     async fn set_password(
@@ -622,42 +631,20 @@ impl AccountStore for PostgresStore {
         account: AccountId,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE accounts SET password_hash = $1 WHERE id = $2",
-                &[&password_hash, &account.0],
-            )
+        let sql = "UPDATE accounts SET password_hash = $1 WHERE id = $2";
+        self.update_account(sql, &[&password_hash, &account.0])
             .await
-            .map_err(backend)?;
-        Ok(changed == 1)
     }
 
     async fn set_mode(&self, account: AccountId, mode: Option<Mode>) -> Result<bool, StoreError> {
-        let changed = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE accounts SET mode = $1 WHERE id = $2",
-                &[&mode.map(Mode::as_str), &account.0],
-            )
+        let sql = "UPDATE accounts SET mode = $1 WHERE id = $2";
+        self.update_account(sql, &[&mode.map(Mode::as_str), &account.0])
             .await
-            .map_err(backend)?;
-        Ok(changed == 1)
     }
 
     async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
-        let changed = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE accounts SET admin = $1 WHERE id = $2",
-                &[&admin, &account.0],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(changed == 1)
+        let sql = "UPDATE accounts SET admin = $1 WHERE id = $2";
+        self.update_account(sql, &[&admin, &account.0]).await
     }
 
     async fn record_event(

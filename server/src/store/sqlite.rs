@@ -168,6 +168,23 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Task)?
     }
+
+    /// One `UPDATE accounts ... WHERE id = ?N`, with `values` bound first and the account's
+    /// id last; whether it changed the account (false: there is no such account).
+    async fn update_account(
+        &self,
+        sql: &'static str,
+        mut values: Vec<rusqlite::types::Value>,
+        account: AccountId,
+    ) -> Result<bool, StoreError> {
+        values.push(account.0.into());
+        self.run(move |conn| {
+            conn.execute(sql, rusqlite::params_from_iter(values))
+                .map(|changed| changed == 1)
+                .map_err(backend)
+        })
+        .await
+    }
 }
 
 /// Options for a file only its owner may read or write (0600 on Unix).
@@ -653,16 +670,12 @@ impl AccountStore for SqliteStore {
         policy: Option<Policy>,
     ) -> Result<bool, StoreError> {
         let (policy_text, max_tabs) = policy.map(Policy::to_columns).unzip();
-        let max_tabs = max_tabs.flatten();
-        self.run(move |conn| {
-            conn.execute(
-                "UPDATE accounts SET policy = ?1, max_tabs = ?2 WHERE id = ?3",
-                params![policy_text, max_tabs, account.0],
-            )
-            .map(|changed| changed == 1)
-            .map_err(backend)
-        })
-        .await
+        let values = vec![
+            policy_text.map(str::to_owned).into(),
+            max_tabs.flatten().into(),
+        ];
+        let sql = "UPDATE accounts SET policy = ?1, max_tabs = ?2 WHERE id = ?3";
+        self.update_account(sql, values, account).await
     }
 
     async fn set_password(
@@ -670,40 +683,20 @@ impl AccountStore for SqliteStore {
         account: AccountId,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        let password_hash = password_hash.to_owned();
-        self.run(move |conn| {
-            conn.execute(
-                "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
-                params![password_hash, account.0],
-            )
-            .map(|changed| changed == 1)
-            .map_err(backend)
-        })
-        .await
+        let values = vec![password_hash.to_owned().into()];
+        let sql = "UPDATE accounts SET password_hash = ?1 WHERE id = ?2";
+        self.update_account(sql, values, account).await
     }
 
     async fn set_mode(&self, account: AccountId, mode: Option<Mode>) -> Result<bool, StoreError> {
-        self.run(move |conn| {
-            conn.execute(
-                "UPDATE accounts SET mode = ?1 WHERE id = ?2",
-                params![mode.map(Mode::as_str), account.0],
-            )
-            .map(|changed| changed == 1)
-            .map_err(backend)
-        })
-        .await
+        let values = vec![mode.map(|mode| mode.as_str().to_owned()).into()];
+        let sql = "UPDATE accounts SET mode = ?1 WHERE id = ?2";
+        self.update_account(sql, values, account).await
     }
 
     async fn set_admin(&self, account: AccountId, admin: bool) -> Result<bool, StoreError> {
-        self.run(move |conn| {
-            conn.execute(
-                "UPDATE accounts SET admin = ?1 WHERE id = ?2",
-                params![admin, account.0],
-            )
-            .map(|changed| changed == 1)
-            .map_err(backend)
-        })
-        .await
+        let sql = "UPDATE accounts SET admin = ?1 WHERE id = ?2";
+        self.update_account(sql, vec![admin.into()], account).await
     }
 
     async fn record_event(
