@@ -185,6 +185,10 @@ pub struct AccountSessions {
     pub tabs: Vec<TabInfo>,
     /// The newest events (at most 50), newest first.
     pub events: Vec<AccountEventInfo>,
+    /// The browsers that may "Use here" (signed in with the password), the latest sign-in
+    /// first: as many as the account's policy allows tabs.
+    #[serde(default)]
+    pub browsers: Vec<BrowserInfo>,
     /// Whether the account may use the admin pages.
     #[serde(default)]
     pub admin: bool,
@@ -247,6 +251,25 @@ pub struct TabInfo {
     pub ip: String,
 }
 
+/// A browser signed in to the account (it holds a device cookie, so it may "Use here").
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserInfo {
+    /// Names the browser in `POST /api/sessions/sign-out` (not a credential).
+    pub id: String,
+    /// Whether it is the browser that asked.
+    pub this_browser: bool,
+    /// Its password login.
+    pub signed_in_at: String,
+    /// Its latest sign-in: that login, or its latest "Use here".
+    pub last_sign_in: String,
+    /// When it must sign in with the password again.
+    pub expires_at: String,
+    /// As at its login; absent for browsers signed in before the server kept them.
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 /// One event of the account's history.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,7 +284,8 @@ pub struct AccountEventInfo {
     pub user_agent: Option<String>,
 }
 
-/// `POST /api/sessions/sign-out`: `{"tab": id}` signs one other tab out;
+/// `POST /api/sessions/sign-out`: `{"tab": id}` signs one other tab out; `{"browser": id}`
+/// signs another browser out (its "Use here" ends, and so do the tabs it signed in);
 /// `{"everywhere_else": true}` signs out every other tab and ends every other browser's
 /// "Use here".
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -269,6 +293,8 @@ pub struct AccountEventInfo {
 pub struct SignOut {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tab: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub everywhere_else: bool,
 }

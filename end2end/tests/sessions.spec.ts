@@ -2,6 +2,7 @@ import {
   PASSWORD,
   activeHome,
   expect,
+  openLogin,
   registerViaApi,
   signIn,
   supersededAlert,
@@ -41,6 +42,50 @@ test("your sessions: see every tab, sign the other one out, and read what happen
     });
     await expect(laptopTab).toHaveURL(/\/login$/);
     await expect(phoneTab.locator("ol.history > li").first()).toContainText("signed out from “Your sessions”");
+    // The phone is still signed in.
+    await phoneTab.getByRole("link", { name: "Back to your home page" }).click();
+    await activeHome(phoneTab, username);
+  });
+});
+
+// Signed-in browsers, on the same max-tabs 2 server: each browser that typed the password
+// may come back with "Use here". Signing one out from the other ends its tab at once, and
+// that browser must type the password again.
+test("your sessions: sign another browser out, and it needs the password again", async ({ browser }) => {
+  await withOwnServer(browser, 2, "browsers", { SOLOTAB_POLICY: "max-tabs", SOLOTAB_MAX_TABS: "2" }, async (_server, [laptop, phone]) => {
+    const username = uniqueName("Browsers");
+    await registerViaApi(laptop.request, username);
+    const laptopTab = await laptop.newPage();
+    await signIn(laptopTab, username);
+    const phoneTab = await phone.newPage();
+    await signIn(phoneTab, username);
+
+    await phoneTab.getByRole("link", { name: "Your sessions" }).click();
+    const browsers = phoneTab.locator("ul.browsers > li");
+    await expect(browsers).toHaveCount(2);
+    const here = browsers.filter({ hasText: "(this browser)" });
+    await expect(here).toHaveCount(1);
+    await expect(here.getByRole("button")).toHaveCount(0);
+
+    // While signed in, a new tab of the laptop is offered "Use here" (no password).
+    const laptopSecond = await laptop.newPage();
+    await openLogin(laptopSecond);
+    await expect(laptopSecond.getByRole("button", { name: "Use here" })).toBeVisible();
+    await laptopSecond.close();
+
+    await browsers
+      .filter({ hasNotText: "(this browser)" })
+      .getByRole("button", { name: "Sign out this browser" })
+      .click();
+    await expect(phoneTab.getByRole("status")).toContainText("That browser was signed out (1 tab).");
+    await expect(browsers).toHaveCount(1);
+    await expect(laptopTab.getByText("This tab was signed out from elsewhere")).toBeVisible({
+      timeout: 5_000,
+    });
+    // The laptop is offered the password form, not "Use here".
+    await openLogin(laptopTab);
+    await expect(laptopTab.getByLabel("Password")).toBeVisible();
+    await expect(laptopTab.getByRole("button", { name: "Use here" })).toHaveCount(0);
     // The phone is still signed in.
     await phoneTab.getByRole("link", { name: "Back to your home page" }).click();
     await activeHome(phoneTab, username);

@@ -116,10 +116,11 @@ async fn the_admin_lists_every_active_tab_searched_and_paged() {
 }
 
 #[tokio::test]
-async fn an_admin_sign_out_pushes_every_tab_of_the_account_and_is_in_its_history() {
+async fn an_admin_sign_out_pushes_every_tab_of_the_account_ends_its_browsers_and_is_in_its_history()
+{
     let (app, root) = with_admin().await;
     assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
-    let ann = app.login_as("ann", CHROME).await;
+    let (ann, ann_browser) = app.login_with_device("ann", CHROME).await;
     let mut channel = app.channel_for(&ann).await;
     expect_active(&mut channel).await;
     let done = post(
@@ -132,6 +133,10 @@ async fn an_admin_sign_out_pushes_every_tab_of_the_account_and_is_in_its_history
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     assert_eq!(done.body["tabs"], 1);
     expect_ended(&mut channel, "revoked").await;
+    // Its browser cannot "Use here" its way back: the password is needed again.
+    app.device_of(&ann_browser)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
     app.get_with_uid("/api/me", &ann)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "revoked");

@@ -200,6 +200,16 @@ impl TestApp {
             .await
     }
 
+    /// `GET /api/device` from the browser holding this device cookie (`name=value`).
+    pub async fn device_of(&self, cookie: &str) -> Reply {
+        self.send(
+            self.client
+                .get(self.url("/api/device"))
+                .header("cookie", cookie),
+        )
+        .await
+    }
+
     pub async fn get_with_uid(&self, path: &str, uid: &str) -> Reply {
         self.send(self.client.get(self.url(path)).header("x-tab-uid", uid))
             .await

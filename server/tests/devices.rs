@@ -212,6 +212,48 @@ async fn a_login_from_another_browser_ends_the_first_browsers_device() {
     assert_eq!(device(&app, Some(&phone)).await.status, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn under_max_tabs_each_browser_keeps_its_device_up_to_the_limit() {
+    let app = common::spawn_app_with(&["--policy", "max-tabs", "--max-tabs", "2"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let (_, laptop) = app.login_with_device("ann", CHROME).await;
+    let (_, phone) = app.login_with_device("ann", PHONE).await;
+    assert_eq!(device(&app, Some(&laptop)).await.status, StatusCode::OK);
+    assert_eq!(device(&app, Some(&phone)).await.status, StatusCode::OK);
+
+    // The laptop signs in again: its new device replaces its own, the phone keeps its.
+    let login = app
+        .client
+        .post(app.url("/api/login"))
+        .header("user-agent", CHROME)
+        .header(COOKIE, &laptop)
+        .json(&json!({"username": "ann", "password": common::PASSWORD}));
+    let again = app.send(login).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    let laptop_again = again.headers[SET_COOKIE].to_str().unwrap();
+    let laptop_again = laptop_again.split(';').next().unwrap().to_owned();
+    device(&app, Some(&laptop))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    assert_eq!(
+        device(&app, Some(&laptop_again)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(device(&app, Some(&phone)).await.status, StatusCode::OK);
+
+    // A third browser: the browser signed in longest ago (the phone) must type the
+    // password again; so does its tab, the oldest, which is superseded.
+    let (_, tablet) = app.login_with_device("ann", common::FIREFOX).await;
+    device(&app, Some(&phone))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    assert_eq!(
+        device(&app, Some(&laptop_again)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(device(&app, Some(&tablet)).await.status, StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn use_here_racing_a_login_from_another_browser_never_beats_it() {
     let app = app_with("ann").await;

@@ -50,15 +50,10 @@ async fn the_active_tab_changes_the_password_and_the_old_one_stops_working() {
         .unwrap();
     let fresh = fresh.split(';').next().unwrap().to_owned();
     assert_ne!(fresh, cookie);
-    let device = |cookie: String| {
-        app.client
-            .get(app.url("/api/device"))
-            .header("cookie", cookie)
-    };
-    app.send(device(cookie.clone()))
+    app.device_of(&cookie)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "no_device");
-    assert_eq!(app.send(device(fresh)).await.status, StatusCode::OK);
+    assert_eq!(app.device_of(&fresh).await.status, StatusCode::OK);
     // The old password is refused, the new one signs in.
     login(&app, PASSWORD)
         .await

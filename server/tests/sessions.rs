@@ -1,5 +1,6 @@
 //! "Your sessions": `GET /api/sessions` lists the account's active tabs and its history;
-//! `POST /api/sessions/sign-out` signs one other tab out, or every other tab and browser.
+//! `POST /api/sessions/sign-out` signs one other tab out, or one other browser (its tabs
+//! too), or every other tab and browser.
 //! A password change signs out every other tab too.
 
 mod common;
@@ -132,10 +133,137 @@ async fn the_sessions_page_lists_every_tab_and_signs_one_other_out() {
     );
 }
 
+/// `GET /api/sessions` from a browser holding `cookie`.
+async fn sessions_from(app: &TestApp, uid: &str, cookie: &str) -> Value {
+    let request = app
+        .client
+        .get(app.url("/api/sessions"))
+        .header("x-tab-uid", uid)
+        .header("cookie", cookie);
+    let reply = app.send(request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body
+}
+
+async fn sign_out_from(app: &TestApp, uid: &str, cookie: &str, body: Value) -> common::Reply {
+    let request = app
+        .client
+        .post(app.url("/api/sessions/sign-out"))
+        .header("x-tab-uid", uid)
+        .header("cookie", cookie)
+        .json(&body);
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn the_sessions_page_lists_signed_in_browsers_and_signs_one_out_with_its_tabs() {
+    let app = two_tabs_app().await;
+    let (laptop, laptop_cookie) = app.login_with_device("ann", CHROME).await;
+    let (phone, phone_cookie) = app.login_with_device("ann", PHONE).await;
+    // The laptop opens a second tab with "Use here": the same browser, two tabs.
+    let use_here = app
+        .client
+        .post(app.url("/api/use-here"))
+        .header("user-agent", CHROME)
+        .header("origin", app.origin())
+        .header("cookie", &laptop_cookie)
+        .json(&json!({}));
+    let second = app.send(use_here).await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    let laptop_second = second.body["uid"].as_str().unwrap().to_owned();
+    let mut channels = Vec::new();
+    for uid in [&laptop, &laptop_second] {
+        let mut channel = app.channel_for(uid).await;
+        expect_active(&mut channel).await;
+        channels.push(channel);
+    }
+
+    let page = sessions_from(&app, &phone, &phone_cookie).await;
+    let browsers = page["browsers"].as_array().unwrap();
+    assert_eq!(browsers.len(), 2, "{browsers:?}");
+    // The laptop's "Use here" is the latest sign-in.
+    assert_eq!(browsers[0]["user_agent"], CHROME);
+    assert_eq!(browsers[0]["this_browser"], false);
+    assert_eq!(browsers[1]["user_agent"], PHONE);
+    assert_eq!(browsers[1]["this_browser"], true);
+    assert_eq!(browsers[0]["ip"], "127.0.0.1");
+    for browser in browsers {
+        for field in ["signed_in_at", "last_sign_in", "expires_at"] {
+            assert!(
+                common::is_rfc3339_millis_utc(browser[field].as_str().unwrap()),
+                "{field}"
+            );
+        }
+        // An id names a browser; it is not its cookie.
+        let id = browser["id"].as_str().unwrap();
+        assert!(!laptop_cookie.contains(id) && !phone_cookie.contains(id));
+    }
+    assert!(browsers[0]["last_sign_in"].as_str() > browsers[0]["signed_in_at"].as_str());
+    let laptop_id = browsers[0]["id"].as_str().unwrap().to_owned();
+    let phone_id = browsers[1]["id"].as_str().unwrap().to_owned();
+
+    // The phone signs the laptop out: both its tabs are told at once, and its "Use here"
+    // is gone.
+    let done = sign_out_from(&app, &phone, &phone_cookie, json!({"browser": laptop_id})).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["tabs"], 2);
+    for (channel, uid) in channels.iter_mut().zip([&laptop, &laptop_second]) {
+        expect_ended(channel, "revoked").await;
+        app.get_with_uid("/api/me", uid)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "revoked");
+    }
+    app.device_of(&laptop_cookie)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    assert_eq!(app.device_of(&phone_cookie).await.status, StatusCode::OK);
+    let page = sessions_from(&app, &phone, &phone_cookie).await;
+    assert_eq!(page["browsers"].as_array().unwrap().len(), 1);
+    // The refused requests above come after it in the history.
+    assert!(kinds(&app, &phone).await.contains(&"revoked".to_owned()));
+
+    // What cannot be signed out is said so, and changes nothing.
+    sign_out_from(&app, &phone, &phone_cookie, json!({"browser": laptop_id}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    sign_out_from(&app, &phone, &phone_cookie, json!({"browser": phone_id}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    sign_out_from(&app, &phone, &phone_cookie, json!({"browser": "nope"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    sign_out_from(
+        &app,
+        &phone,
+        &phone_cookie,
+        json!({"browser": phone_id, "everywhere_else": true}),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(app.register("bob").await.status, StatusCode::CREATED);
+    let (bob, bob_cookie) = app.login_with_device("bob", FIREFOX).await;
+    let bob_id = sessions_from(&app, &bob, &bob_cookie).await["browsers"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sign_out_from(&app, &phone, &phone_cookie, json!({"browser": bob_id}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(app.device_of(&bob_cookie).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_with_uid("/api/me", &bob).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_with_uid("/api/me", &phone).await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn everywhere_else_signs_out_every_other_tab_and_browser() {
     let app = two_tabs_app().await;
-    let laptop = app.login_as("ann", CHROME).await;
+    let (laptop, laptop_cookie) = app.login_with_device("ann", CHROME).await;
     let tablet = app.login_as("ann", FIREFOX).await;
     let (phone, old_cookie) = app.login_with_device("ann", PHONE).await;
     let done = sign_out(&app, &phone, json!({"everywhere_else": true})).await;
@@ -162,15 +290,14 @@ async fn everywhere_else_signs_out_every_other_tab_and_browser() {
         .next()
         .unwrap()
         .to_owned();
-    let device = |cookie: String| {
-        app.client
-            .get(app.url("/api/device"))
-            .header("cookie", cookie)
-    };
-    app.send(device(old_cookie))
+    app.device_of(&old_cookie)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "no_device");
-    assert_eq!(app.send(device(fresh)).await.status, StatusCode::OK);
+    // Every other browser (under max-tabs 3, each kept its own) has lost "Use here".
+    app.device_of(&laptop_cookie)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "no_device");
+    assert_eq!(app.device_of(&fresh).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -288,11 +415,7 @@ async fn that_wasnt_me_takes_the_account_back_and_locks_the_intruder_out() {
     app.get_with_uid("/api/me", &intruder)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "revoked");
-    let device = app
-        .client
-        .get(app.url("/api/device"))
-        .header("cookie", intruder_cookie);
-    app.send(device)
+    app.device_of(&intruder_cookie)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "no_device");
     let old = app

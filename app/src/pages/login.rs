@@ -10,7 +10,7 @@ use crate::contract::{Credentials, Device, ErrorCode};
 use crate::session::{Session, TabState};
 
 /// `/login`. Also what a reload or a new tab lands on (the UID lives in memory only): if
-/// this browser signed in last, it offers "Use here" instead of the password.
+/// this browser is signed in (it holds a device), it offers "Use here" instead of the password.
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let session = Session::expect();
@@ -91,7 +91,7 @@ fn SignIn(notice: Option<String>, prefill: String) -> impl IntoView {
     }
 }
 
-/// "Your account is open in another tab. Use here": this browser signed in last.
+/// "Your account is open in another tab. Use here": this browser is signed in.
 #[component]
 fn UseHereCard(
     device: Device,

@@ -5,12 +5,12 @@ use leptos_router::components::A;
 use crate::Hydrated;
 use crate::api::{self, ApiError};
 use crate::components::active_tab_only;
-use crate::contract::{AccountEventInfo, AccountSessions, SignOut, TabInfo};
+use crate::contract::{AccountEventInfo, AccountSessions, BrowserInfo, SignOut, TabInfo};
 use crate::display::{browser_summary, local_time};
 use crate::session::Session;
 
-/// `/sessions`: the account's active tabs (each but this one can be signed out from here)
-/// and what happened to the account lately.
+/// `/sessions`: the account's active tabs and signed-in browsers (each but this one can be
+/// signed out from here) and what happened to the account lately.
 #[component]
 pub fn SessionsPage() -> impl IntoView {
     active_tab_only(|_, _| view! { <YourSessions/> })
@@ -50,6 +50,10 @@ fn YourSessions() -> impl IntoView {
             let result = api::sign_out_elsewhere(session, &request).await;
             let _ = pending.try_set(false);
             let _ = message.try_set(Some(match result {
+                Ok(done) if request.browser.is_some() => Ok(format!(
+                    "That browser was signed out ({}).",
+                    tabs_count(done.tabs)
+                )),
                 Ok(done) if done.tabs == 1 => Ok("One tab was signed out.".into()),
                 Ok(done) => Ok(format!("{} tabs were signed out.", done.tabs)),
                 Err(e) => Err(e.message()),
@@ -83,6 +87,7 @@ fn YourSessions() -> impl IntoView {
             </button>
             <p class="hint">"Signs out every other tab, and stops other browsers from using “Use here”."</p>
         </section>
+        <SignedInBrowsers sessions busy on_sign_out=move |id| sign_out(SignOut { browser: Some(id), ..SignOut::default() })/>
         <section class="card" aria-labelledby="history-title">
             <h2 id="history-title">"Recent activity"</h2>
             {move || sessions.get().map(|loaded| view! {
@@ -127,6 +132,67 @@ fn TabRow(
     }
 }
 
+/// The browsers that may "Use here" for the account, each but this one with "Sign out".
+#[component]
+fn SignedInBrowsers(
+    sessions: RwSignal<Option<AccountSessions>>,
+    busy: impl Fn() -> bool + Send + Sync + Copy + 'static,
+    on_sign_out: impl Fn(String) + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="browsers-title">
+            <h2 id="browsers-title">"Signed-in browsers"</h2>
+            <p class="hint">"Browsers where the password was typed: they may come back with “Use here” until signed out."</p>
+            {move || sessions.get().map(|loaded| view! {
+                <ul class="browsers">
+                    {loaded.browsers.into_iter().map(|browser| view! {
+                        <BrowserRow browser busy on_sign_out/>
+                    }).collect_view()}
+                </ul>
+            })}
+        </section>
+    }
+    .into_any()
+}
+
+/// One signed-in browser: which, from where, since when; "Sign out" unless it is this one.
+#[component]
+fn BrowserRow(
+    browser: BrowserInfo,
+    busy: impl Fn() -> bool + Send + Sync + 'static,
+    on_sign_out: impl Fn(String) + Send + Sync + 'static,
+) -> impl IntoView {
+    let name = browser_summary(browser.user_agent.as_deref());
+    let id = browser.id.clone();
+    view! {
+        <li class="browser">
+            <strong>{name}</strong>
+            {browser.this_browser.then(|| view! { <span class="badge">" (this browser)"</span> })}
+            {browser.ip.map(|ip| view! { <span class="where">" from " {ip}</span> })}
+            <br/>
+            <span class="when">
+                "Signed in " <time datetime=browser.signed_in_at.clone()>{local_time(&browser.signed_in_at)}</time>
+                ", latest " <time datetime=browser.last_sign_in.clone()>{local_time(&browser.last_sign_in)}</time>
+            </span>
+            {(!browser.this_browser).then(|| view! {
+                <button type="button" class="secondary" disabled=busy
+                    on:click=move |_| on_sign_out(id.clone())>
+                    "Sign out this browser"
+                </button>
+            })}
+        </li>
+    }
+}
+
+/// "1 tab", "3 tabs".
+fn tabs_count(tabs: usize) -> String {
+    if tabs == 1 {
+        "1 tab".into()
+    } else {
+        format!("{tabs} tabs")
+    }
+}
+
 #[component]
 fn EventRow(event: AccountEventInfo) -> impl IntoView {
     let what = match event.kind.as_str() {
@@ -137,7 +203,7 @@ fn EventRow(event: AccountEventInfo) -> impl IntoView {
         "expired" => "A tab’s sign-in expired".to_owned(),
         "rejected_stale" => "A tab that was no longer signed in was turned away".to_owned(),
         "password_changed" => "Password changed; other tabs were signed out".to_owned(),
-        "revoked" => "Tabs were signed out from “Your sessions”".to_owned(),
+        "revoked" => "Tabs or browsers were signed out from “Your sessions”".to_owned(),
         "taken_back" => {
             "You took the account back (“That wasn’t me”): other tabs were signed out and the password changed"
                 .to_owned()

@@ -96,7 +96,7 @@ pub(super) async fn tabs(
 #[utoipa::path(post, path = "/api/admin/sign-out", tag = "admin", request_body = AdminSignOut,
     params(("x-tab-uid" = String, Header, description = "An administrator's tab UID.")),
     responses(
-        (status = 200, description = "Every tab of the account is signed out, each told `revoked` at once.", body = SignedOut),
+        (status = 200, description = "Every tab of the account is signed out, each told `revoked` at once, and no browser may \"Use here\" for it: the password is needed again.", body = SignedOut),
         (status = 403, description = "`not_admin`.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such account.", body = ErrorBody),
     ))]
@@ -108,8 +108,10 @@ pub(super) async fn sign_out(
 ) -> Result<Json<SignedOut>, ApiError> {
     let admin = admin_of(&state, &tab).await?;
     let account = target(&state, &request.username).await?;
+    // Its browsers first: none may "Use here" its way back in once the tabs end.
+    let browsers = state.devices.forget_all(account.id).await?;
     let ended = state.registry.revoke(account.id, None).await?;
-    tracing::warn!(admin = %admin.username, account = %account.username, tabs = ended.len(), "an administrator signed an account out");
+    tracing::warn!(admin = %admin.username, account = %account.username, tabs = ended.len(), browsers, "an administrator signed an account out");
     state.metrics.revoked(ended.len());
     state
         .history

@@ -143,6 +143,8 @@ pub enum ApiError {
     NotFound,
     /// `POST /api/sessions/sign-out` named no active tab of the account.
     NoSuchTab,
+    /// `POST /api/sessions/sign-out` named no signed-in browser of the account.
+    NoSuchBrowser,
     /// An admin action named no account.
     NoSuchAccount,
     MethodNotAllowed,
@@ -311,6 +313,14 @@ impl ApiError {
                 body(
                     ErrorCode::NotFound,
                     "No active tab of this account has that id; it may have ended already.".into(),
+                ),
+            ),
+            ApiError::NoSuchBrowser => (
+                StatusCode::NOT_FOUND,
+                body(
+                    ErrorCode::NotFound,
+                    "No browser signed in to this account has that id; it may be signed out already."
+                        .into(),
                 ),
             ),
             ApiError::MethodNotAllowed => (

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use app::contract::{
-    AccountEventInfo, AccountSessions, Credentials, Device, ErrorBody, Health, LoggedIn, Me,
-    PasswordChange, Premium, Registered, SignOut, SignedOut, TabInfo, TakeBack, UseHere,
+    AccountEventInfo, AccountSessions, BrowserInfo, Credentials, Device, ErrorBody, Health,
+    LoggedIn, Me, PasswordChange, Premium, Registered, SignOut, SignedOut, TabInfo, TakeBack,
+    UseHere,
 };
 use axum::Json;
 use axum::extract::State;
@@ -18,9 +19,11 @@ use super::{Observer, refusal_log};
 use crate::device::DeviceToken;
 use crate::metrics::LoginMethod;
 use crate::registry::{Claim, Claimed, NotAccepted};
-use crate::store::{AccountRecord, CreateAccountError, DeviceRecord, EventKind, LoginOrigin, Mode};
+use crate::store::{
+    AccountRecord, CreateAccountError, DeviceHash, DeviceRecord, EventKind, LoginOrigin, Mode,
+};
 use crate::time::UnixMillis;
-use crate::uid::UidDigest;
+use crate::uid::{Uid, UidDigest};
 use app::contract::ErrorCode;
 use axum::extract::FromRef;
 
@@ -80,8 +83,9 @@ pub(super) async fn register(
         (status = 409, description = "`account_in_use` (deny-new policy only): the account has an active tab since `active_since`; send the login again with `\"takeover\": true` to sign that tab out.", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`: too many failed logins from this client or for this account; `retry_after_secs` and `Retry-After` say when to try again.", body = ErrorBody),
     ))]
-/// Logs in with the password. Also makes this browser the account's only device (the
-/// cookie that lets it "Use here" later), ending every other browser's.
+/// Logs in with the password. Also makes this browser one of the account's devices (the
+/// cookie that lets it "Use here" later): as many browsers keep theirs as the account's
+/// policy allows tabs, so under latest-wins every other browser's ends.
 pub(super) async fn login(
     State(state): State<AppState>,
     origin: LoginOrigin,
@@ -95,8 +99,12 @@ pub(super) async fn login(
     // refusal is not a failed login: the password was right.
     let own_policy = account.policy;
     let takeover = creds.takeover || would_be_in_use(&state, &account, creds.takeover).await?;
-    let device = state.devices.issue(account.id).await?;
-    tracing::debug!(account = %account.username, "this browser is now the account's device");
+    let keep = state.registry.policy_for(own_policy).tabs();
+    let device = state
+        .devices
+        .issue(account.id, &origin, cookie.token.as_ref(), keep)
+        .await?;
+    tracing::debug!(account = %account.username, "this browser is now one of the account's devices");
     let username = account.username.clone();
     let claimed = match state
         .registry
@@ -118,6 +126,7 @@ pub(super) async fn login(
         .metrics
         .signed_in(LoginMethod::Password, claimed.superseded.len());
     record_sign_in(&state, &claimed, EventKind::Login).await;
+    started_here(&state, &device, &claimed.uid).await;
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, Json(logged_in(claimed))))
 }
@@ -159,6 +168,7 @@ pub(super) async fn use_here(
     ApiJson(UseHere { takeover }): ApiJson<UseHere>,
 ) -> Result<Json<LoggedIn>, ApiError> {
     let (token, record) = valid_device(&state, cookie).await?;
+    let device = token.clone();
     // Checked again in the claim's own step: a password login from another browser may have
     // ended this device since (see `Registry::claim_if`).
     let still_valid = {
@@ -198,6 +208,7 @@ pub(super) async fn use_here(
         .metrics
         .signed_in(LoginMethod::UseHere, claimed.superseded.len());
     record_sign_in(&state, &claimed, EventKind::UseHere).await;
+    started_here(&state, &device, &claimed.uid).await;
     Ok(Json(logged_in(claimed)))
 }
 
@@ -288,7 +299,10 @@ pub(super) async fn take_back(
     if !state.accounts.set_password(account.id, &hash).await? {
         return Err(ApiError::Unavailable("a verified account is gone".into()));
     }
-    let device = state.devices.issue(account.id).await?;
+    let device = state
+        .devices
+        .issue(account.id, &origin, cookie.token.as_ref(), 1)
+        .await?;
     let revoked = state.registry.revoke(account.id, None).await?;
     let claim = state
         .registry
@@ -311,8 +325,38 @@ pub(super) async fn take_back(
         .history
         .record(session.account, EventKind::TakenBack, Some(&session.origin))
         .await;
+    started_here(&state, &device, &claimed.uid).await;
     let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, Json(logged_in(claimed))))
+}
+
+/// Makes this browser the account's only device (a fresh token, which keeps the tabs the
+/// browser started, this one included): no other browser may "Use here".
+async fn only_device_here(
+    state: &AppState,
+    tab: &ActiveTab,
+    origin: &LoginOrigin,
+    cookie: &DeviceCookie,
+) -> Result<SetDeviceCookie, ApiError> {
+    let device = state
+        .devices
+        .issue(tab.session.account, origin, cookie.token.as_ref(), 1)
+        .await?;
+    started_here(state, &device, &tab.uid).await;
+    Ok(SetDeviceCookie::set(
+        &device,
+        state.devices.lifetime(),
+        cookie.https,
+    ))
+}
+
+/// Links a tab to the browser that signed it in, so signing that browser out ends it too.
+/// The tab is already signed in: if the store fails here, it stays so, and the failure is
+/// logged (that browser's sign-out would then miss this tab).
+async fn started_here(state: &AppState, device: &DeviceToken, tab: &Uid) {
+    if let Err(e) = state.devices.started(device, tab.digest()).await {
+        tracing::warn!(error = %e, "could not link a tab to its browser");
+    }
 }
 
 /// The request's device token and what it is valid for, or 401 `no_device`.
@@ -329,7 +373,7 @@ async fn valid_device(
     Ok((token, record))
 }
 
-/// The account's failed-login block, if any, unless this browser signed in to it last:
+/// The account's failed-login block, if any, unless this browser is signed in to it:
 /// guesses from elsewhere must not lock the owner out, so that browser is held to its IP's
 /// limit only.
 async fn account_not_blocked(
@@ -338,7 +382,7 @@ async fn account_not_blocked(
     username_key: &String,
 ) -> Result<(), ApiError> {
     if let Err(retry_after) = state.throttles.login_by_account.check(username_key)
-        && !signed_in_last_here(state, cookie, username_key).await?
+        && !signed_in_here(state, cookie, username_key).await?
     {
         return Err(too_many(retry_after));
     }
@@ -359,7 +403,7 @@ fn acceptable_new_password(username: &str, password: &str) -> Result<(), ApiErro
 }
 
 /// Whether this request's device cookie belongs to the account with this username key.
-async fn signed_in_last_here(
+async fn signed_in_here(
     state: &AppState,
     cookie: &DeviceCookie,
     username_key: &str,
@@ -526,7 +570,7 @@ pub(super) async fn change_password(
         .registry
         .revoke_all_but(tab.session.account, &tab.uid)
         .await?;
-    let device = state.devices.issue(tab.session.account).await?;
+    let set_cookie = only_device_here(&state, &tab, &origin, &cookie).await?;
     tracing::info!(account = %username, other_tabs = others.len(), "password changed; other tabs and browsers signed out");
     state.metrics.revoked(others.len());
     state
@@ -537,7 +581,6 @@ pub(super) async fn change_password(
             Some(&origin),
         )
         .await;
-    let set_cookie = SetDeviceCookie::set(&device, state.devices.lifetime(), cookie.https);
     Ok((set_cookie, StatusCode::NO_CONTENT))
 }
 
@@ -594,10 +637,13 @@ pub(super) async fn logout(
 pub(super) async fn sessions(
     State(state): State<AppState>,
     tab: ActiveTab,
+    cookie: DeviceCookie,
 ) -> Result<Json<AccountSessions>, ApiError> {
     let account = tab.session.account;
     let this = tab.uid.digest();
+    let this_browser = cookie.token.as_ref().map(DeviceToken::hash);
     let tabs = state.registry.tabs(account).await?;
+    let browsers = state.devices.of(account).await?;
     let events = state.accounts.events(account).await?;
     let key = app::rules::username_key(&username(&state, &tab));
     let admin = state.accounts.find(&key).await?.is_some_and(|a| a.admin);
@@ -612,6 +658,18 @@ pub(super) async fn sessions(
                 last_seen: t.last_seen.to_rfc3339(),
                 user_agent: t.origin.user_agent.as_deref().map(str::to_owned),
                 ip: t.origin.ip.to_string(),
+            })
+            .collect(),
+        browsers: browsers
+            .into_iter()
+            .map(|b| BrowserInfo {
+                id: b.hash.to_hex(),
+                this_browser: Some(b.hash) == this_browser,
+                signed_in_at: b.created_at.to_rfc3339(),
+                last_sign_in: b.signed_in_at.to_rfc3339(),
+                expires_at: b.expires_at.to_rfc3339(),
+                user_agent: b.user_agent,
+                ip: b.ip.map(|ip| ip.to_string()),
             })
             .collect(),
         events: events
@@ -630,11 +688,11 @@ pub(super) async fn sessions(
     params(("x-tab-uid" = String, Header, description = "The tab's UID, as the login answered it.")),
     responses(
         (status = 200, description = "Signed out; each tab is told `revoked` at once. With `everywhere_else`, this browser has a fresh device cookie and no other browser may \"Use here\".", body = SignedOut),
-        (status = 400, description = "`invalid_input`: neither `tab` nor `everywhere_else`, a malformed `tab`, or this tab's own id (use `/api/logout`); `malformed_json`.", body = ErrorBody),
-        (status = 404, description = "`not_found`: no active tab of this account has that id (it may have ended already).", body = ErrorBody),
+        (status = 400, description = "`invalid_input`: not exactly one of `tab`, `browser` and `everywhere_else`, a malformed id, or this tab's or this browser's own (use `/api/logout`); `malformed_json`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no active tab, or no browser, of this account has that id (it may have ended already).", body = ErrorBody),
     ))]
-/// `POST /api/sessions/sign-out`: signs one other tab of the account out, or every other
-/// tab and browser.
+/// `POST /api/sessions/sign-out`: signs one other tab of the account out, or one other
+/// browser (with the tabs it signed in), or every other tab and browser.
 pub(super) async fn sign_out(
     State(state): State<AppState>,
     tab: ActiveTab,
@@ -643,8 +701,8 @@ pub(super) async fn sign_out(
     ApiJson(request): ApiJson<SignOut>,
 ) -> Result<(Option<SetDeviceCookie>, Json<SignedOut>), ApiError> {
     let account = tab.session.account;
-    let (ended, set_cookie) = match (request.tab, request.everywhere_else) {
-        (Some(id), false) => {
+    let (ended, set_cookie) = match (request.tab, request.browser, request.everywhere_else) {
+        (Some(id), None, false) => {
             let target = UidDigest::from_hex(&id).ok_or_else(|| {
                 ApiError::InvalidInput("`tab` must be an id from GET /api/sessions.".into())
             })?;
@@ -659,19 +717,41 @@ pub(super) async fn sign_out(
             }
             (ended, None)
         }
-        (None, true) => {
+        (None, Some(id), false) => {
+            let target = DeviceHash::from_hex(&id).ok_or_else(|| {
+                ApiError::InvalidInput("`browser` must be an id from GET /api/sessions.".into())
+            })?;
+            if cookie.token.as_ref().map(DeviceToken::hash) == Some(target) {
+                return Err(ApiError::InvalidInput(
+                    "That is this browser: sign it out with POST /api/logout.".into(),
+                ));
+            }
+            let tabs = state
+                .devices
+                .sign_out(account, target)
+                .await?
+                .ok_or(ApiError::NoSuchBrowser)?;
+            // The tabs it signed in; this one cannot be among them (it is another browser's).
+            let tabs: Vec<_> = tabs
+                .into_iter()
+                .filter(|t| *t != tab.uid.digest())
+                .collect();
+            let ended = if tabs.is_empty() {
+                Vec::new()
+            } else {
+                state.registry.revoke(account, Some(tabs)).await?
+            };
+            (ended, None)
+        }
+        (None, None, true) => {
             let ended = state.registry.revoke_all_but(account, &tab.uid).await?;
-            // This browser's device replaces every other: no other browser may "Use here".
-            let device = state.devices.issue(account).await?;
-            let lifetime = state.devices.lifetime();
-            (
-                ended,
-                Some(SetDeviceCookie::set(&device, lifetime, cookie.https)),
-            )
+            let set_cookie = only_device_here(&state, &tab, &origin, &cookie).await?;
+            (ended, Some(set_cookie))
         }
         _ => {
             return Err(ApiError::InvalidInput(
-                "Send either {\"tab\": id} or {\"everywhere_else\": true}.".into(),
+                "Send one of {\"tab\": id}, {\"browser\": id} or {\"everywhere_else\": true}."
+                    .into(),
             ));
         }
     };

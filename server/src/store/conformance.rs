@@ -22,6 +22,18 @@ fn session(account: i64, issued_at: i64, n: u16) -> ActiveSession {
     }
 }
 
+/// A device of `account` created at `created` (its browser `session(.., n)`'s), valid
+/// until `expires`.
+fn new_device(account: i64, hash: DeviceHash, created: i64, expires: i64, n: u16) -> NewDevice {
+    NewDevice {
+        hash,
+        account: AccountId(account),
+        created_at: UnixMillis::from_millis(created),
+        expires_at: UnixMillis::from_millis(expires),
+        origin: session(account, created, n).origin,
+    }
+}
+
 async fn with_accounts<S: AccountStore>(store: S) -> S {
     assert_eq!(
         store
@@ -338,29 +350,129 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
-            async fn an_account_has_one_device_the_latest_and_expired_ones_are_not_found() {
+            async fn with_one_device_kept_a_new_one_ends_the_accounts_others_and_expired_ones_are_not_found() {
                 let store = with_accounts($make).await;
                 let (first, second, bobs) = (DeviceHash([1; 32]), DeviceHash([2; 32]), DeviceHash([3; 32]));
                 let at = |ms| UnixMillis::from_millis(ms);
-                store.replace_devices(AccountId(1), first, at(10), at(100)).await.unwrap();
-                store.replace_devices(AccountId(2), bobs, at(10), at(100)).await.unwrap();
+                store.add_device(&new_device(1, first, 10, 100, 1), None, 1).await.unwrap();
+                store.add_device(&new_device(2, bobs, 10, 100, 2), None, 1).await.unwrap();
                 let found = store.find_device(first, at(50)).await.unwrap().unwrap();
                 assert_eq!(found, DeviceRecord { account: AccountId(1), username: "Ann".into(), expires_at: at(100) });
 
                 // A login from another browser: the first one's device is gone, bob's stays.
-                store.replace_devices(AccountId(1), second, at(20), at(200)).await.unwrap();
+                store.add_device(&new_device(1, second, 20, 200, 3), None, 1).await.unwrap();
                 assert_eq!(store.find_device(first, at(50)).await.unwrap(), None);
                 assert_eq!(store.find_device(second, at(50)).await.unwrap().unwrap().account, AccountId(1));
                 assert_eq!(store.find_device(bobs, at(50)).await.unwrap().unwrap().username, "bob");
 
-                // Expiry: not found from expires_at on, and pruned.
+                // Expiry: not found or listed from expires_at on, and pruned.
                 assert_eq!(store.find_device(bobs, at(100)).await.unwrap(), None);
+                assert_eq!(store.devices_of(AccountId(2), at(100)).await.unwrap(), vec![]);
                 assert_eq!(store.prune_devices(at(150)).await.unwrap(), 1);
                 assert!(store.find_device(second, at(150)).await.unwrap().is_some());
 
                 assert!(store.remove_device(second).await.unwrap());
                 assert!(!store.remove_device(second).await.unwrap());
                 assert_eq!(store.find_device(second, at(150)).await.unwrap(), None);
+                // Two logins in the same millisecond: the later one is kept, whatever the
+                // order of the hashes.
+                let (high, low) = (DeviceHash([9; 32]), DeviceHash([4; 32]));
+                store.add_device(&new_device(2, high, 300, 900, 5), None, 1).await.unwrap();
+                store.add_device(&new_device(2, low, 300, 900, 6), None, 1).await.unwrap();
+                assert_eq!(store.find_device(high, at(310)).await.unwrap(), None);
+                assert!(store.find_device(low, at(310)).await.unwrap().is_some());
+            }
+
+            #[tokio::test]
+            async fn an_account_keeps_the_devices_signed_in_latest_listed_with_their_browser() {
+                let store = with_accounts($make).await;
+                let at = |ms| UnixMillis::from_millis(ms);
+                let device = |n: u8| DeviceHash([n; 32]);
+                for n in 1..=3u8 {
+                    let created = 10 * i64::from(n);
+                    store.add_device(&new_device(1, device(n), created, 1000, u16::from(n)), None, 3).await.unwrap();
+                }
+                // A "Use here" from the first makes it the latest sign-in.
+                store.link_tab(device(1), Uid::generate().digest(), at(40)).await.unwrap();
+                let listed = store.devices_of(AccountId(1), at(50)).await.unwrap();
+                let order: Vec<_> = listed.iter().map(|d| d.hash).collect();
+                assert_eq!(order, vec![device(1), device(3), device(2)]);
+                assert_eq!(listed[0], DeviceDetails {
+                    hash: device(1),
+                    created_at: at(10),
+                    signed_in_at: at(40),
+                    expires_at: at(1000),
+                    user_agent: None,
+                    ip: Some(session(1, 0, 1).origin.ip),
+                });
+                assert_eq!(listed[2].user_agent.as_deref(), Some("agent 2"));
+
+                // A fourth browser with a limit of 3: the one signed in longest ago (2) goes.
+                store.add_device(&new_device(1, device(4), 50, 1000, 4), None, 3).await.unwrap();
+                assert_eq!(store.find_device(device(2), at(60)).await.unwrap(), None);
+                let order: Vec<_> = store.devices_of(AccountId(1), at(60)).await.unwrap().iter().map(|d| d.hash).collect();
+                assert_eq!(order, vec![device(4), device(1), device(3)]);
+                // Bob's devices are his own.
+                assert_eq!(store.devices_of(AccountId(2), at(60)).await.unwrap(), vec![]);
+            }
+
+            #[tokio::test]
+            async fn a_browsers_new_device_takes_over_its_tabs_and_signing_it_out_returns_them() {
+                let store = with_accounts($make).await;
+                let at = |ms| UnixMillis::from_millis(ms);
+                let (old, new, other) = (DeviceHash([1; 32]), DeviceHash([2; 32]), DeviceHash([3; 32]));
+                store.add_device(&new_device(1, old, 10, 1000, 1), None, 2).await.unwrap();
+                store.add_device(&new_device(1, other, 11, 1000, 2), None, 2).await.unwrap();
+                let mut tabs: Vec<_> = (0..3).map(|_| Uid::generate().digest()).collect();
+                store.link_tab(old, tabs[0], at(12)).await.unwrap();
+                store.link_tab(other, tabs[1], at(13)).await.unwrap();
+                // The first browser signs in again: its new device replaces its old one.
+                store.add_device(&new_device(1, new, 20, 1000, 1), Some(old), 2).await.unwrap();
+                store.link_tab(new, tabs[2], at(21)).await.unwrap();
+                assert_eq!(store.find_device(old, at(30)).await.unwrap(), None);
+                assert!(store.find_device(other, at(30)).await.unwrap().is_some(), "another browser's stays");
+                // Linking a gone device does nothing.
+                store.link_tab(old, Uid::generate().digest(), at(22)).await.unwrap();
+
+                assert_eq!(store.remove_device_of(AccountId(2), new).await.unwrap(), None, "not bob's");
+                let mut signed_out = store.remove_device_of(AccountId(1), new).await.unwrap().unwrap();
+                signed_out.sort();
+                let mut expected = vec![tabs[0], tabs[2]];
+                expected.sort();
+                assert_eq!(signed_out, expected);
+                assert_eq!(store.find_device(new, at(30)).await.unwrap(), None);
+                assert_eq!(store.remove_device_of(AccountId(1), new).await.unwrap(), None);
+                tabs.truncate(2);
+                assert_eq!(store.remove_device_of(AccountId(1), other).await.unwrap(), Some(vec![tabs[1]]));
+
+                // A device remembers its newest MAX_TABS_PER_DEVICE tabs.
+                store.add_device(&new_device(1, old, 40, 1000, 1), None, 2).await.unwrap();
+                let many: Vec<_> = (0..MAX_TABS_PER_DEVICE + 2).map(|_| Uid::generate().digest()).collect();
+                for (n, tab) in many.iter().enumerate() {
+                    store.link_tab(old, *tab, at(50 + n as i64)).await.unwrap();
+                }
+                let mut kept = store.remove_device_of(AccountId(1), old).await.unwrap().unwrap();
+                kept.sort();
+                let mut newest = many[2..].to_vec();
+                newest.sort();
+                assert_eq!(kept, newest);
+            }
+
+            #[tokio::test]
+            async fn racing_logins_leave_no_more_devices_than_kept() {
+                let store = Arc::new(with_accounts($make).await);
+                let logins = (0..16u8).map(|n| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        let device = new_device(1, DeviceHash([n; 32]), 10 + i64::from(n), 1000, 1);
+                        store.add_device(&device, None, 2).await.unwrap();
+                    })
+                });
+                for login in logins.collect::<Vec<_>>() {
+                    login.await.unwrap();
+                }
+                let left = store.devices_of(AccountId(1), UnixMillis::from_millis(30)).await.unwrap();
+                assert_eq!(left.len(), 2, "{left:?}");
             }
 
             #[tokio::test]

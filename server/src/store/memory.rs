@@ -9,9 +9,9 @@ use async_trait::async_trait;
 
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
-    DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive, LoadedEnded,
-    MAX_EVENTS_PER_ACCOUNT, Mode, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
-    TabDetails, TabsPage, oldest_beyond,
+    DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive,
+    LoadedEnded, MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing,
+    SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -31,7 +31,15 @@ struct Inner {
     accounts: HashMap<String, AccountRecord>,
     /// Each account's events, oldest first.
     events: HashMap<AccountId, VecDeque<AccountEvent>>,
-    devices: HashMap<DeviceHash, (AccountId, UnixMillis)>,
+    devices: HashMap<DeviceHash, StoredDevice>,
+}
+
+/// A device with the tabs it started, oldest first.
+#[derive(Debug)]
+struct StoredDevice {
+    account: AccountId,
+    details: DeviceDetails,
+    tabs: VecDeque<UidDigest>,
 }
 
 impl Inner {
@@ -383,16 +391,59 @@ impl AccountStore for MemoryStore {
 
 #[async_trait]
 impl DeviceStore for MemoryStore {
-    async fn replace_devices(
+    async fn add_device(
         &self,
-        account: AccountId,
-        device: DeviceHash,
-        _created_at: UnixMillis,
-        expires_at: UnixMillis,
+        device: &NewDevice,
+        replacing: Option<DeviceHash>,
+        keep: usize,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        inner.devices.retain(|_, (owner, _)| *owner != account);
-        inner.devices.insert(device, (account, expires_at));
+        let inherited = replacing
+            .and_then(|old| inner.devices.remove(&old))
+            .filter(|old| old.account == device.account)
+            .map(|old| old.tabs)
+            .unwrap_or_default();
+        inner.devices.insert(
+            device.hash,
+            StoredDevice {
+                account: device.account,
+                details: DeviceDetails {
+                    hash: device.hash,
+                    created_at: device.created_at,
+                    signed_in_at: device.created_at,
+                    expires_at: device.expires_at,
+                    user_agent: device.origin.user_agent.as_deref().map(str::to_owned),
+                    ip: Some(device.origin.ip),
+                },
+                tabs: inherited,
+            },
+        );
+        let mut others: Vec<_> = inner
+            .devices
+            .values()
+            .filter(|d| d.account == device.account && d.details.hash != device.hash)
+            .map(|d| d.details.clone())
+            .collect();
+        newest_first(&mut others);
+        for old in others.iter().skip(keep.max(1) - 1) {
+            inner.devices.remove(&old.hash);
+        }
+        Ok(())
+    }
+
+    async fn link_tab(
+        &self,
+        device: DeviceHash,
+        tab: UidDigest,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if let Some(stored) = self.lock().devices.get_mut(&device) {
+            stored.details.signed_in_at = at;
+            stored.tabs.push_back(tab);
+            if stored.tabs.len() > MAX_TABS_PER_DEVICE {
+                stored.tabs.pop_front();
+            }
+        }
         Ok(())
     }
 
@@ -402,9 +453,10 @@ impl DeviceStore for MemoryStore {
         now: UnixMillis,
     ) -> Result<Option<DeviceRecord>, StoreError> {
         let inner = self.lock();
-        let Some(&(account, expires_at)) = inner.devices.get(&device) else {
+        let Some(stored) = inner.devices.get(&device) else {
             return Ok(None);
         };
+        let (account, expires_at) = (stored.account, stored.details.expires_at);
         if expires_at <= now {
             return Ok(None);
         }
@@ -419,14 +471,54 @@ impl DeviceStore for MemoryStore {
             }))
     }
 
+    async fn devices_of(
+        &self,
+        account: AccountId,
+        now: UnixMillis,
+    ) -> Result<Vec<DeviceDetails>, StoreError> {
+        let mut devices: Vec<_> = self
+            .lock()
+            .devices
+            .values()
+            .filter(|d| d.account == account && d.details.expires_at > now)
+            .map(|d| d.details.clone())
+            .collect();
+        newest_first(&mut devices);
+        Ok(devices)
+    }
+
     async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
         Ok(self.lock().devices.remove(&device).is_some())
+    }
+
+    async fn remove_device_of(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+    ) -> Result<Option<Vec<UidDigest>>, StoreError> {
+        let mut inner = self.lock();
+        if inner
+            .devices
+            .get(&device)
+            .is_none_or(|d| d.account != account)
+        {
+            return Ok(None);
+        }
+        Ok(inner.devices.remove(&device).map(|d| d.tabs.into()))
     }
 
     async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         let before = inner.devices.len();
-        inner.devices.retain(|_, (_, expires_at)| *expires_at > now);
+        inner.devices.retain(|_, d| d.details.expires_at > now);
         Ok((before - inner.devices.len()) as u64)
     }
+}
+
+/// The order of [`DeviceStore::devices_of`], and of which devices a login keeps: the latest
+/// sign-in first, then the latest created, then by hash (so no two are tied).
+fn newest_first(devices: &mut [DeviceDetails]) {
+    devices.sort_by(|a, b| {
+        (b.signed_in_at, b.created_at, b.hash).cmp(&(a.signed_in_at, a.created_at, a.hash))
+    });
 }

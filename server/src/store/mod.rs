@@ -69,6 +69,14 @@ macro_rules! tabs_page_sql {
     };
 }
 
+/// The order of `DeviceStore::devices_of` in both SQL stores, and of which devices a login
+/// keeps: the latest sign-in first (the memory store's `newest_first`).
+macro_rules! newest_devices_first {
+    () => {
+        "ORDER BY COALESCE(signed_in_at, created_at) DESC, created_at DESC, token_hash DESC"
+    };
+}
+
 /// `SessionStore::count_active` in both SQL stores (the partial index on active sessions
 /// answers it).
 const COUNT_ACTIVE: &str = "SELECT count(*) FROM sessions WHERE ended_at IS NULL";
@@ -662,9 +670,23 @@ pub trait AccountStore: Debug + Send + Sync + 'static {
     async fn events(&self, account: AccountId) -> Result<Vec<AccountEvent>, StoreError>;
 }
 
-/// The SHA-256 of a device token: what a store keeps instead of the token itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// The SHA-256 of a device token: what a store keeps instead of the token itself. Its hex
+/// form names a browser to its own account ("Your sessions"): a hash cannot be turned back
+/// into the token, so it lets no one "Use here".
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceHash(pub [u8; 32]);
+
+impl DeviceHash {
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        UidDigest::from_bytes(self.0).to_hex()
+    }
+
+    /// [`to_hex`](Self::to_hex)'s form back; `None` if it is not that.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        UidDigest::from_hex(text).map(|digest| Self(*digest.as_bytes()))
+    }
+}
 
 impl Debug for DeviceHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -680,19 +702,59 @@ pub struct DeviceRecord {
     pub expires_at: UnixMillis,
 }
 
-/// The browsers each account may "Use here" from.
+/// A device as a password login creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    pub hash: DeviceHash,
+    pub account: AccountId,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub origin: LoginOrigin,
+}
+
+/// A device as "Your sessions" lists it. Devices from before the server kept their browser
+/// and IP have neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceDetails {
+    pub hash: DeviceHash,
+    pub created_at: UnixMillis,
+    /// The latest sign-in from it: its login, or its latest "Use here".
+    pub signed_in_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub user_agent: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+/// How many tabs a device remembers having started (the most any policy allows at once).
+pub const MAX_TABS_PER_DEVICE: usize = MAX_TABS as usize;
+
+/// The browsers each account may "Use here" from, and the tabs each started.
 ///
-/// An account has at most one device: the browser of its latest password login.
+/// An account keeps as many devices as its policy allows tabs (one under latest-wins and
+/// deny-new): the browsers of its latest sign-ins. A login from a new browser forgets the
+/// one signed in longest ago.
 #[async_trait]
 pub trait DeviceStore: Debug + Send + Sync + 'static {
-    /// Makes `device` the account's only device, forgetting every other in the same atomic
-    /// step (a login from another browser ends the first browser's "Use here").
-    async fn replace_devices(
+    /// Adds `device`, in one atomic step forgetting `replacing` (the same browser's previous
+    /// device, whose tabs the new one takes over) and then all of the account's others but
+    /// the `keep - 1` signed in most recently (so `keep` 1 ends every other browser's "Use
+    /// here"). The new device is always kept, even if another was added in the same
+    /// millisecond.
+    async fn add_device(
         &self,
-        account: AccountId,
+        device: &NewDevice,
+        replacing: Option<DeviceHash>,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+
+    /// Records that `device` started `tab` at `at` (a login or "Use here" from it), which is
+    /// its latest sign-in; it remembers its newest [`MAX_TABS_PER_DEVICE`] tabs. Nothing if
+    /// the device is gone.
+    async fn link_tab(
+        &self,
         device: DeviceHash,
-        created_at: UnixMillis,
-        expires_at: UnixMillis,
+        tab: UidDigest,
+        at: UnixMillis,
     ) -> Result<(), StoreError>;
 
     /// The device, if it is known and has not expired at `now`.
@@ -702,8 +764,23 @@ pub trait DeviceStore: Debug + Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<Option<DeviceRecord>, StoreError>;
 
+    /// The account's devices that have not expired at `now`, the latest sign-in first.
+    async fn devices_of(
+        &self,
+        account: AccountId,
+        now: UnixMillis,
+    ) -> Result<Vec<DeviceDetails>, StoreError>;
+
     /// Forgets one device (logout); returns whether it was known.
     async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError>;
+
+    /// Forgets `device` if it is one of `account`'s, returning the tabs it started (to sign
+    /// them out); `None` if the account has no such device.
+    async fn remove_device_of(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+    ) -> Result<Option<Vec<UidDigest>>, StoreError>;
 
     /// Forgets devices that expired before `now`; returns how many.
     async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError>;
@@ -819,6 +896,27 @@ mod columns {
             kind: super::EventKind::parse(kind)?,
             ip: ip.and_then(|ip| ip.parse().ok()),
             user_agent,
+        })
+    }
+
+    /// A `devices` row: `token_hash, created_at, signed_in_at, expires_at, user_agent, ip`
+    /// (the last two NULL for devices from before they were kept, `signed_in_at` too in
+    /// SQLite).
+    pub(super) fn device(
+        hash: &[u8],
+        created_at: i64,
+        signed_in_at: Option<i64>,
+        expires_at: i64,
+        user_agent: Option<String>,
+        ip_text: Option<&str>,
+    ) -> Result<super::DeviceDetails, StoreError> {
+        Ok(super::DeviceDetails {
+            hash: super::DeviceHash(*uid(hash)?.as_bytes()),
+            created_at: UnixMillis::from_millis(created_at),
+            signed_in_at: UnixMillis::from_millis(signed_in_at.unwrap_or(created_at)),
+            expires_at: UnixMillis::from_millis(expires_at),
+            user_agent,
+            ip: ip_text.map(ip).transpose()?,
         })
     }
 

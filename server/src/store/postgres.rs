@@ -17,9 +17,9 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
-    DeviceHash, DeviceRecord, DeviceStore, EndedSession, FanOut, LoginOrigin,
-    MAX_EVENTS_PER_ACCOUNT, Mode, Policy, Replacing, SessionStore, Snapshot, StoreError, Stored,
-    TabDetails, TabsPage, columns, oldest_beyond,
+    DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndedSession, FanOut, LoginOrigin,
+    MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing, SessionStore,
+    Snapshot, StoreError, Stored, TabDetails, TabsPage, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_accounts_sessions_devices.sql"),
     include_str!("../../migrations/postgres/0002_account_policy.sql"),
     include_str!("../../migrations/postgres/0003_max_tabs_last_seen_and_history.sql"),
+    include_str!("../../migrations/postgres/0004_several_devices.sql"),
 ];
 
 /// Taken (per transaction) while migrating, so that instances starting together migrate
@@ -712,37 +713,107 @@ fn is_taken_username(err: &tokio_postgres::Error) -> bool {
 
 #[async_trait]
 impl DeviceStore for PostgresStore {
-    async fn replace_devices(
+    async fn add_device(
         &self,
-        account: AccountId,
-        device: DeviceHash,
-        created_at: UnixMillis,
-        expires_at: UnixMillis,
+        device: &NewDevice,
+        replacing: Option<DeviceHash>,
+        keep: usize,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        // Two logins of one account replacing its device at once must leave one device.
+        let account = device.account.0;
+        // Logins of one account adding devices at once must leave at most `keep`.
         tx.execute(
             "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE",
-            &[&account.0],
+            &[&account],
         )
         .await
         .map_err(backend)?;
-        tx.execute("DELETE FROM devices WHERE account_id = $1", &[&account.0])
-            .await
-            .map_err(backend)?;
         tx.execute(
-            "INSERT INTO devices (token_hash, account_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO devices (token_hash, account_id, created_at, expires_at,
+                                  user_agent, ip, signed_in_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $3)",
             &[
-                &device.0.as_slice(),
-                &account.0,
-                &created_at.as_millis(),
-                &expires_at.as_millis(),
+                &device.hash.0.as_slice(),
+                &account,
+                &device.created_at.as_millis(),
+                &device.expires_at.as_millis(),
+                &device.origin.user_agent.as_deref(),
+                &device.origin.ip.to_string(),
             ],
         )
         .await
         .map_err(backend)?;
+        if let Some(old) = replacing {
+            tx.execute(
+                "UPDATE device_tabs SET token_hash = $1 WHERE token_hash = $2
+                 AND EXISTS (SELECT 1 FROM devices WHERE token_hash = $2 AND account_id = $3)",
+                &[&device.hash.0.as_slice(), &old.0.as_slice(), &account],
+            )
+            .await
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM devices WHERE token_hash = $1",
+                &[&old.0.as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.execute(
+            concat!(
+                "DELETE FROM devices WHERE account_id = $1 AND token_hash <> $3 AND token_hash NOT IN (",
+                "SELECT token_hash FROM devices WHERE account_id = $1 AND token_hash <> $3 ",
+                newest_devices_first!(),
+                " LIMIT $2)"
+            ),
+            &[
+                &account,
+                &i64::try_from(keep.max(1) - 1).unwrap_or(i64::MAX),
+                &device.hash.0.as_slice(),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn link_tab(
+        &self,
+        device: DeviceHash,
+        tab: UidDigest,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // The update locks the device's row: it cannot be removed under the links.
+        let found = tx
+            .execute(
+                "UPDATE devices SET signed_in_at = $2 WHERE token_hash = $1",
+                &[&device.0.as_slice(), &at.as_millis()],
+            )
+            .await
+            .map_err(backend)?;
+        if found == 1 {
+            tx.execute(
+                "INSERT INTO device_tabs (token_hash, tab, linked_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (token_hash, tab) DO UPDATE SET linked_at = EXCLUDED.linked_at",
+                &[
+                    &device.0.as_slice(),
+                    &tab.as_bytes().as_slice(),
+                    &at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM device_tabs WHERE token_hash = $1 AND tab NOT IN (
+                     SELECT tab FROM device_tabs WHERE token_hash = $1
+                     ORDER BY linked_at DESC, tab DESC LIMIT $2)",
+                &[&device.0.as_slice(), &(MAX_TABS_PER_DEVICE as i64)],
+            )
+            .await
+            .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)
     }
 
@@ -772,6 +843,38 @@ impl DeviceStore for PostgresStore {
         .transpose()
     }
 
+    async fn devices_of(
+        &self,
+        account: AccountId,
+        now: UnixMillis,
+    ) -> Result<Vec<DeviceDetails>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                concat!(
+                    "SELECT token_hash, created_at, signed_in_at, expires_at, user_agent, ip ",
+                    "FROM devices WHERE account_id = $1 AND expires_at > $2 ",
+                    newest_devices_first!()
+                ),
+                &[&account.0, &now.as_millis()],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                columns::device(
+                    row.try_get(0).map_err(backend)?,
+                    row.try_get(1).map_err(backend)?,
+                    row.try_get(2).map_err(backend)?,
+                    row.try_get(3).map_err(backend)?,
+                    row.try_get(4).map_err(backend)?,
+                    row.try_get(5).map_err(backend)?,
+                )
+            })
+            .collect()
+    }
+
     async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
         let removed = self
             .client()
@@ -783,6 +886,37 @@ impl DeviceStore for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(removed == 1)
+    }
+
+    async fn remove_device_of(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+    ) -> Result<Option<Vec<UidDigest>>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Deleting first locks the row and reads its links in the same step: the cascade
+        // removes them only when the statement ends.
+        let removed = tx
+            .query(
+                "WITH gone AS (DELETE FROM devices WHERE token_hash = $1 AND account_id = $2
+                               RETURNING token_hash)
+                 SELECT t.tab FROM gone LEFT JOIN device_tabs t ON t.token_hash = gone.token_hash",
+                &[&device.0.as_slice(), &account.0],
+            )
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        if removed.is_empty() {
+            return Ok(None);
+        }
+        let mut tabs = Vec::new();
+        for row in &removed {
+            if let Some(tab) = row.try_get::<_, Option<&[u8]>>(0).map_err(backend)? {
+                tabs.push(columns::uid(tab)?);
+            }
+        }
+        Ok(Some(tabs))
     }
 
     async fn prune_devices(&self, now: UnixMillis) -> Result<u64, StoreError> {

@@ -803,7 +803,8 @@ pub(crate) async fn test_store() -> TestStore {
 #[cfg(test)]
 mod delegation {
     use super::super::{
-        AccountRecord, AccountStore, CreateAccountError, DeviceHash, DeviceRecord, DeviceStore,
+        AccountRecord, AccountStore, CreateAccountError, DeviceDetails, DeviceHash, DeviceRecord,
+        DeviceStore, NewDevice,
     };
     use super::*;
 
@@ -919,16 +920,35 @@ mod delegation {
 
     #[async_trait]
     impl DeviceStore for TestStore {
-        async fn replace_devices(
+        async fn add_device(
+            &self,
+            device: &NewDevice,
+            replacing: Option<DeviceHash>,
+            keep: usize,
+        ) -> Result<(), StoreError> {
+            self.accounts.add_device(device, replacing, keep).await
+        }
+        async fn link_tab(
+            &self,
+            device: DeviceHash,
+            tab: UidDigest,
+            at: UnixMillis,
+        ) -> Result<(), StoreError> {
+            self.accounts.link_tab(device, tab, at).await
+        }
+        async fn devices_of(
+            &self,
+            account: AccountId,
+            now: UnixMillis,
+        ) -> Result<Vec<DeviceDetails>, StoreError> {
+            self.accounts.devices_of(account, now).await
+        }
+        async fn remove_device_of(
             &self,
             account: AccountId,
             device: DeviceHash,
-            created_at: UnixMillis,
-            expires_at: UnixMillis,
-        ) -> Result<(), StoreError> {
-            self.accounts
-                .replace_devices(account, device, created_at, expires_at)
-                .await
+        ) -> Result<Option<Vec<UidDigest>>, StoreError> {
+            self.accounts.remove_device_of(account, device).await
         }
         async fn find_device(
             &self,

@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
-    DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin, MAX_EVENTS_PER_ACCOUNT, Mode,
-    Policy, Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, columns,
-    oldest_beyond,
+    DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin,
+    MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing, SessionStore,
+    Snapshot, StoreError, Stored, TabDetails, TabsPage, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_sessions_keyed_by_digest.sql"),
     include_str!("../../migrations/0005_account_policy.sql"),
     include_str!("../../migrations/0006_max_tabs_last_seen_and_history.sql"),
+    include_str!("../../migrations/0007_several_devices.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -763,30 +764,100 @@ impl AccountStore for SqliteStore {
 
 #[async_trait]
 impl DeviceStore for SqliteStore {
-    async fn replace_devices(
+    async fn add_device(
         &self,
-        account: AccountId,
+        device: &NewDevice,
+        replacing: Option<DeviceHash>,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let device = device.clone();
+        let keep = keep.max(1);
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let account = device.account.0;
+            tx.execute(
+                "INSERT INTO devices (token_hash, account_id, created_at, expires_at,
+                                      user_agent, ip, signed_in_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3)",
+                params![
+                    device.hash.0.as_slice(),
+                    account,
+                    device.created_at.as_millis(),
+                    device.expires_at.as_millis(),
+                    device.origin.user_agent.as_deref(),
+                    device.origin.ip.to_string(),
+                ],
+            )
+            .map_err(backend)?;
+            if let Some(old) = replacing {
+                tx.execute(
+                    "UPDATE device_tabs SET token_hash = ?1 WHERE token_hash = ?2
+                     AND EXISTS (SELECT 1 FROM devices WHERE token_hash = ?2 AND account_id = ?3)",
+                    params![device.hash.0.as_slice(), old.0.as_slice(), account],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "DELETE FROM devices WHERE token_hash = ?1",
+                    [old.0.as_slice()],
+                )
+                .map_err(backend)?;
+            }
+            tx.execute(
+                concat!(
+                    "DELETE FROM devices WHERE account_id = ?1 AND token_hash <> ?3 AND token_hash NOT IN (",
+                    "SELECT token_hash FROM devices WHERE account_id = ?1 AND token_hash <> ?3 ",
+                    newest_devices_first!(),
+                    " LIMIT ?2)"
+                ),
+                params![
+                    account,
+                    i64::try_from(keep - 1).unwrap_or(i64::MAX),
+                    device.hash.0.as_slice()
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn link_tab(
+        &self,
         device: DeviceHash,
-        created_at: UnixMillis,
-        expires_at: UnixMillis,
+        tab: UidDigest,
+        at: UnixMillis,
     ) -> Result<(), StoreError> {
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            tx.execute("DELETE FROM devices WHERE account_id = ?1", [account.0])
+            let found = tx
+                .execute(
+                    "UPDATE devices SET signed_in_at = ?2 WHERE token_hash = ?1",
+                    params![device.0.as_slice(), at.as_millis()],
+                )
                 .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO devices (token_hash, account_id, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    device.0.as_slice(),
-                    account.0,
-                    created_at.as_millis(),
-                    expires_at.as_millis()
-                ],
-            )
-            .map_err(backend)?;
+            if found == 1 {
+                tx.execute(
+                    "INSERT OR REPLACE INTO device_tabs (token_hash, tab, linked_at)
+                     VALUES (?1, ?2, ?3)",
+                    params![
+                        device.0.as_slice(),
+                        tab.as_bytes().as_slice(),
+                        at.as_millis()
+                    ],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "DELETE FROM device_tabs WHERE token_hash = ?1 AND tab NOT IN (
+                         SELECT tab FROM device_tabs WHERE token_hash = ?1
+                         ORDER BY linked_at DESC, tab DESC LIMIT ?2)",
+                    params![device.0.as_slice(), MAX_TABS_PER_DEVICE as i64],
+                )
+                .map_err(backend)?;
+            }
             tx.commit().map_err(backend)
         })
         .await
@@ -817,6 +888,46 @@ impl DeviceStore for SqliteStore {
         .await
     }
 
+    async fn devices_of(
+        &self,
+        account: AccountId,
+        now: UnixMillis,
+    ) -> Result<Vec<DeviceDetails>, StoreError> {
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached(concat!(
+                    "SELECT token_hash, created_at, signed_in_at, expires_at, user_agent, ip ",
+                    "FROM devices WHERE account_id = ?1 AND expires_at > ?2 ",
+                    newest_devices_first!()
+                ))
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![account.0, now.as_millis()], |row| {
+                    let hash: Vec<u8> = row.get(0)?;
+                    let ip: Option<String> = row.get(5)?;
+                    let created_at: i64 = row.get(1)?;
+                    let signed_in_at: Option<i64> = row.get(2)?;
+                    Ok((hash, created_at, signed_in_at, row.get(3)?, row.get(4)?, ip))
+                })
+                .map_err(backend)?;
+            let mut devices = Vec::new();
+            for row in rows {
+                let (hash, created_at, signed_in_at, expires_at, user_agent, ip) =
+                    row.map_err(backend)?;
+                devices.push(columns::device(
+                    &hash,
+                    created_at,
+                    signed_in_at,
+                    expires_at,
+                    user_agent,
+                    ip.as_deref(),
+                )?);
+            }
+            Ok(devices)
+        })
+        .await
+    }
+
     async fn remove_device(&self, device: DeviceHash) -> Result<bool, StoreError> {
         self.run(move |conn| {
             let removed = conn
@@ -826,6 +937,40 @@ impl DeviceStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(removed == 1)
+        })
+        .await
+    }
+
+    async fn remove_device_of(
+        &self,
+        account: AccountId,
+        device: DeviceHash,
+    ) -> Result<Option<Vec<UidDigest>>, StoreError> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let tabs = {
+                let mut statement = tx
+                    .prepare_cached("SELECT tab FROM device_tabs WHERE token_hash = ?1")
+                    .map_err(backend)?;
+                let rows = statement
+                    .query_map([device.0.as_slice()], |row| row.get::<_, Vec<u8>>(0))
+                    .map_err(backend)?;
+                let mut tabs = Vec::new();
+                for row in rows {
+                    tabs.push(columns::uid(&row.map_err(backend)?)?);
+                }
+                tabs
+            };
+            let removed = tx
+                .execute(
+                    "DELETE FROM devices WHERE token_hash = ?1 AND account_id = ?2",
+                    params![device.0.as_slice(), account.0],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok((removed == 1).then_some(tabs))
         })
         .await
     }
@@ -908,18 +1053,25 @@ mod tests {
         assert_eq!(synchronous, 2, "synchronous must be FULL (2)");
     }
 
+    /// A database file at `path` as the server of schema `version` left it.
+    fn database_at_version(path: &Path, version: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        with_migration_functions(&conn).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn
+    }
+
     #[test]
     fn a_database_from_before_max_tabs_keeps_its_policies_and_active_sessions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("solotab.db");
         let uid = Uid::generate().digest();
         {
-            let conn = Connection::open(&path).unwrap();
-            with_migration_functions(&conn).unwrap();
-            for sql in &MIGRATIONS[..5] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 5).unwrap();
+            let conn = database_at_version(&path, 5);
             conn.execute_batch(
                 "INSERT INTO accounts (id, username, username_key, password_hash, created_at, policy)
                  VALUES (1, 'ann', 'ann', 'h', 0, 'deny-new'), (2, 'bob', 'bob', 'h', 0, NULL);",
@@ -955,6 +1107,52 @@ mod tests {
             conn.execute("UPDATE accounts SET max_tabs = 0 WHERE id = 2", [])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_database_from_before_several_devices_keeps_its_device_working_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("solotab.db");
+        let device = DeviceHash([7; 32]);
+        {
+            let conn = database_at_version(&path, 6);
+            conn.execute_batch(
+                "INSERT INTO accounts (id, username, username_key, password_hash, created_at)
+                 VALUES (1, 'ann', 'ann', 'h', 0);",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO devices (token_hash, account_id, created_at, expires_at)
+                 VALUES (?1, 1, 10, 1000)",
+                [device.0.as_slice()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let at = UnixMillis::from_millis;
+            assert!(store.find_device(device, at(20)).await.unwrap().is_some());
+            let listed = store.devices_of(AccountId(1), at(20)).await.unwrap();
+            assert_eq!(
+                listed,
+                vec![DeviceDetails {
+                    hash: device,
+                    created_at: at(10),
+                    signed_in_at: at(10),
+                    expires_at: at(1000),
+                    user_agent: None,
+                    ip: None,
+                }]
+            );
+            // It starts tabs, and signing it out returns them, as a new device would.
+            let tab = Uid::generate().digest();
+            store.link_tab(device, tab, at(30)).await.unwrap();
+            assert_eq!(
+                store.remove_device_of(AccountId(1), device).await.unwrap(),
+                Some(vec![tab])
+            );
+        });
     }
 
     #[test]
