@@ -215,6 +215,9 @@ pub struct AdminTab {
     pub last_seen: String,
     pub user_agent: Option<String>,
     pub ip: String,
+    /// As in [`TabInfo::timed_out_at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out_at: Option<String>,
 }
 
 /// `POST /api/admin/sign-out`: every tab of this account is signed out.
@@ -249,6 +252,10 @@ pub struct TabInfo {
     pub last_seen: String,
     pub user_agent: Option<String>,
     pub ip: String,
+    /// When it timed out (`--absolute-timeout` or `--idle-timeout`), if it has: it counts
+    /// as signed in until something ends it, but none of its requests is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out_at: Option<String>,
 }
 
 /// A browser signed in to the account (it holds a device cookie, so it may "Use here").

@@ -23,10 +23,12 @@ test("absolute timeout: the tab is told its sign-in expired and must sign in aga
   });
 });
 
-// `--idle-timeout 4s`: a tab in use stays signed in past the timeout; left alone, it is told
-// (its open push channel is not use) and lands on the login page saying why.
+// `--idle-timeout 4s` (with two tabs allowed): a tab in use stays signed in past the
+// timeout; left alone, it is told (its open push channel is not use) and lands on the login
+// page saying why; "Your sessions" then lists it as timed out.
 test("idle timeout: a tab in use stays, a tab left alone is told it expired", async ({ browser }) => {
-  await withOwnServer(browser, 1, "idle", { SOLOTAB_IDLE_TIMEOUT: "4s" }, async (_server, [context]) => {
+  const settings = { SOLOTAB_IDLE_TIMEOUT: "4s", SOLOTAB_POLICY: "max-tabs", SOLOTAB_MAX_TABS: "2" };
+  await withOwnServer(browser, 1, "idle", settings, async (_server, [context]) => {
     const username = uniqueName("Idle");
     await registerViaApi(context.request, username);
     const page = await context.newPage();
@@ -40,5 +42,13 @@ test("idle timeout: a tab in use stays, a tab left alone is told it expired", as
       timeout: 10_000,
     });
     await expect(page).toHaveURL(/\/login$/);
+
+    const other = await context.newPage();
+    await signIn(other, username);
+    await other.getByRole("link", { name: "Your sessions" }).click();
+    const tabs = other.locator("ul.tabs > li");
+    await expect(tabs).toHaveCount(2);
+    await expect(tabs.filter({ hasText: "Timed out" })).toHaveCount(1);
+    await expect(tabs.filter({ hasText: "(this tab)" })).not.toContainText("Timed out");
   });
 });

@@ -840,27 +840,47 @@ impl Registry {
     /// memory knows it with one server; as the store was told with several).
     pub async fn tabs(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
         let mut tabs = self.store.tabs_of(account).await?;
-        if let Truth::Memory(sessions) = &self.truth {
-            let sessions = read(sessions);
-            for tab in &mut tabs {
-                if let Ok(found) = sessions.find(&tab.uid) {
-                    tab.last_seen = tab.last_seen.max(found.last_seen());
-                }
-            }
-        }
+        self.with_last_use(tabs.iter_mut());
         tabs.sort_by_key(|tab| (tab.issued_at, tab.uid));
         Ok(tabs)
     }
 
     /// One page of every account's active tabs, for administrators (see
-    /// [`SessionStore::tabs_page`]).
+    /// [`SessionStore::tabs_page`]), with their last use as [`tabs`](Self::tabs) has it.
     pub async fn all_tabs(
         &self,
         search: Option<&str>,
         offset: usize,
         limit: usize,
     ) -> Result<TabsPage, StoreError> {
-        self.store.tabs_page(search, offset, limit).await
+        let mut page = self.store.tabs_page(search, offset, limit).await?;
+        self.with_last_use(page.tabs.iter_mut().map(|(_, _, tab)| tab));
+        Ok(page)
+    }
+
+    /// Moves each tab's last use to memory's, where memory knows a later one (one server:
+    /// the store is told of uses only as the idle timeout needs).
+    fn with_last_use<'t>(&self, tabs: impl Iterator<Item = &'t mut TabDetails>) {
+        if let Truth::Memory(sessions) = &self.truth {
+            let sessions = read(sessions);
+            for tab in tabs {
+                if let Ok(found) = sessions.find(&tab.uid) {
+                    tab.last_seen = tab.last_seen.max(found.last_seen());
+                }
+            }
+        }
+    }
+
+    /// When `tab` timed out (its lifetime, or its idle timeout), if it has: it is still the
+    /// store's active tab until something ends it, but no request of it is accepted.
+    pub fn timed_out_at(&self, tab: &TabDetails) -> Option<UnixMillis> {
+        let expiry = self.expiry(tab.issued_at);
+        let idle = self.idle_until(tab.last_seen);
+        expiry
+            .into_iter()
+            .chain(idle)
+            .min()
+            .filter(|at| *at <= UnixMillis::now())
     }
 
     /// Forgets sessions that ended before `ended_before`, in the store and in memory.

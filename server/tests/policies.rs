@@ -314,6 +314,35 @@ fn the_max_tabs_policy_needs_its_limit_and_no_other_takes_one() {
 }
 
 #[tokio::test]
+async fn a_timed_out_tab_is_listed_as_timed_out_until_it_ends() {
+    let app = spawn_app_with(&[
+        "--idle-timeout",
+        "1s",
+        "--policy",
+        "max-tabs",
+        "--max-tabs",
+        "2",
+    ])
+    .await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    let idle = app.login_as("ann", CHROME).await;
+    let mut channel = app.channel_for(&idle).await;
+    expect_active(&mut channel).await;
+    expect_ended(&mut channel, "expired").await;
+    let busy = app.login_as("ann", FIREFOX).await;
+    let tabs = app.get_with_uid("/api/sessions", &busy).await.body["tabs"].clone();
+    let tabs = tabs.as_array().unwrap();
+    assert_eq!(tabs.len(), 2, "{tabs:?}");
+    let timed_out = tabs[0]["timed_out_at"]
+        .as_str()
+        .expect("the idle tab timed out");
+    assert!(common::is_rfc3339_millis_utc(timed_out));
+    assert!(timed_out > tabs[0]["last_seen"].as_str().unwrap());
+    assert_eq!(tabs[1]["this_tab"], true);
+    assert!(tabs[1].get("timed_out_at").is_none(), "{tabs:?}");
+}
+
+#[tokio::test]
 async fn a_tab_idle_past_the_idle_timeout_is_pushed_expired_and_requests_keep_it_alive() {
     let app = spawn_app_with(&["--idle-timeout", "2s"]).await;
     assert_eq!(app.register("ann").await.status, StatusCode::CREATED);

@@ -124,7 +124,12 @@ fn TabRow(
             <td>{browser_summary(tab.user_agent.as_deref())}</td>
             <td>{tab.ip}</td>
             <td><time datetime=tab.signed_in_at.clone()>{local_time(&tab.signed_in_at)}</time></td>
-            <td><time datetime=tab.last_seen.clone()>{local_time(&tab.last_seen)}</time></td>
+            <td>
+                <time datetime=tab.last_seen.clone()>{local_time(&tab.last_seen)}</time>
+                {tab.timed_out_at.map(|at| view! {
+                    " " <span class="timed-out">"(timed out " <time datetime=at.clone()>{local_time(&at)}</time>")"</span>
+                })}
+            </td>
             <td>
                 <button type="button" class="secondary" on:click=move |_| on_sign_out(username.clone())>
                     "Sign out account"

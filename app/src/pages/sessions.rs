@@ -122,6 +122,10 @@ fn TabRow(
                 "Signed in " <time datetime=tab.signed_in_at.clone()>{local_time(&tab.signed_in_at)}</time>
                 ", last active " <time datetime=tab.last_seen.clone()>{local_time(&tab.last_seen)}</time>
             </span>
+            {tab.timed_out_at.map(|at| view! {
+                <br/>
+                <span class="timed-out">"Timed out " <time datetime=at.clone()>{local_time(&at)}</time>": it must sign in again"</span>
+            })}
             {(!tab.this_tab).then(|| view! {
                 <button type="button" class="secondary" disabled=busy
                     on:click=move |_| on_sign_out(id.clone())>

@@ -658,6 +658,7 @@ pub(super) async fn sessions(
                 last_seen: t.last_seen.to_rfc3339(),
                 user_agent: t.origin.user_agent.as_deref().map(str::to_owned),
                 ip: t.origin.ip.to_string(),
+                timed_out_at: state.registry.timed_out_at(&t).map(|at| at.to_rfc3339()),
             })
             .collect(),
         browsers: browsers

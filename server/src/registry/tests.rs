@@ -1176,6 +1176,39 @@ mod paused {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_listed_tab_says_when_it_timed_out_by_its_last_use_or_its_lifetime() {
+        let reg = registry(Some(30 * MINUTE), Some(60 * MINUTE)).await;
+        let claimed = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+        let issued = claimed.session.issued_at.as_millis();
+        let at = |minutes: i64| Some(UnixMillis::from_millis(issued + minutes * 60_000));
+        let timed_out = |tabs: Vec<TabDetails>| reg.timed_out_at(&tabs[0]);
+        assert_eq!(timed_out(reg.tabs(ANN).await.unwrap()), None);
+        // Used at 20 minutes (memory knows; the store need not): not timed out at 40.
+        tokio::time::advance(20 * MINUTE).await;
+        reg.check(&claimed.uid).await.unwrap();
+        tokio::time::advance(20 * MINUTE).await;
+        assert_eq!(timed_out(reg.tabs(ANN).await.unwrap()), None);
+        // Idle since 20: timed out at 50, as the admin listing says too.
+        tokio::time::advance(15 * MINUTE).await;
+        assert_eq!(timed_out(reg.tabs(ANN).await.unwrap()), at(50));
+        let page = reg.all_tabs(None, 0, 10).await.unwrap();
+        assert_eq!(reg.timed_out_at(&page.tabs[0].2), at(50));
+        // A lifetime that ends first is the answer.
+        let lifetime_only = registry(None, Some(60 * MINUTE)).await;
+        let claimed = lifetime_only
+            .claim(ANN, "ann".into(), origin(1))
+            .await
+            .unwrap();
+        let issued = claimed.session.issued_at.as_millis();
+        tokio::time::advance(61 * MINUTE).await;
+        let tabs = lifetime_only.tabs(ANN).await.unwrap();
+        assert_eq!(
+            lifetime_only.timed_out_at(&tabs[0]),
+            Some(UnixMillis::from_millis(issued + 60 * 60_000))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_restarted_server_keeps_counting_from_the_last_use_it_stored() {
         let store = seeded(MemoryStore::new()).await;
         let idle = Some(30 * MINUTE);
