@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 pub use crate::store::Policy;
 use crate::store::{
     AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
-    SessionStore, StoreError, Stored, TabDetails, TabsPage,
+    SessionStore, StoreError, Stored, TabDetails, TabEnd, TabsPage,
 };
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
@@ -209,6 +209,7 @@ impl Rejection {
             EndReason::Superseded { by } => Rejection::Superseded { at, by: by.clone() },
             EndReason::LoggedOut => Rejection::LoggedOut { at },
             EndReason::Revoked => Rejection::Revoked { at },
+            EndReason::Expired => Rejection::Expired { at },
         }
     }
 
@@ -654,6 +655,7 @@ impl Registry {
         let this = self.clone();
         tokio::spawn(async move {
             let mut last_issued = this.writes.lock().await;
+            this.end_timed_out(account).await?;
             for _ in 0..MAX_CLAIM_ATTEMPTS {
                 let (replacing, tabs) = match (ends, &this.truth) {
                     // Deny-new: only where no tab is live (those past their lifetime do not
@@ -791,28 +793,56 @@ impl Registry {
         tokio::spawn(async move {
             let _write = this.writes.lock().await;
             let at = UnixMillis::now();
-            let ended = this.store.revoke(account, only.as_deref(), at).await?;
-            let username = this.username(account).unwrap_or_default();
-            let session = EndedSession {
-                account,
-                username,
-                ended_at: at,
-                reason: EndReason::Revoked,
-            };
-            if let Truth::Memory(sessions) = &this.truth {
-                let mut sessions = write(sessions);
-                for uid in &ended {
-                    sessions.end(uid, &session);
-                }
-            }
-            for uid in &ended {
-                this.watchers.ended(uid, Rejection::Revoked { at });
-            }
-            this.bound_history(account, !ended.is_empty()).await;
-            Ok(ended)
+            this.end_tabs(account, only.as_deref(), at, TabEnd::Revoked)
+                .await
         })
         .await
         .map_err(|_| StoreError::Task)?
+    }
+
+    /// Ends tabs of the account at `at` for `why`, in the store then in memory, and tells
+    /// their watches. The caller holds the write lock.
+    async fn end_tabs(
+        &self,
+        account: AccountId,
+        only: Option<&[UidDigest]>,
+        at: UnixMillis,
+        why: TabEnd,
+    ) -> Result<Vec<UidDigest>, StoreError> {
+        let ended = self.store.end_tabs(account, only, at, why).await?;
+        let session = EndedSession {
+            account,
+            username: self.username(account).unwrap_or_default(),
+            ended_at: at,
+            reason: why.reason(),
+        };
+        if let Truth::Memory(sessions) = &self.truth {
+            let mut sessions = write(sessions);
+            for uid in &ended {
+                sessions.end(uid, &session);
+            }
+        }
+        for uid in &ended {
+            self.watchers.ended(uid, Rejection::of(&session));
+        }
+        self.bound_history(account, !ended.is_empty()).await;
+        Ok(ended)
+    }
+
+    /// Ends, as expired, the account's tabs that have timed out (each at the moment it did):
+    /// they are refused already, and from now on hold no place under max-tabs and make no
+    /// sign-in a takeover. The caller holds the write lock.
+    async fn end_timed_out(&self, account: AccountId) -> Result<(), StoreError> {
+        if self.idle.is_none() && self.lifetime.is_none() {
+            return Ok(());
+        }
+        for tab in self.tabs(account).await? {
+            if let Some(at) = self.timed_out_at(&tab) {
+                self.end_tabs(account, Some(&[tab.uid]), at, TabEnd::Expired)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// [`revoke`](Self::revoke) every tab of the account but `keep` (a password change,

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{CHROME, FIREFOX, PASSWORD, TestApp, expect_active, expect_ended, spawn_app_with};
+use common::{
+    CHROME, FIREFOX, PASSWORD, PHONE, TestApp, expect_active, expect_ended, spawn_app_with,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -314,10 +316,10 @@ fn the_max_tabs_policy_needs_its_limit_and_no_other_takes_one() {
 }
 
 #[tokio::test]
-async fn a_timed_out_tab_is_listed_as_timed_out_until_it_ends() {
+async fn a_timed_out_tab_is_listed_as_timed_out_and_the_next_sign_in_ends_it() {
     let app = spawn_app_with(&[
         "--idle-timeout",
-        "1s",
+        "2s",
         "--policy",
         "max-tabs",
         "--max-tabs",
@@ -326,10 +328,19 @@ async fn a_timed_out_tab_is_listed_as_timed_out_until_it_ends() {
     .await;
     assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
     let idle = app.login_as("ann", CHROME).await;
+    let busy = app.login_as("ann", FIREFOX).await;
     let mut channel = app.channel_for(&idle).await;
     expect_active(&mut channel).await;
-    expect_ended(&mut channel, "expired").await;
-    let busy = app.login_as("ann", FIREFOX).await;
+    // The busy tab is used while the idle one times out.
+    let keep_busy = async {
+        for _ in 0..3 {
+            tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+            let me = app.get_with_uid("/api/me", &busy).await;
+            assert_eq!(me.status, StatusCode::OK);
+        }
+    };
+    let ((), ended) = tokio::join!(keep_busy, expect_ended(&mut channel, "expired"));
+    assert_eq!(ended["idle_secs"], 2, "{ended}");
     let tabs = app.get_with_uid("/api/sessions", &busy).await.body["tabs"].clone();
     let tabs = tabs.as_array().unwrap();
     assert_eq!(tabs.len(), 2, "{tabs:?}");
@@ -340,6 +351,19 @@ async fn a_timed_out_tab_is_listed_as_timed_out_until_it_ends() {
     assert!(timed_out > tabs[0]["last_seen"].as_str().unwrap());
     assert_eq!(tabs[1]["this_tab"], true);
     assert!(tabs[1].get("timed_out_at").is_none(), "{tabs:?}");
+
+    // The next sign-in ends it as expired: it holds no place (both others stay) and the
+    // sign-in is no takeover.
+    let third = app.login_as("ann", PHONE).await;
+    let page = app.get_with_uid("/api/sessions", &third).await.body;
+    assert_eq!(page["tabs"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["events"][0]["kind"], "login");
+    assert_eq!(
+        app.get_with_uid("/api/me", &busy).await.status,
+        StatusCode::OK
+    );
+    let refused = app.get_with_uid("/api/me", &idle).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "expired");
 }
 
 #[tokio::test]
@@ -383,7 +407,6 @@ async fn a_tab_idle_past_the_idle_timeout_is_pushed_expired_and_requests_keep_it
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    // (A timed-out tab stays the store's until a login replaces it: that login is recorded
-    // as a takeover.)
-    assert_eq!(kinds, ["takeover", "expired", "login"]);
+    // The timed-out tab ended as expired before the new login: not a takeover.
+    assert_eq!(kinds, ["login", "expired", "login"]);
 }

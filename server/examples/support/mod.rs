@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use solotab::registry::Registry;
 use solotab::store::{
     AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
-    Replacing, SessionStore, Snapshot, StoreError, Stored,
+    Replacing, SessionStore, Snapshot, StoreError, Stored, TabEnd,
 };
 use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
@@ -134,11 +134,12 @@ impl SessionStore for SnapshotStore {
     async fn touch(&self, _: UidDigest, _: UnixMillis) -> Result<(), StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }
-    async fn revoke(
+    async fn end_tabs(
         &self,
         _: AccountId,
         _: Option<&[UidDigest]>,
         _: UnixMillis,
+        _: TabEnd,
     ) -> Result<Vec<UidDigest>, StoreError> {
         Err(StoreError::Backend("read-only benchmark store".into()))
     }

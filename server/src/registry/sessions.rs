@@ -130,13 +130,14 @@ enum Why {
     Superseded(Origin),
     LoggedOut,
     Revoked,
+    Expired,
 }
 
 impl Why {
     fn origin(self) -> Option<Origin> {
         match self {
             Why::Superseded(origin) => Some(origin),
-            Why::LoggedOut | Why::Revoked => None,
+            Why::LoggedOut | Why::Revoked | Why::Expired => None,
         }
     }
 }
@@ -228,6 +229,7 @@ impl Sessions {
                     },
                     Why::LoggedOut => Rejection::LoggedOut { at: ended.at },
                     Why::Revoked => Rejection::Revoked { at: ended.at },
+                    Why::Expired => Rejection::Expired { at: ended.at },
                 },
                 account: Some(ended.account),
                 username: self.username(ended.account),
@@ -291,6 +293,7 @@ impl Sessions {
             }),
             EndReason::LoggedOut => Why::LoggedOut,
             EndReason::Revoked => Why::Revoked,
+            EndReason::Expired => Why::Expired,
         };
         let entry = Ended { account, at, why };
         match self.ended.insert(Key::from(uid), entry) {

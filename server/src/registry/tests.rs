@@ -375,7 +375,9 @@ on_every_store! { BOTH;
         // An expired tab does not keep the account under deny-new: a login replaces it.
         assert_eq!(reg.in_use(ANN, None, false).await.unwrap(), None);
         let second = claimed(reg.login(ANN, "ann".into(), origin(3), None, false).await.unwrap());
-        assert_eq!(second.superseded.len(), 1);
+        // It ended as expired, when its lifetime ran out, not as superseded by this login.
+        assert!(second.superseded.is_empty(), "{:?}", second.superseded);
+        assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Expired { at: expiry });
         assert!(reg.check(&second.uid).await.is_ok(), "a fresh login has a fresh lifetime");
     }
 
@@ -409,7 +411,13 @@ on_every_store! { BOTH;
         // An idle tab does not keep the account under deny-new: a login replaces it.
         assert_eq!(reg.in_use(ANN, None, false).await.unwrap(), None);
         let second = claimed(reg.login(ANN, "ann".into(), origin(2), None, false).await.unwrap());
-        assert_eq!(second.superseded.len(), 1);
+        // It ended as expired, when it timed out, on every instance: not superseded.
+        assert!(second.superseded.is_empty(), "{:?}", second.superseded);
+        assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Expired { at: deadline });
+        if reg.is_shared() {
+            let other = Registry::shared(Arc::clone(&reg.store)).with_idle_timeout(Some(idle));
+            assert_eq!(refused(&other, &first.uid).await.rejection, Rejection::Expired { at: deadline });
+        }
         assert!(reg.check(&second.uid).await.is_ok());
     }
 
@@ -1206,6 +1214,45 @@ mod paused {
             lifetime_only.timed_out_at(&tabs[0]),
             Some(UnixMillis::from_millis(issued + 60 * 60_000))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_tab_ends_as_expired_at_the_next_sign_in_and_holds_no_place() {
+        let reg = registry(Some(30 * MINUTE), None)
+            .await
+            .with_policy(Policy::MaxTabs(2));
+        let login = |n: u8| {
+            let reg = reg.clone();
+            async move {
+                match reg.login(ANN, "ann".into(), origin(n), None, false).await {
+                    Ok(Claim::Claimed(claimed)) => claimed,
+                    other => panic!("a max-tabs login is not refused: {other:?}"),
+                }
+            }
+        };
+        let idle = login(1).await;
+        let timed_out_at =
+            UnixMillis::from_millis(idle.session.issued_at.as_millis() + 30 * 60_000);
+        tokio::time::advance(20 * MINUTE).await;
+        let busy = login(2).await;
+        tokio::time::advance(20 * MINUTE).await;
+        reg.check(&busy.uid).await.unwrap();
+        // The idle tab timed out at 30 minutes; a third sign-in ends it, not the busy tab
+        // (the oldest that is live), and supersedes nothing.
+        let third = login(3).await;
+        assert!(third.superseded.is_empty(), "{:?}", third.superseded);
+        reg.check(&busy.uid).await.unwrap();
+        reg.check(&third.uid).await.unwrap();
+        assert_eq!(
+            refused(&reg, &idle.uid).await.rejection,
+            Rejection::Expired { at: timed_out_at }
+        );
+        let store = reg.store.lookup(idle.uid.digest()).await.unwrap();
+        assert!(
+            matches!(store, Some(Stored::Ended(ref e, _)) if e.reason == EndReason::Expired && e.ended_at == timed_out_at),
+            "{store:?}"
+        );
+        assert_eq!(reg.tabs(ANN).await.unwrap().len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

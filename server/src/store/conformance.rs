@@ -99,6 +99,15 @@ fn fan_out_notices_are_read_with_or_without_when_and_why() {
     // What cannot be read is no end at all, or an end whose why must be looked up.
     assert_eq!(FanOut::parse_notice("garbage"), None);
     assert_eq!(FanOut::parse_notice(r#"{"uid":"zz"}"#), None);
+    let expired = format!(r#"{{"uid":"{hex}","at":"12","reason":"expired"}}"#);
+    let ending = Ending {
+        at: UnixMillis::from_millis(12),
+        reason: EndReason::Expired,
+    };
+    assert_eq!(
+        FanOut::parse_notice(&expired),
+        Some(FanOut::Ended(uid, Some(ending)))
+    );
     let odd = format!(r#"{{"uid":"{hex}","at":"x","reason":"eaten"}}"#);
     assert_eq!(FanOut::parse_notice(&odd), Some(FanOut::Ended(uid, None)));
 }
@@ -272,7 +281,7 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
-            async fn revoke_ends_the_accounts_tabs_all_or_those_named_and_no_other() {
+            async fn end_tabs_ends_the_accounts_tabs_all_or_those_named_and_no_other() {
                 let store = with_accounts($make).await;
                 let at = UnixMillis::from_millis;
                 let uids: Vec<UidDigest> = (0..3).map(|_| Uid::generate().digest()).collect();
@@ -282,13 +291,13 @@ macro_rules! conformance {
                 let bobs = Uid::generate().digest();
                 store.claim(bobs, &session(2, 10, 9)).await.unwrap();
                 // One named, and one of another account's named with it: only Ann's ends.
-                let ended = store.revoke(AccountId(1), Some(&[uids[1], bobs]), at(20)).await.unwrap();
+                let ended = store.end_tabs(AccountId(1), Some(&[uids[1], bobs]), at(20), TabEnd::Revoked).await.unwrap();
                 assert_eq!(ended, [uids[1]]);
                 let revoked = LoadedEnded { account: AccountId(1), ended_at: at(20), reason: EndReason::Revoked };
                 assert_eq!(store.lookup(uids[1]).await.unwrap(), Some(Stored::Ended(revoked, "Ann".into())));
                 assert_eq!(store.count_active().await.unwrap(), 3);
                 // All: the rest of Ann's; Bob's stays.
-                let mut ended = store.revoke(AccountId(1), None, at(30)).await.unwrap();
+                let mut ended = store.end_tabs(AccountId(1), None, at(30), TabEnd::Revoked).await.unwrap();
                 ended.sort();
                 let mut rest = vec![uids[0], uids[2]];
                 rest.sort();
@@ -296,9 +305,17 @@ macro_rules! conformance {
                 assert_eq!(store.active_of(AccountId(1)).await.unwrap(), []);
                 assert_eq!(store.active_of(AccountId(2)).await.unwrap(), [bobs]);
                 assert_eq!(store.count_active().await.unwrap(), 1);
-                assert!(store.revoke(AccountId(1), None, at(40)).await.unwrap().is_empty());
+                assert!(store.end_tabs(AccountId(1), None, at(40), TabEnd::Revoked).await.unwrap().is_empty());
                 let snap = store.load(at(0)).await.unwrap();
                 assert_eq!(snap.ended.iter().filter(|(_, e)| e.reason == EndReason::Revoked).count(), 3, "loaded as revoked");
+
+                // Expired: Bob's tab, at the moment it timed out; read back and loaded so.
+                assert_eq!(store.end_tabs(AccountId(2), Some(&[bobs]), at(35), TabEnd::Expired).await.unwrap(), [bobs]);
+                let expired = LoadedEnded { account: AccountId(2), ended_at: at(35), reason: EndReason::Expired };
+                assert_eq!(store.lookup(bobs).await.unwrap(), Some(Stored::Ended(expired.clone(), "bob".into())));
+                assert_eq!(store.count_active().await.unwrap(), 0);
+                let snap = store.load(at(0)).await.unwrap();
+                assert_eq!(snap.ended.iter().find(|(uid, _)| *uid == bobs).map(|(_, e)| e.clone()), Some(expired));
             }
 
             #[tokio::test]

@@ -11,7 +11,7 @@ use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive,
     LoadedEnded, MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing,
-    SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, oldest_beyond,
+    SessionStore, Snapshot, StoreError, Stored, TabDetails, TabEnd, TabsPage, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -132,11 +132,12 @@ impl SessionStore for MemoryStore {
         Ok(Some(superseded))
     }
 
-    async fn revoke(
+    async fn end_tabs(
         &self,
         account: AccountId,
         only: Option<&[UidDigest]>,
         at: UnixMillis,
+        why: TabEnd,
     ) -> Result<Vec<UidDigest>, StoreError> {
         let mut inner = self.lock();
         let ending: Vec<UidDigest> = inner
@@ -152,7 +153,7 @@ impl SessionStore for MemoryStore {
                     account,
                     username: session.username,
                     ended_at: at,
-                    reason: EndReason::Revoked,
+                    reason: why.reason(),
                 };
                 inner.ended.insert(*uid, ended);
             }

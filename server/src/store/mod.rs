@@ -145,6 +145,33 @@ pub enum EndReason {
     /// Signed out from elsewhere: another tab of the account ("sign out", "everywhere"),
     /// or an administrator.
     Revoked,
+    /// Its idle timeout or lifetime ran out (it is ended in the store when its account
+    /// next signs in; it was refused from the moment it ran out).
+    Expired,
+}
+
+/// Why [`SessionStore::end_tabs`] ends tabs: the reasons that need no newer login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabEnd {
+    Revoked,
+    Expired,
+}
+
+impl TabEnd {
+    /// As the stores write it in `end_reason`, and in fan-out notices.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TabEnd::Revoked => "revoked",
+            TabEnd::Expired => "expired",
+        }
+    }
+
+    pub fn reason(self) -> EndReason {
+        match self {
+            TabEnd::Revoked => EndReason::Revoked,
+            TabEnd::Expired => EndReason::Expired,
+        }
+    }
 }
 
 /// An active session with where its login came from, as the account's owner sees it.
@@ -357,13 +384,14 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Ends `uid` as logged out if it is active; returns whether it was.
     async fn release(&self, uid: UidDigest, at: UnixMillis) -> Result<bool, StoreError>;
 
-    /// Ends the account's active sessions as revoked at `at`: every one, or only those of
+    /// Ends the account's active sessions at `at`, for `why`: every one, or only those of
     /// `only` that are (the others are left alone). Returns the ones it ended.
-    async fn revoke(
+    async fn end_tabs(
         &self,
         account: AccountId,
         only: Option<&[UidDigest]>,
         at: UnixMillis,
+        why: TabEnd,
     ) -> Result<Vec<UidDigest>, StoreError>;
 
     /// The account's active sessions with where and when each signed in and was last used.
@@ -934,6 +962,7 @@ mod columns {
         match reason {
             "logged_out" => Ok(EndReason::LoggedOut),
             "revoked" => Ok(EndReason::Revoked),
+            "expired" => Ok(EndReason::Expired),
             "superseded" => Ok(EndReason::Superseded {
                 by: LoginOrigin {
                     user_agent: by_user_agent,

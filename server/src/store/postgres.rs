@@ -19,7 +19,7 @@ use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndedSession, FanOut, LoginOrigin,
     MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing, SessionStore,
-    Snapshot, StoreError, Stored, TabDetails, TabsPage, columns, oldest_beyond,
+    Snapshot, StoreError, Stored, TabDetails, TabEnd, TabsPage, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_account_policy.sql"),
     include_str!("../../migrations/postgres/0003_max_tabs_last_seen_and_history.sql"),
     include_str!("../../migrations/postgres/0004_several_devices.sql"),
+    include_str!("../../migrations/postgres/0005_expired_sessions.sql"),
 ];
 
 /// Taken (per transaction) while migrating, so that instances starting together migrate
@@ -360,11 +361,12 @@ impl SessionStore for PostgresStore {
         ))
     }
 
-    async fn revoke(
+    async fn end_tabs(
         &self,
         account: AccountId,
         only: Option<&[UidDigest]>,
         at: UnixMillis,
+        why: TabEnd,
     ) -> Result<Vec<UidDigest>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
@@ -380,14 +382,14 @@ impl SessionStore for PostgresStore {
         let rows = tx
             .query(
                 "WITH ended AS (
-                     UPDATE sessions SET ended_at = $2, end_reason = 'revoked'
+                     UPDATE sessions SET ended_at = $2, end_reason = $4
                      WHERE account_id = $1 AND ended_at IS NULL
                        AND ($3::bytea[] IS NULL OR uid = ANY($3))
                      RETURNING uid)
                  SELECT uid, pg_notify('solotab_ended', json_build_object(
-                     'uid', encode(uid, 'hex'), 'at', $2::text, 'reason', 'revoked')::text)
+                     'uid', encode(uid, 'hex'), 'at', $2::text, 'reason', $4::text)::text)
                  FROM ended",
-                &[&account.0, &at.as_millis(), &only],
+                &[&account.0, &at.as_millis(), &only, &why.as_str()],
             )
             .await
             .map_err(backend)?;

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use super::{
     AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, LoginOrigin,
-    Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabsPage, columns,
+    Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabEnd, TabsPage, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -134,14 +134,14 @@ if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1
 return 1
 ";
 
-/// Ends the account's active sessions (all, or those of ARGV[5..] that are) as revoked;
-/// returns the digests it ended. KEYS: ended:<account>. ARGV: prefix, account, at, history
-/// ms, then 'only' and digests, or 'all'.
-const REVOKE: &str = r"
+/// Ends the account's active sessions (all, or those of ARGV[7..] that are) for the reason
+/// ARGV[5] ('revoked' or 'expired'); returns the digests it ended. KEYS: ended:<account>.
+/// ARGV: prefix, account, at, history ms, reason, then 'only' and digests, or 'all'.
+const END_TABS: &str = r"
 local tabs = tabs_of(ARGV[1], ARGV[2])
 local ending = {}
-if ARGV[5] == 'only' then
-  for i = 6, #ARGV do
+if ARGV[6] == 'only' then
+  for i = 7, #ARGV do
     if redis.call('ZSCORE', tabs, ARGV[i]) then ending[#ending + 1] = ARGV[i] end
   end
 else
@@ -149,14 +149,14 @@ else
 end
 for _, uid in ipairs(ending) do
   local key = ARGV[1] .. 'session:' .. uid
-  redis.call('HSET', key, 'ended_at', ARGV[3], 'reason', 'revoked')
+  redis.call('HSET', key, 'ended_at', ARGV[3], 'reason', ARGV[5])
   redis.call('PEXPIRE', key, ARGV[4])
   redis.call('ZREM', tabs, uid)
   redis.call('ZADD', KEYS[1], ARGV[3], uid)
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('DECR', ARGV[1] .. 'active_count')
   redis.call('PUBLISH', ARGV[1] .. 'ended',
-    cjson.encode({uid = uid, at = ARGV[3], reason = 'revoked'}))
+    cjson.encode({uid = uid, at = ARGV[3], reason = ARGV[5]}))
 end
 return ending
 ";
@@ -209,7 +209,7 @@ pub struct RedisStore {
     claim: Arc<Script>,
     release: Arc<Script>,
     active_of: Arc<Script>,
-    revoke: Arc<Script>,
+    end_tabs: Arc<Script>,
     touch: Arc<Script>,
     forget: Arc<Script>,
 }
@@ -261,7 +261,7 @@ impl RedisStore {
             claim: Arc::new(Script::new(&format!("{TABS_OF}{CLAIM}"))),
             release: Arc::new(Script::new(&format!("{TABS_OF}{RELEASE}"))),
             active_of: Arc::new(Script::new(&format!("{TABS_OF}{ACTIVE_OF}"))),
-            revoke: Arc::new(Script::new(&format!("{TABS_OF}{REVOKE}"))),
+            end_tabs: Arc::new(Script::new(&format!("{TABS_OF}{END_TABS}"))),
             touch: Arc::new(Script::new(TOUCH)),
             forget: Arc::new(Script::new(FORGET)),
         })
@@ -516,19 +516,21 @@ impl SessionStore for RedisStore {
         Ok(Some(ended))
     }
 
-    async fn revoke(
+    async fn end_tabs(
         &self,
         account: AccountId,
         only: Option<&[UidDigest]>,
         at: UnixMillis,
+        why: TabEnd,
     ) -> Result<Vec<UidDigest>, StoreError> {
-        let mut revoke = self.revoke.prepare_invoke();
+        let mut revoke = self.end_tabs.prepare_invoke();
         revoke
             .key(self.key("ended", account.0))
             .arg(&*self.prefix)
             .arg(account.0)
             .arg(at.as_millis())
-            .arg(self.history_ms());
+            .arg(self.history_ms())
+            .arg(why.as_str());
         match only {
             None => revoke.arg("all"),
             Some(uids) => {
@@ -836,13 +838,14 @@ mod delegation {
         async fn touch(&self, uid: UidDigest, at: UnixMillis) -> Result<(), StoreError> {
             self.sessions.touch(uid, at).await
         }
-        async fn revoke(
+        async fn end_tabs(
             &self,
             account: AccountId,
             only: Option<&[UidDigest]>,
             at: UnixMillis,
+            why: TabEnd,
         ) -> Result<Vec<UidDigest>, StoreError> {
-            self.sessions.revoke(account, only, at).await
+            self.sessions.end_tabs(account, only, at, why).await
         }
         async fn tabs_of(&self, account: AccountId) -> Result<Vec<TabDetails>, StoreError> {
             self.sessions.tabs_of(account).await

@@ -18,7 +18,7 @@ use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndedSession, LoginOrigin,
     MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing, SessionStore,
-    Snapshot, StoreError, Stored, TabDetails, TabsPage, columns, oldest_beyond,
+    Snapshot, StoreError, Stored, TabDetails, TabEnd, TabsPage, columns, oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_account_policy.sql"),
     include_str!("../../migrations/0006_max_tabs_last_seen_and_history.sql"),
     include_str!("../../migrations/0007_several_devices.sql"),
+    include_str!("../../migrations/0008_expired_sessions.sql"),
 ];
 
 #[derive(Debug, Clone)]
@@ -426,11 +427,12 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn revoke(
+    async fn end_tabs(
         &self,
         account: AccountId,
         only: Option<&[UidDigest]>,
         at: UnixMillis,
+        why: TabEnd,
     ) -> Result<Vec<UidDigest>, StoreError> {
         let only: Option<Vec<UidDigest>> = only.map(<[UidDigest]>::to_vec);
         self.run(move |conn| {
@@ -445,13 +447,17 @@ impl SessionStore for SqliteStore {
             {
                 let mut end = tx
                     .prepare_cached(
-                        "UPDATE sessions SET ended_at = ?1, end_reason = 'revoked'
+                        "UPDATE sessions SET ended_at = ?1, end_reason = ?3
                          WHERE uid = ?2 AND ended_at IS NULL",
                     )
                     .map_err(backend)?;
                 for uid in &ending {
-                    end.execute(params![at.as_millis(), uid.as_bytes().as_slice()])
-                        .map_err(backend)?;
+                    end.execute(params![
+                        at.as_millis(),
+                        uid.as_bytes().as_slice(),
+                        why.as_str()
+                    ])
+                    .map_err(backend)?;
                 }
             }
             tx.commit().map_err(backend)?;
