@@ -104,6 +104,9 @@ pub struct Claimed {
     pub session: ActiveSession,
     /// Every session this login ended. Under latest-wins at most one; the type allows several.
     pub superseded: Vec<(UidDigest, EndedSession)>,
+    /// The account's tabs that had timed out, ended before the claim (each with when it
+    /// timed out): for the account's history, which may not have heard of them.
+    pub expired: Vec<(UidDigest, UnixMillis)>,
 }
 
 /// Why a UID was not served: it is refused (the tab is told why), or the store could not
@@ -655,7 +658,7 @@ impl Registry {
         let this = self.clone();
         tokio::spawn(async move {
             let mut last_issued = this.writes.lock().await;
-            this.end_timed_out(account).await?;
+            let expired = this.end_timed_out(account).await?;
             for _ in 0..MAX_CLAIM_ATTEMPTS {
                 let (replacing, tabs) = match (ends, &this.truth) {
                     // Deny-new: only where no tab is live (those past their lifetime do not
@@ -700,6 +703,7 @@ impl Registry {
                     uid,
                     session,
                     superseded,
+                    expired,
                 }));
             }
             Err(StoreError::Backend(
@@ -832,17 +836,23 @@ impl Registry {
     /// Ends, as expired, the account's tabs that have timed out (each at the moment it did):
     /// they are refused already, and from now on hold no place under max-tabs and make no
     /// sign-in a takeover. The caller holds the write lock.
-    async fn end_timed_out(&self, account: AccountId) -> Result<(), StoreError> {
+    async fn end_timed_out(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<(UidDigest, UnixMillis)>, StoreError> {
+        let mut expired = Vec::new();
         if self.idle.is_none() && self.lifetime.is_none() {
-            return Ok(());
+            return Ok(expired);
         }
         for tab in self.tabs(account).await? {
             if let Some(at) = self.timed_out_at(&tab) {
-                self.end_tabs(account, Some(&[tab.uid]), at, TabEnd::Expired)
+                let ended = self
+                    .end_tabs(account, Some(&[tab.uid]), at, TabEnd::Expired)
                     .await?;
+                expired.extend(ended.into_iter().map(|uid| (uid, at)));
             }
         }
-        Ok(())
+        Ok(expired)
     }
 
     /// [`revoke`](Self::revoke) every tab of the account but `keep` (a password change,

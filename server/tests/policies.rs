@@ -367,6 +367,30 @@ async fn a_timed_out_tab_is_listed_as_timed_out_and_the_next_sign_in_ends_it() {
 }
 
 #[tokio::test]
+async fn a_tab_closed_before_it_timed_out_is_in_the_history_once_the_next_sign_in_ends_it() {
+    let app = spawn_app_with(&["--idle-timeout", "1s"]).await;
+    assert_eq!(app.register("ann").await.status, StatusCode::CREATED);
+    // Signed in, then closed: no request, no channel, so nothing refuses it.
+    let closed = app.login_as("ann", CHROME).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let again = app.login_as("ann", FIREFOX).await;
+    let events = app.get_with_uid("/api/sessions", &again).await.body["events"].clone();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["login", "expired", "login"]);
+    // Once: its own refusal later adds nothing.
+    app.get_with_uid("/api/me", &closed)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "expired");
+    let events = app.get_with_uid("/api/sessions", &again).await.body["events"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 3, "{events}");
+}
+
+#[tokio::test]
 async fn a_tab_idle_past_the_idle_timeout_is_pushed_expired_and_requests_keep_it_alive() {
     let app = spawn_app_with(&["--idle-timeout", "2s"]).await;
     assert_eq!(app.register("ann").await.status, StatusCode::CREATED);

@@ -18,7 +18,7 @@ use super::{
 use super::{Observer, refusal_log};
 use crate::device::DeviceToken;
 use crate::metrics::LoginMethod;
-use crate::registry::{Claim, Claimed, NotAccepted};
+use crate::registry::{Claim, Claimed, NotAccepted, Refused, Rejection};
 use crate::store::{
     AccountRecord, CreateAccountError, DeviceHash, DeviceRecord, EventKind, LoginOrigin, Mode,
 };
@@ -320,6 +320,7 @@ pub(super) async fn take_back(
     tracing::warn!(account = %account.username, ip = %claimed.session.origin.ip, other_tabs = revoked.len(), "account taken back (\"that wasn't me\"): other tabs signed out, password changed");
     state.metrics.signed_in(LoginMethod::Password, 0);
     state.metrics.revoked(revoked.len());
+    record_expired(&state, &claimed).await;
     let session = &claimed.session;
     state
         .history
@@ -459,6 +460,7 @@ fn in_use(state: &AppState, username: &str, since: UnixMillis) -> ApiError {
 
 /// Records a sign-in as `kind`, or as a takeover if it signed another tab out.
 async fn record_sign_in(state: &AppState, claimed: &Claimed, kind: EventKind) {
+    record_expired(state, claimed).await;
     let kind = if claimed.superseded.is_empty() {
         kind
     } else {
@@ -469,6 +471,24 @@ async fn record_sign_in(state: &AppState, claimed: &Claimed, kind: EventKind) {
         .history
         .record(session.account, kind, Some(&session.origin))
         .await;
+}
+
+/// Records the timed-out tabs a sign-in ended, once per tab as a refusal would have: a tab
+/// closed before it timed out is never refused, so nothing else tells the history, the
+/// expiry count or the log of it.
+async fn record_expired(state: &AppState, claimed: &Claimed) {
+    let session = &claimed.session;
+    for (uid, at) in &claimed.expired {
+        let refused = Refused {
+            rejection: Rejection::Expired { at: *at },
+            account: Some(session.account),
+            username: Some(session.username.clone()),
+        };
+        if state.history.refused(uid, &refused, None).await == Some(EventKind::Expired) {
+            state.metrics.expired();
+            tracing::info!(account = %session.username, "tab expired");
+        }
+    }
 }
 
 fn too_many(retry_after: std::time::Duration) -> ApiError {
