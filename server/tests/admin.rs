@@ -153,13 +153,7 @@ async fn an_admin_sign_out_pushes_every_tab_of_the_account_ends_its_browsers_and
         StatusCode::OK
     );
     let again = app.login_as("ann", CHROME).await;
-    let events = app.get_with_uid("/api/sessions", &again).await.body["events"].clone();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = app.event_kinds(&again).await;
     assert_eq!(
         kinds,
         ["login", "rejected_stale", "admin_sign_out", "login"],

@@ -200,6 +200,17 @@ impl TestApp {
             .await
     }
 
+    /// The kinds of the account's events ("Your sessions"), newest first.
+    pub async fn event_kinds(&self, uid: &str) -> Vec<String> {
+        let sessions = self.get_with_uid("/api/sessions", uid).await;
+        assert_eq!(sessions.status, StatusCode::OK, "{:?}", sessions.body);
+        let events = sessions.body["events"].as_array().unwrap().clone();
+        events
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// `GET /api/device` from the browser holding this device cookie (`name=value`).
     pub async fn device_of(&self, cookie: &str) -> Reply {
         self.send(

@@ -374,13 +374,7 @@ async fn a_tab_closed_before_it_timed_out_is_in_the_history_once_the_next_sign_i
     let closed = app.login_as("ann", CHROME).await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     let again = app.login_as("ann", FIREFOX).await;
-    let events = app.get_with_uid("/api/sessions", &again).await.body["events"].clone();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = app.event_kinds(&again).await;
     assert_eq!(kinds, ["login", "expired", "login"]);
     // Once: its own refusal later adds nothing.
     app.get_with_uid("/api/me", &closed)
@@ -424,13 +418,7 @@ async fn a_tab_idle_past_the_idle_timeout_is_pushed_expired_and_requests_keep_it
         app.get_with_uid("/api/me", &again).await.status,
         StatusCode::OK
     );
-    let events = app.get_with_uid("/api/sessions", &again).await.body["events"].clone();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = app.event_kinds(&again).await;
     // The timed-out tab ended as expired before the new login: not a takeover.
     assert_eq!(kinds, ["login", "expired", "login"]);
 }

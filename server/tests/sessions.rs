@@ -26,17 +26,6 @@ async fn sign_out(app: &TestApp, uid: &str, body: Value) -> common::Reply {
     app.send(request).await
 }
 
-/// The kinds of the account's events, newest first.
-async fn kinds(app: &TestApp, uid: &str) -> Vec<String> {
-    let sessions = app.get_with_uid("/api/sessions", uid).await;
-    assert_eq!(sessions.status, StatusCode::OK, "{:?}", sessions.body);
-    let events = sessions.body["events"].as_array().unwrap().clone();
-    events
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn the_sessions_page_lists_every_tab_and_signs_one_other_out() {
     let app = two_tabs_app().await;
@@ -220,7 +209,11 @@ async fn the_sessions_page_lists_signed_in_browsers_and_signs_one_out_with_its_t
     let page = sessions_from(&app, &phone, &phone_cookie).await;
     assert_eq!(page["browsers"].as_array().unwrap().len(), 1);
     // The refused requests above come after it in the history.
-    assert!(kinds(&app, &phone).await.contains(&"revoked".to_owned()));
+    assert!(
+        app.event_kinds(&phone)
+            .await
+            .contains(&"revoked".to_owned())
+    );
 
     // What cannot be signed out is said so, and changes nothing.
     sign_out_from(&app, &phone, &phone_cookie, json!({"browser": laptop_id}))
@@ -323,7 +316,7 @@ async fn the_history_says_what_happened_newest_first_and_a_stale_tab_once() {
         .header("x-tab-uid", &second)
         .json(&json!({"current": PASSWORD, "new": "a brand new passphrase"}));
     assert_eq!(app.send(change).await.status, StatusCode::NO_CONTENT);
-    let seen = kinds(&app, &second).await;
+    let seen = app.event_kinds(&second).await;
     assert_eq!(
         seen,
         ["password_changed", "rejected_stale", "takeover", "login"]
@@ -344,7 +337,7 @@ async fn the_history_says_what_happened_newest_first_and_a_stale_tab_once() {
         .login_as_with_password("ann", CHROME, "a brand new passphrase")
         .await;
     assert_eq!(
-        kinds(&app, &again).await[..3],
+        app.event_kinds(&again).await[..3],
         ["login", "logout", "password_changed"]
     );
 }
@@ -430,7 +423,7 @@ async fn that_wasnt_me_takes_the_account_back_and_locks_the_intruder_out() {
         app.get_with_uid("/api/me", &back).await.status,
         StatusCode::OK
     );
-    let mut seen = kinds(&app, &back).await;
+    let mut seen = app.event_kinds(&back).await;
     seen.retain(|kind| kind != "rejected_stale"); // the two turned-away tabs
     assert_eq!(seen, ["taken_back", "takeover", "login"]);
 }
