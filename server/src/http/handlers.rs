@@ -320,7 +320,6 @@ pub(super) async fn take_back(
     tracing::warn!(account = %account.username, ip = %claimed.session.origin.ip, other_tabs = revoked.len(), "account taken back (\"that wasn't me\"): other tabs signed out, password changed");
     state.metrics.signed_in(LoginMethod::Password, 0);
     state.metrics.revoked(revoked.len());
-    record_expired(&state, &claimed).await;
     let session = &claimed.session;
     state
         .history
