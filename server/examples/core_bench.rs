@@ -73,11 +73,12 @@ fn main() {
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Heap bytes still allocated of those allocated since `region` began.
+/// Heap bytes still allocated of those allocated since `region` began. (`stats_alloc`
+/// counts a reallocation's growth in `bytes_allocated` and its shrinking in
+/// `bytes_deallocated`; `bytes_reallocated` is the same change again, so it is not added.)
 fn live(region: &Region<System>) -> i64 {
     let change = region.change();
     change.bytes_allocated as i64 - change.bytes_deallocated as i64
-        + change.bytes_reallocated as i64
 }
 
 async fn memory(population: &Population) {
@@ -116,10 +117,12 @@ async fn memory(population: &Population) {
         registry_heap as f64 / n / 2.0
     );
     println!(
-        "\nRegistry heap per active session / raw map per entry: **{:.2}** (target <= 2); per UID \
-         kept (active or ended) / raw per entry: **{:.2}**. (RSS growth of the registry also holds \
-         the freed copy it was loaded from: an upper bound.)\n",
+        "\nRegistry per active session / raw map per entry: heap **{:.2}**, resident **{:.2}** \
+         (target <= 2); per UID kept (active or ended) / raw per entry: heap **{:.2}**. (The \
+         registry's resident growth would also hold memory the allocator kept from the loading, \
+         if any: an upper bound.)\n",
         registry_heap as f64 / raw_heap as f64,
+        registry_rss as f64 / raw_rss as f64,
         registry_heap as f64 / 2.0 / raw_heap as f64
     );
     spring_session_in_redis();

@@ -48,7 +48,7 @@ mod sessions;
 mod watch;
 
 pub use sessions::Session;
-use sessions::Sessions;
+use sessions::{Gone, Sessions, Why};
 use watch::Watchers;
 pub use watch::{MAX_WATCHES_PER_UID, Watch};
 
@@ -95,6 +95,17 @@ pub struct Refused {
     /// The account the UID belonged to, if known (for logs and the account's history).
     pub account: Option<AccountId>,
     pub username: Option<Arc<str>>,
+}
+
+impl Refused {
+    /// A UID the registry never issued, or has forgotten.
+    fn unknown() -> Self {
+        Refused {
+            rejection: Rejection::Unknown,
+            account: None,
+            username: None,
+        }
+    }
 }
 
 /// The outcome of a successful [`Registry::claim`].
@@ -351,16 +362,28 @@ impl Registry {
         // `recorded`: this use moved the last use on, and may be due in the store.
         let (session, last_seen, recorded) = match &self.truth {
             Truth::Memory(sessions) => {
-                let sessions = read(sessions);
-                let found = sessions.find(digest).map_err(NotAccepted::Refused)?;
-                let last_seen = found.last_seen();
-                self.not_idle(found.session, last_seen, now)?;
-                // A write only once per period: most checks just read (no cache line made
-                // dirty on the hot path).
-                let stale = now.as_millis() - last_seen.as_millis() >= self.seen_every_ms();
-                // Of concurrent uses, only the one that moved it records it.
-                let recorded = use_ == Use::Request && stale && found.used(now) == last_seen;
-                (found.session, last_seen, recorded)
+                let looked = {
+                    let sessions = read(sessions);
+                    match sessions.find(digest) {
+                        Ok(found) => {
+                            let last_seen = found.last_seen();
+                            self.not_idle(found.session, last_seen, now)?;
+                            // A write only once per period: most checks just read (no
+                            // cache line made dirty on the hot path).
+                            let every = self.seen_every_ms();
+                            let stale = now.as_millis() - last_seen.as_millis() >= every;
+                            // Of concurrent uses, only the one that moved it records it.
+                            let recorded =
+                                use_ == Use::Request && stale && found.used(now) == last_seen;
+                            Ok((found.session, last_seen, recorded))
+                        }
+                        Err(gone) => Err(gone),
+                    }
+                };
+                match looked {
+                    Ok(found) => found,
+                    Err(gone) => return Err(self.refusal(digest, gone).await),
+                }
             }
             Truth::Shared(usernames) => match self.store.lookup(*digest).await? {
                 Some(Stored::Active(active, username)) => {
@@ -379,19 +402,44 @@ impl Registry {
                         username: Some(username),
                     }));
                 }
-                None => {
-                    return Err(NotAccepted::Refused(Refused {
-                        rejection: Rejection::Unknown,
-                        account: None,
-                        username: None,
-                    }));
-                }
+                None => return Err(NotAccepted::Refused(Refused::unknown())),
             },
         };
         if recorded {
             self.record_use(*digest, last_seen, now);
         }
         Ok((session, last_seen))
+    }
+
+    /// The refusal of a UID that memory has not got active: unknown, or ended as `gone`
+    /// says. Memory keeps when and why; a superseded tab's newer login (address, browser)
+    /// is read from the store, which committed it before memory heard of it.
+    async fn refusal(&self, digest: &UidDigest, gone: Option<Gone>) -> NotAccepted {
+        let Some(gone) = gone else {
+            return NotAccepted::Refused(Refused::unknown());
+        };
+        let rejection = match gone.why {
+            Why::LoggedOut => Rejection::LoggedOut { at: gone.at },
+            Why::Revoked => Rejection::Revoked { at: gone.at },
+            Why::Expired => Rejection::Expired { at: gone.at },
+            Why::Superseded => match self.store.lookup(*digest).await {
+                Ok(Some(Stored::Ended(ended, _))) => {
+                    Rejection::ended(ended.ended_at, &ended.reason)
+                }
+                // Pruned from the store a moment before from memory: what memory is about
+                // to say too.
+                Ok(None) => return NotAccepted::Refused(Refused::unknown()),
+                Ok(Some(Stored::Active(..))) => {
+                    return StoreError::Backend("store and memory disagree on a uid".into()).into();
+                }
+                Err(e) => return e.into(),
+            },
+        };
+        NotAccepted::Refused(Refused {
+            rejection,
+            account: Some(gone.account),
+            username: Some(gone.username),
+        })
     }
 
     /// Refuses `session` if it was last used `idle` or longer before `now`.
@@ -487,16 +535,24 @@ impl Registry {
             Truth::Memory(sessions) => {
                 // Subscribing under the read lock: an end needs the write lock first, and
                 // announces itself after, so this watch either sees the end here or is told.
-                let (session, watch) = {
+                let looked = {
                     let sessions = read(sessions);
-                    let found = sessions.find(&digest).map_err(WatchRefused::Refused)?;
-                    self.not_idle(found.session, found.last_seen(), UnixMillis::now())?;
-                    let session = found.session;
-                    let watch = self
-                        .watchers
-                        .subscribe(digest)
-                        .ok_or(WatchRefused::TooMany)?;
-                    (session, watch)
+                    match sessions.find(&digest) {
+                        Ok(found) => {
+                            self.not_idle(found.session, found.last_seen(), UnixMillis::now())?;
+                            let session = found.session;
+                            let watch = self
+                                .watchers
+                                .subscribe(digest)
+                                .ok_or(WatchRefused::TooMany)?;
+                            Ok((session, watch))
+                        }
+                        Err(gone) => Err(gone),
+                    }
+                };
+                let (session, watch) = match looked {
+                    Ok(watched) => watched,
+                    Err(gone) => return Err(self.refusal(&digest, gone).await.into()),
                 };
                 // Expiry is a matter of the clock, not of the store: checked after the lock.
                 let session = self.unexpired(session).map_err(WatchRefused::Refused)?;

@@ -1,24 +1,30 @@
 //! The registry's memory: every active and remembered UID, in as few bytes as the check
-//! allows, so that a million sessions stay cheap and a check is one map lookup.
+//! allows, so that a million sessions stay cheap and a check is one index lookup.
 //!
-//! - Keys are the first 128 bits of a UID's digest (still far beyond guessing, and half the
-//!   bytes), hashed by taking 64 of those bits as they are: they are already uniformly
-//!   random, and only UIDs the server issued are ever inserted, so no client can choose keys
-//!   that collide.
-//! - An active UID keeps 24 bytes: its account, when it was issued and when it was last
-//!   used (an atomic, updated under the read lock by a check at most once a second). The
-//!   username lives
-//!   once per account; the user agent of a newer login is shared by every UID it ended, and
-//!   each distinct user agent is kept once however many logins sent it.
+//! - **One index, dense records.** A hash table of 4-byte slots finds every UID, active or
+//!   ended; the records themselves sit packed in two vectors (active, ended). A map of whole
+//!   records would leave up to half of its power-of-two buckets empty, each as wide as a
+//!   record; here an empty bucket costs 5 bytes. A record is removed by moving the last one
+//!   into its place and repointing that one's slot, so the vectors never have holes.
+//! - **Keys** are the first 128 bits of a UID's digest (still far beyond guessing), hashed by
+//!   taking 64 of those bits as they are: they are already uniformly random, and only UIDs
+//!   the server issued are ever inserted, so no client can choose keys that collide.
+//! - **An active UID** keeps 40 bytes: key, account, when it was issued and when it was last
+//!   used (an atomic, updated under the read lock by a check at most once a second).
+//! - **An ended UID** keeps 32 bytes: key, account, when and why. Not who: a superseded tab
+//!   is told the newer login's address and browser from the store, which the registry reads
+//!   for that refusal only (a tab asks once; only a holder of that ended UID can ask again).
+//! - **Accounts** are kept once each (16 bytes, in a slab), while a UID of theirs is in
+//!   memory; their usernames are packed in one arena, compacted when half of it is unused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::{Refused, Rejection};
-use crate::store::{AccountId, EndReason, EndedSession, LoginOrigin, Snapshot};
+use hashbrown::HashTable;
+
+use crate::store::{AccountId, EndReason, EndedSession, Snapshot};
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
@@ -29,48 +35,39 @@ pub struct Session {
     pub issued_at: UnixMillis,
 }
 
-/// Memory's key for a UID (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Key(u128);
+/// Memory's key for a UID (see the module docs), as two words so that records pack with
+/// 8-byte alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Key([u64; 2]);
+
+impl Key {
+    /// 64 of the key's bits, already random (see the module docs).
+    fn hash(self) -> u64 {
+        self.0[0]
+    }
+}
 
 impl From<&UidDigest> for Key {
     fn from(digest: &UidDigest) -> Self {
-        let mut half = [0u8; 16];
-        half.copy_from_slice(&digest.as_bytes()[..16]);
-        Key(u128::from_le_bytes(half))
-    }
-}
-
-/// Hashes a [`Key`] by keeping 64 of its (already random) bits.
-#[derive(Default)]
-pub(super) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `Key`'s u128 is ever hashed here, which arrives through `write_u128`.
-        for chunk in bytes.chunks(8) {
+        let bytes = digest.as_bytes();
+        let word = |at: usize| {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
+            word.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(word)
+        };
+        Key([word(0), word(8)])
     }
 }
-
-type KeyMap<V> = HashMap<Key, V, BuildHasherDefault<KeyHasher>>;
 
 /// Hashes an [`AccountId`] with one multiplication (Fibonacci hashing). Account ids are
-/// assigned by the store, never chosen by a client, so no one can aim for collisions, and
-/// the loader touches this map once per session.
+/// assigned by the store, never chosen by a client, so no one can aim for collisions.
+fn account_hash(account: AccountId) -> u64 {
+    (account.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The same, as a `Hasher`, for the map the loader builds and drops.
 #[derive(Default)]
-pub(super) struct AccountHasher(u64);
+struct AccountHasher(u64);
 
 impl Hasher for AccountHasher {
     fn finish(&self) -> u64 {
@@ -92,12 +89,74 @@ impl Hasher for AccountHasher {
     }
 }
 
+/// Where the index points: a record in `active`, or in `ended`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Active(u32),
+    Ended(u32),
+}
+
+/// The index stores a [`Slot`] as one `u32`: the top bit says "ended".
+const ENDED_BIT: u32 = 1 << 31;
+
+impl Slot {
+    fn encode(self) -> u32 {
+        match self {
+            Slot::Active(at) => at,
+            Slot::Ended(at) => at | ENDED_BIT,
+        }
+    }
+
+    fn decode(slot: u32) -> Slot {
+        if slot & ENDED_BIT == 0 {
+            Slot::Active(slot)
+        } else {
+            Slot::Ended(slot & !ENDED_BIT)
+        }
+    }
+}
+
 /// An active UID as memory keeps it.
 #[derive(Debug)]
 struct Active {
+    key: Key,
     session: Session,
     /// Unix milliseconds of the last check that used it (its login until then).
     last_seen: AtomicI64,
+}
+
+/// An ended UID as memory keeps it.
+#[derive(Debug)]
+struct Ended {
+    key: Key,
+    at: UnixMillis,
+    /// Its account's place in [`Accounts::slots`].
+    account: u32,
+    why: Why,
+}
+
+// What the module docs promise; a field added to either record must be worth its bytes.
+const _: () = assert!(std::mem::size_of::<Active>() == 40);
+const _: () = assert!(std::mem::size_of::<Ended>() == 32);
+
+/// Why a UID ended, as memory keeps it (a superseding login's origin is the store's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    Superseded,
+    LoggedOut,
+    Revoked,
+    Expired,
+}
+
+impl From<&EndReason> for Why {
+    fn from(reason: &EndReason) -> Self {
+        match reason {
+            EndReason::Superseded { .. } => Why::Superseded,
+            EndReason::LoggedOut => Why::LoggedOut,
+            EndReason::Revoked => Why::Revoked,
+            EndReason::Expired => Why::Expired,
+        }
+    }
 }
 
 /// An active UID as a check finds it: the session, and when it was last used.
@@ -117,52 +176,22 @@ impl Found<'_> {
     }
 }
 
-#[derive(Debug)]
-struct Ended {
-    account: AccountId,
-    at: UnixMillis,
-    why: Why,
-}
-
-/// [`EndReason`] as memory keeps it: the newer login's user agent interned.
-#[derive(Debug)]
-enum Why {
-    Superseded(Origin),
-    LoggedOut,
-    Revoked,
-    Expired,
-}
-
-impl Why {
-    fn origin(self) -> Option<Origin> {
-        match self {
-            Why::Superseded(origin) => Some(origin),
-            Why::LoggedOut | Why::Revoked | Why::Expired => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Origin {
-    ip: IpAddr,
-    user_agent: Option<Arc<str>>,
-}
-
-#[derive(Debug)]
-struct Account {
-    username: Arc<str>,
-    active: u32,
-    ended: u32,
+/// An ended UID as a check finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Gone {
+    pub account: AccountId,
+    pub username: Arc<str>,
+    pub at: UnixMillis,
+    pub why: Why,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
-    active: KeyMap<Active>,
-    ended: KeyMap<Ended>,
-    /// Accounts with at least one UID in memory.
-    accounts: HashMap<AccountId, Account, BuildHasherDefault<AccountHasher>>,
-    /// Each distinct user agent once (see [`Sessions::intern`]).
-    user_agents: HashSet<Arc<str>>,
+    /// Every UID in memory, as a [`Slot`] in `active` or `ended`.
+    index: HashTable<u32>,
+    active: Vec<Active>,
+    ended: Vec<Ended>,
+    accounts: Accounts,
     /// Test-only fault: claims leave the UIDs they supersede active.
     #[cfg(feature = "fault-injection")]
     pub(super) keep_superseded: bool,
@@ -171,78 +200,83 @@ pub(super) struct Sessions {
 impl Sessions {
     pub(super) fn new(snapshot: Snapshot) -> Self {
         let mut sessions = Self::default();
-        sessions.active.reserve(snapshot.active.len());
-        sessions.ended.reserve(snapshot.ended.len());
-        // Every account the store named first, with no UID; accounts still without one
-        // after the sessions are counted are dropped again.
-        sessions.accounts.reserve(snapshot.usernames.len());
-        for (account, username) in snapshot.usernames {
-            let entry = Account {
-                username,
-                active: 0,
-                ended: 0,
-            };
-            sessions.accounts.insert(account, entry);
-        }
+        let uids = snapshot.active.len() + snapshot.ended.len();
+        sessions.reserve(uids);
+        sessions.active.reserve_exact(snapshot.active.len());
+        sessions.ended.reserve_exact(snapshot.ended.len());
+        // Only accounts with a UID are kept; the store names others too. Room is made for
+        // as many as can be kept (growing would leave the old copies in the allocator's
+        // hands), and given back below if fewer are.
+        let accounts = snapshot.usernames.len().min(uids);
+        let name_bytes = snapshot.usernames.iter().take(accounts);
+        let name_bytes = name_bytes.map(|(_, name)| 1 + name.len()).sum();
+        sessions.accounts.reserve(accounts, name_bytes);
+        let usernames: HashMap<AccountId, Arc<str>, BuildHasherDefault<AccountHasher>> =
+            snapshot.usernames.into_iter().collect();
         // Only a store that lost an account's row could name a session without it.
-        let unnamed: Arc<str> = Arc::from("");
+        let username = |account| usernames.get(&account).map_or("", |name| &**name);
         for (uid, loaded) in snapshot.active {
             let session = Session {
                 account: loaded.account,
                 issued_at: loaded.issued_at,
             };
-            sessions.start_seen(&uid, session, loaded.last_seen, &unnamed);
+            sessions.start_seen(&uid, session, loaded.last_seen, username(loaded.account));
         }
         for (uid, loaded) in snapshot.ended {
-            let account = loaded.account;
-            sessions.remember(&uid, account, loaded.ended_at, &loaded.reason, &unnamed);
+            let why = Why::from(&loaded.reason);
+            let name = username(loaded.account);
+            sessions.remember(Key::from(&uid), loaded.account, loaded.ended_at, why, name);
         }
-        sessions.accounts.retain(|_, a| a.active > 0 || a.ended > 0);
+        sessions.accounts.shrink_to_fit();
         sessions
     }
 
-    /// The active session of `uid`, with when it was last used; else why it is refused.
-    pub(super) fn find(&self, uid: &UidDigest) -> Result<Found<'_>, Refused> {
-        let key = Key::from(uid);
-        if let Some(active) = self.active.get(&key) {
-            return Ok(Found {
-                session: active.session,
-                last_seen: &active.last_seen,
-            });
-        }
-        match self.ended.get(&key) {
-            None => Err(Refused {
-                rejection: Rejection::Unknown,
-                account: None,
-                username: None,
-            }),
-            Some(ended) => Err(Refused {
-                rejection: match &ended.why {
-                    Why::Superseded(by) => Rejection::Superseded {
-                        at: ended.at,
-                        by: LoginOrigin {
-                            ip: by.ip,
-                            // A copy: the interned one must stay memory's alone (see
-                            // `release_user_agent`), and refusals are the rare path.
-                            user_agent: by.user_agent.as_deref().map(Arc::from),
-                        },
-                    },
-                    Why::LoggedOut => Rejection::LoggedOut { at: ended.at },
-                    Why::Revoked => Rejection::Revoked { at: ended.at },
-                    Why::Expired => Rejection::Expired { at: ended.at },
-                },
-                account: Some(ended.account),
-                username: self.username(ended.account),
-            }),
+    /// Room for `more` UIDs in the index without growing it.
+    fn reserve(&mut self, more: usize) {
+        let (active, ended) = (&self.active, &self.ended);
+        self.index
+            .reserve(more, |&slot| key_at(active, ended, slot).hash());
+    }
+
+    /// Where `key` is, if memory has it.
+    fn slot_of(&self, key: Key) -> Option<Slot> {
+        let (active, ended) = (&self.active, &self.ended);
+        self.index
+            .find(key.hash(), |&slot| key_at(active, ended, slot) == key)
+            .map(|&slot| Slot::decode(slot))
+    }
+
+    /// The active session of `uid`, with when it was last used; else what memory knows of
+    /// its end (`None`: it never heard of it).
+    pub(super) fn find(&self, uid: &UidDigest) -> Result<Found<'_>, Option<Gone>> {
+        match self.slot_of(Key::from(uid)) {
+            Some(Slot::Active(at)) => {
+                let active = &self.active[at as usize];
+                Ok(Found {
+                    session: active.session,
+                    last_seen: &active.last_seen,
+                })
+            }
+            Some(Slot::Ended(at)) => {
+                let ended = &self.ended[at as usize];
+                Err(Some(Gone {
+                    account: self.accounts.id(ended.account),
+                    username: self.accounts.name(ended.account).into(),
+                    at: ended.at,
+                    why: ended.why,
+                }))
+            }
+            None => Err(None),
         }
     }
 
     pub(super) fn username(&self, account: AccountId) -> Option<Arc<str>> {
-        self.accounts.get(&account).map(|a| a.username.clone())
+        let slot = self.accounts.slot(account)?;
+        Some(self.accounts.name(slot).into())
     }
 
     /// Makes `uid` active; `username` names its account if memory does not know it yet.
-    pub(super) fn start(&mut self, uid: &UidDigest, session: Session, username: &Arc<str>) {
+    pub(super) fn start(&mut self, uid: &UidDigest, session: Session, username: &str) {
         self.start_seen(uid, session, session.issued_at, username);
     }
 
@@ -252,54 +286,55 @@ impl Sessions {
         uid: &UidDigest,
         session: Session,
         last_seen: UnixMillis,
-        username: &Arc<str>,
+        username: &str,
     ) {
-        let active = Active {
+        let key = Key::from(uid);
+        // Counted before a record of `key` is removed, as in `remember`.
+        let account = self.accounts.slot_or_insert(session.account, username);
+        let counts = &mut self.accounts.slots[account as usize];
+        counts.active = counts.active.saturating_add(1);
+        self.remove(key);
+        let slot = Slot::Active(self.active.len() as u32);
+        self.active.push(Active {
+            key,
             session,
             last_seen: AtomicI64::new(last_seen.as_millis()),
-        };
-        if self.active.insert(Key::from(uid), active).is_none() {
-            self.account(session.account, username).active += 1;
-        }
+        });
+        self.link(key, slot);
     }
 
     /// Ends `uid` (if active) and remembers it as `ended`.
     pub(super) fn end(&mut self, uid: &UidDigest, ended: &EndedSession) {
-        if let Some(active) = self.active.remove(&Key::from(uid)) {
-            self.release_account(active.session.account, |a| a.active -= 1);
-        }
-        self.remember(
-            uid,
-            ended.account,
-            ended.ended_at,
-            &ended.reason,
-            &ended.username,
-        );
+        let why = Why::from(&ended.reason);
+        let (account, at) = (ended.account, ended.ended_at);
+        self.remember(Key::from(uid), account, at, why, &ended.username);
     }
 
-    /// Remembers `uid` as ended `at` for `reason`.
-    fn remember(
-        &mut self,
-        uid: &UidDigest,
-        account: AccountId,
-        at: UnixMillis,
-        reason: &EndReason,
-        username: &Arc<str>,
-    ) {
-        let why = match reason {
-            EndReason::Superseded { by } => Why::Superseded(Origin {
-                ip: by.ip,
-                user_agent: by.user_agent.as_deref().map(|ua| self.intern(ua)),
-            }),
-            EndReason::LoggedOut => Why::LoggedOut,
-            EndReason::Revoked => Why::Revoked,
-            EndReason::Expired => Why::Expired,
-        };
-        let entry = Ended { account, at, why };
-        match self.ended.insert(Key::from(uid), entry) {
-            None => self.account(account, username).ended += 1,
-            Some(replaced) => self.release_user_agent(replaced.why.origin()),
-        }
+    /// Remembers `key` (active, ended or new) as ended `at` for `why`.
+    fn remember(&mut self, key: Key, account: AccountId, at: UnixMillis, why: Why, name: &str) {
+        // Counted for the new account before the old one is released: the same account
+        // keeps its slot.
+        let account = self.accounts.slot_or_insert(account, name);
+        let counts = &mut self.accounts.slots[account as usize];
+        counts.ended = counts.ended.saturating_add(1);
+        self.remove(key);
+        let slot = Slot::Ended(self.ended.len() as u32);
+        self.ended.push(Ended {
+            key,
+            at,
+            account,
+            why,
+        });
+        self.link(key, slot);
+    }
+
+    /// Adds `key` at `slot` to the index (its record is in place already).
+    fn link(&mut self, key: Key, slot: Slot) {
+        let (active, ended) = (&self.active, &self.ended);
+        self.index
+            .insert_unique(key.hash(), slot.encode(), |&slot| {
+                key_at(active, ended, slot).hash()
+            });
     }
 
     pub(super) fn forget(&mut self, uid: &UidDigest) {
@@ -307,9 +342,53 @@ impl Sessions {
     }
 
     fn forget_key(&mut self, key: Key) {
-        if let Some(ended) = self.ended.remove(&key) {
-            self.release_account(ended.account, |a| a.ended -= 1);
-            self.release_user_agent(ended.why.origin());
+        if let Some(Slot::Ended(_)) = self.slot_of(key) {
+            self.remove(key);
+        }
+    }
+
+    /// Removes `key`'s record, active or ended, if any; the last record of its vector moves
+    /// into its place.
+    fn remove(&mut self, key: Key) {
+        let Some(slot) = self.slot_of(key) else {
+            return;
+        };
+        if let Ok(entry) = self.index.find_entry(key.hash(), |&s| s == slot.encode()) {
+            entry.remove();
+        }
+        let (account, moved, last) = match slot {
+            Slot::Active(at) => {
+                let removed = self.active.swap_remove(at as usize);
+                let account = self.accounts.slot(removed.session.account);
+                if let Some(account) = account {
+                    self.accounts
+                        .release(account, |a| a.active = a.active.saturating_sub(1));
+                }
+                let moved = self.active.get(at as usize).map(|a| a.key);
+                (account, moved, Slot::Active(self.active.len() as u32))
+            }
+            Slot::Ended(at) => {
+                let removed = self.ended.swap_remove(at as usize);
+                self.accounts
+                    .release(removed.account, |a| a.ended = a.ended.saturating_sub(1));
+                let moved = self.ended.get(at as usize).map(|e| e.key);
+                (
+                    Some(removed.account),
+                    moved,
+                    Slot::Ended(self.ended.len() as u32),
+                )
+            }
+        };
+        debug_assert!(
+            account.is_some(),
+            "a UID in memory has its account in memory"
+        );
+        // The record that was last now sits where the removed one was.
+        if let Some(moved) = moved {
+            let from = last.encode();
+            if let Some(entry) = self.index.find_mut(moved.hash(), |&s| s == from) {
+                *entry = slot.encode();
+            }
         }
     }
 
@@ -317,8 +396,8 @@ impl Sessions {
     pub(super) fn ended_before(&self, before: UnixMillis) -> Vec<Key> {
         self.ended
             .iter()
-            .filter(|(_, e)| e.at < before)
-            .map(|(key, _)| *key)
+            .filter(|e| e.at < before)
+            .map(|e| e.key)
             .collect()
     }
 
@@ -329,11 +408,15 @@ impl Sessions {
     }
 
     pub(super) fn is_active(&self, account: AccountId) -> bool {
-        self.accounts.get(&account).is_some_and(|a| a.active > 0)
+        self.accounts
+            .slot(account)
+            .is_some_and(|slot| self.accounts.slots[slot as usize].active > 0)
     }
 
     pub(super) fn ended_count(&self, account: AccountId) -> usize {
-        self.accounts.get(&account).map_or(0, |a| a.ended as usize)
+        self.accounts.slot(account).map_or(0, |slot| {
+            usize::from(self.accounts.slots[slot as usize].ended)
+        })
     }
 
     pub(super) fn counts(&self) -> (usize, usize) {
@@ -348,53 +431,302 @@ impl Sessions {
         true
     }
 
-    fn account(&mut self, account: AccountId, username: &Arc<str>) -> &mut Account {
-        self.accounts.entry(account).or_insert_with(|| Account {
-            username: username.clone(),
-            active: 0,
-            ended: 0,
-        })
-    }
-
-    /// Applies `change` to `account`'s counts, and forgets the account once it has no UID
-    /// in memory.
-    fn release_account(&mut self, account: AccountId, change: impl FnOnce(&mut Account)) {
-        if let Some(entry) = self.accounts.get_mut(&account) {
-            change(entry);
-            if entry.active == 0 && entry.ended == 0 {
-                self.accounts.remove(&account);
-            }
-        }
-    }
-
-    /// The one shared copy of `user_agent`.
-    fn intern(&mut self, user_agent: &str) -> Arc<str> {
-        if let Some(known) = self.user_agents.get(user_agent) {
-            return known.clone();
-        }
-        let shared: Arc<str> = user_agent.into();
-        self.user_agents.insert(shared.clone());
-        shared
-    }
-
-    /// Drops a reference to an interned user agent, and the user agent itself once nothing
-    /// else refers to it.
-    fn release_user_agent(&mut self, origin: Option<Origin>) {
-        if let Some(user_agent) = origin.and_then(|o| o.user_agent) {
-            // This reference and the set's: no other UID uses it.
-            if Arc::strong_count(&user_agent) == 2 {
-                self.user_agents.remove(&user_agent);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    pub(super) fn interned_user_agents(&self) -> usize {
-        self.user_agents.len()
-    }
-
     #[cfg(test)]
     pub(super) fn accounts_in_memory(&self) -> usize {
-        self.accounts.len()
+        self.accounts.index.len()
+    }
+}
+
+/// The key of the record at `slot`.
+fn key_at(active: &[Active], ended: &[Ended], slot: u32) -> Key {
+    match Slot::decode(slot) {
+        Slot::Active(at) => active[at as usize].key,
+        Slot::Ended(at) => ended[at as usize].key,
+    }
+}
+
+/// An account with a UID in memory.
+#[derive(Debug)]
+struct Account {
+    id: AccountId,
+    /// Where its username starts in [`Accounts::names`].
+    name: u32,
+    /// Its UIDs in memory: at most [`crate::store::MAX_TABS`] active, and
+    /// [`super::MAX_ENDED_PER_ACCOUNT`] ended plus one claim's worth.
+    active: u16,
+    ended: u16,
+}
+
+/// The accounts memory knows, each once.
+#[derive(Debug, Default)]
+struct Accounts {
+    /// Every account in `slots`, by id.
+    index: HashTable<u32>,
+    slots: Vec<Account>,
+    /// Places in `slots` no account holds, for the next account.
+    free: Vec<u32>,
+    /// Every username once, each after a byte that gives its length (usernames are 3-32
+    /// ASCII characters; a longer one from an old store is cut at 255 bytes).
+    names: Vec<u8>,
+    /// Bytes of `names` that no account uses any more.
+    unused: usize,
+}
+
+impl Accounts {
+    fn slot(&self, account: AccountId) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(account_hash(account), |&slot| {
+                slots[slot as usize].id == account
+            })
+            .copied()
+    }
+
+    fn id(&self, slot: u32) -> AccountId {
+        self.slots[slot as usize].id
+    }
+
+    fn name(&self, slot: u32) -> &str {
+        let at = self.slots[slot as usize].name as usize;
+        let len = usize::from(self.names[at]);
+        // Only whole `str`s cut at a character boundary were written.
+        std::str::from_utf8(&self.names[at + 1..at + 1 + len]).unwrap_or_default()
+    }
+
+    /// `account`'s slot, added (with no UIDs) if memory did not know it.
+    fn slot_or_insert(&mut self, account: AccountId, username: &str) -> u32 {
+        if let Some(slot) = self.slot(account) {
+            return slot;
+        }
+        let record = Account {
+            id: account,
+            name: self.add_name(username),
+            active: 0,
+            ended: 0,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = record;
+                slot
+            }
+            None => {
+                self.slots.push(record);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(account_hash(account), slot, |&slot| {
+                account_hash(slots[slot as usize].id)
+            });
+        slot
+    }
+
+    fn add_name(&mut self, username: &str) -> u32 {
+        let mut len = username.len().min(usize::from(u8::MAX));
+        while !username.is_char_boundary(len) {
+            len -= 1;
+        }
+        let at = u32::try_from(self.names.len())
+            .expect("usernames of fewer than 100 million accounts fit in 4 GiB");
+        self.names.push(len as u8);
+        self.names.extend_from_slice(&username.as_bytes()[..len]);
+        at
+    }
+
+    /// Applies `change` to the counts of the account at `slot`, and forgets the account once
+    /// it has no UID in memory.
+    fn release(&mut self, slot: u32, change: impl FnOnce(&mut Account)) {
+        let account = &mut self.slots[slot as usize];
+        change(account);
+        if account.active > 0 || account.ended > 0 {
+            return;
+        }
+        let (id, name) = (account.id, account.name as usize);
+        if let Ok(entry) = self.index.find_entry(account_hash(id), |&s| s == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
+        self.unused += 1 + usize::from(self.names[name]);
+        if self.unused > 4096 && self.unused * 2 > self.names.len() {
+            self.compact_names();
+        }
+    }
+
+    /// Rewrites `names` with only the usernames of accounts still known.
+    fn compact_names(&mut self) {
+        let mut names = Vec::with_capacity(self.names.len() - self.unused);
+        for &slot in &self.index {
+            let account = &mut self.slots[slot as usize];
+            let at = account.name as usize;
+            let len = usize::from(self.names[at]);
+            account.name = names.len() as u32;
+            names.extend_from_slice(&self.names[at..at + 1 + len]);
+        }
+        self.names = names;
+        self.unused = 0;
+    }
+
+    /// Room for `more` accounts, and `name_bytes` of their usernames.
+    fn reserve(&mut self, more: usize, name_bytes: usize) {
+        let slots = &self.slots;
+        self.index
+            .reserve(more, |&slot| account_hash(slots[slot as usize].id));
+        self.slots.reserve_exact(more);
+        self.names.reserve_exact(name_bytes);
+    }
+
+    /// Gives back what the loader reserved beyond the accounts it kept.
+    fn shrink_to_fit(&mut self) {
+        let slots = &self.slots;
+        self.index
+            .shrink_to_fit(|&slot| account_hash(slots[slot as usize].id));
+        self.slots.shrink_to_fit();
+        self.names.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LoginOrigin;
+    use crate::uid::Uid;
+    use proptest::prelude::*;
+
+    /// One step of a random history.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Start { uid: usize, account: i64 },
+        End { uid: usize, account: i64, why: u8 },
+        Forget { uid: usize },
+        Prune { before: i64 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0..24usize, 1..6i64).prop_map(|(uid, account)| Step::Start { uid, account }),
+            (0..24usize, 1..6i64, 0..4u8).prop_map(|(uid, account, why)| Step::End {
+                uid,
+                account,
+                why
+            }),
+            (0..24usize).prop_map(|uid| Step::Forget { uid }),
+            (0..40i64).prop_map(|before| Step::Prune { before }),
+        ]
+    }
+
+    fn reason(why: u8) -> EndReason {
+        match why {
+            0 => EndReason::Superseded {
+                by: LoginOrigin {
+                    ip: [10, 0, 0, 1].into(),
+                    user_agent: None,
+                },
+            },
+            1 => EndReason::LoggedOut,
+            2 => EndReason::Revoked,
+            _ => EndReason::Expired,
+        }
+    }
+
+    /// What memory should hold for a UID: active in an account since, or ended.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Model {
+        Active(i64, i64),
+        Ended(i64, i64, Why),
+    }
+
+    proptest! {
+        /// Whatever the order of starts, ends and forgets, every UID is found as the last
+        /// step left it (records moved by removals included), and the counts agree.
+        #[test]
+        fn memory_answers_as_a_plain_map_would(steps in proptest::collection::vec(step(), 1..120)) {
+            let uids: Vec<UidDigest> = (0..24).map(|_| Uid::generate().digest()).collect();
+            let mut memory = Sessions::default();
+            let mut model: HashMap<usize, Model> = HashMap::new();
+            for (n, step) in steps.into_iter().enumerate() {
+                let now = n as i64;
+                match step {
+                    Step::Start { uid, account } => {
+                        let session = Session {
+                            account: AccountId(account),
+                            issued_at: UnixMillis::from_millis(now),
+                        };
+                        memory.start(&uids[uid], session, &format!("user{account}"));
+                        model.insert(uid, Model::Active(account, now));
+                    }
+                    Step::End { uid, account, why } => {
+                        let ended = EndedSession {
+                            account: AccountId(account),
+                            username: format!("user{account}").into(),
+                            ended_at: UnixMillis::from_millis(now),
+                            reason: reason(why),
+                        };
+                        memory.end(&uids[uid], &ended);
+                        model.insert(uid, Model::Ended(account, now, Why::from(&reason(why))));
+                    }
+                    Step::Forget { uid } => {
+                        memory.forget(&uids[uid]);
+                        if matches!(model.get(&uid), Some(Model::Ended(..))) {
+                            model.remove(&uid);
+                        }
+                    }
+                    Step::Prune { before } => {
+                        let keys = memory.ended_before(UnixMillis::from_millis(before));
+                        memory.forget_keys(&keys);
+                        model.retain(|_, m| !matches!(m, Model::Ended(_, at, _) if *at < before));
+                    }
+                }
+                for (i, uid) in uids.iter().enumerate() {
+                    let found = match memory.find(uid) {
+                        Ok(found) => Some(Model::Active(found.session.account.0, found.session.issued_at.as_millis())),
+                        Err(Some(gone)) => {
+                            prop_assert_eq!(&*gone.username, format!("user{}", gone.account.0));
+                            Some(Model::Ended(gone.account.0, gone.at.as_millis(), gone.why))
+                        }
+                        Err(None) => None,
+                    };
+                    prop_assert_eq!(found, model.get(&i).cloned(), "uid {}", i);
+                }
+                let active = model.values().filter(|m| matches!(m, Model::Active(..))).count();
+                prop_assert_eq!(memory.counts(), (active, model.len() - active));
+                for account in 1..6i64 {
+                    let of = |m: &&Model| matches!(m, Model::Active(a, _) if *a == account);
+                    let ended = |m: &&Model| matches!(m, Model::Ended(a, ..) if *a == account);
+                    prop_assert_eq!(memory.is_active(AccountId(account)), model.values().any(|m| of(&m)));
+                    prop_assert_eq!(memory.ended_count(AccountId(account)), model.values().filter(ended).count());
+                    let known = model.values().any(|m| of(&m) || ended(&m));
+                    prop_assert_eq!(memory.username(AccountId(account)).is_some(), known);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn usernames_are_kept_once_and_their_space_is_reused() {
+        let mut memory = Sessions::default();
+        let uid = Uid::generate().digest();
+        // Accounts come and go: the arena is compacted, never grows without bound.
+        for account in 0..10_000 {
+            let session = Session {
+                account: AccountId(account),
+                issued_at: UnixMillis::from_millis(account),
+            };
+            memory.start(&uid, session, &format!("user{account:07}"));
+        }
+        assert_eq!(memory.accounts_in_memory(), 1);
+        assert_eq!(
+            memory.username(AccountId(9_999)).as_deref(),
+            Some("user0009999")
+        );
+        assert!(
+            memory.accounts.names.len() < 2 * 4096 + 64,
+            "{}",
+            memory.accounts.names.len()
+        );
+        assert!(
+            memory.accounts.slots.len() <= 2,
+            "freed account slots are reused"
+        );
     }
 }

@@ -519,16 +519,12 @@ on_every_store! { BOTH;
 
 // What only a registry that is its store's only writer keeps: sessions in memory.
 on_every_store! { [Mode::Memory];
-    memory_keeps_one_copy_of_each_user_agent_and_forgets_what_no_uid_needs: |reg| {
-        // Ten logins from one browser, then ten from another: two user agents in memory.
-        let same = |n: u8| LoginOrigin { user_agent: Some("one browser".into()), ..origin(n) };
-        let first = reg.claim(ANN, "ann".into(), same(0)).await.unwrap();
+    memory_forgets_what_no_uid_needs: |reg| {
+        let first = reg.claim(ANN, "ann".into(), origin(0)).await.unwrap();
         for n in 1..10 {
-            reg.claim(ANN, "ann".into(), same(n)).await.unwrap();
+            reg.claim(ANN, "ann".into(), origin(n)).await.unwrap();
         }
         let last = reg.claim(ANN, "ann".into(), origin(10)).await.unwrap();
-        // Nine UIDs were superseded by "one browser", one by "browser 10".
-        assert_eq!(memory(&reg).interned_user_agents(), 2);
         let bob = reg.claim(BOB, "bob".into(), origin(11)).await.unwrap();
         assert_eq!(memory(&reg).accounts_in_memory(), 2);
         // Once every UID has ended and been pruned, nothing of either account is left.
@@ -542,7 +538,7 @@ on_every_store! { [Mode::Memory];
         drop(refusal);
         assert_eq!(reg.counts(), Some((0, 0)));
         assert_eq!(memory(&reg).accounts_in_memory(), 0);
-        assert_eq!(memory(&reg).interned_user_agents(), 0);
+        assert_eq!(refused(&reg, &first.uid).await.rejection, Rejection::Unknown);
     }
 
     a_reloaded_registry_names_the_accounts_with_uids_and_keeps_no_other: |reg| {
@@ -591,6 +587,46 @@ async fn a_reopened_sqlite_file_keeps_active_and_superseded_uids() {
         (session.account, session.issued_at),
         (second.session.account, second.session.issued_at)
     );
+}
+
+#[tokio::test]
+async fn a_superseded_tab_is_told_by_whom_from_the_store_and_fails_closed_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("solotab.db");
+    let reg = registry_on(seeded(SqliteStore::open(&path).unwrap()).await).await;
+    let first = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap();
+    let second = reg.claim(ANN, "ann".into(), origin(2)).await.unwrap();
+    let third = reg.claim(ANN, "ann".into(), origin(3)).await.unwrap();
+    reg.release(third.uid).await.unwrap();
+    // Memory keeps when and why; the newer login's origin is the store's.
+    assert_eq!(
+        refused(&reg, &first.uid).await.rejection,
+        Rejection::Superseded {
+            at: second.session.issued_at,
+            by: origin(2)
+        }
+    );
+    // The store can no longer be read: the superseded UID is neither served nor told a
+    // made-up origin; what memory knows in full is still answered.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE sessions RENAME TO gone")
+        .unwrap();
+    assert!(matches!(
+        reg.check(&first.uid).await,
+        Err(NotAccepted::Store(_))
+    ));
+    assert!(matches!(
+        refused(&reg, &third.uid).await.rejection,
+        Rejection::LoggedOut { .. }
+    ));
+    assert!(matches!(
+        refused(&reg, &Uid::generate()).await.rejection,
+        Rejection::Unknown
+    ));
+    assert!(matches!(
+        reg.watch(&first.uid).await,
+        Err(WatchRefused::Store(_))
+    ));
 }
 
 #[tokio::test]
