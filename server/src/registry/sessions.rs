@@ -1,11 +1,12 @@
 //! The registry's memory: every active and remembered UID, in as few bytes as the check
 //! allows, so that a million sessions stay cheap and a check is one index lookup.
 //!
-//! - **One index, dense records.** A hash table of 4-byte slots finds every UID, active or
-//!   ended; the records themselves sit packed in two vectors (active, ended). A map of whole
-//!   records would leave up to half of its power-of-two buckets empty, each as wide as a
-//!   record; here an empty bucket costs 5 bytes. A record is removed by moving the last one
-//!   into its place and repointing that one's slot, so the vectors never have holes.
+//! - **Small indexes, dense records.** Records sit packed in two vectors (active, ended),
+//!   each found through a hash table of their 4-byte places. A map of whole records would
+//!   leave up to half of its power-of-two buckets empty, each as wide as a record; here an
+//!   empty bucket costs 5 bytes. The price is one more memory read per check (see
+//!   docs/BENCHMARKS.md). A record is removed by moving the last one into its place and
+//!   repointing that one's entry, so the vectors never have holes.
 //! - **Keys** are the first 128 bits of a UID's digest (still far beyond guessing), hashed by
 //!   taking 64 of those bits as they are: they are already uniformly random, and only UIDs
 //!   the server issued are ever inserted, so no client can choose keys that collide.
@@ -89,31 +90,11 @@ impl Hasher for AccountHasher {
     }
 }
 
-/// Where the index points: a record in `active`, or in `ended`.
+/// Where a UID's record is: its place in `active`, or in `ended`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Active(u32),
     Ended(u32),
-}
-
-/// The index stores a [`Slot`] as one `u32`: the top bit says "ended".
-const ENDED_BIT: u32 = 1 << 31;
-
-impl Slot {
-    fn encode(self) -> u32 {
-        match self {
-            Slot::Active(at) => at,
-            Slot::Ended(at) => at | ENDED_BIT,
-        }
-    }
-
-    fn decode(slot: u32) -> Slot {
-        if slot & ENDED_BIT == 0 {
-            Slot::Active(slot)
-        } else {
-            Slot::Ended(slot & !ENDED_BIT)
-        }
-    }
 }
 
 /// An active UID as memory keeps it.
@@ -187,9 +168,11 @@ pub(super) struct Gone {
 
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
-    /// Every UID in memory, as a [`Slot`] in `active` or `ended`.
-    index: HashTable<u32>,
+    /// Every active UID, by its place in `active`: the table a check probes.
+    active_index: HashTable<u32>,
     active: Vec<Active>,
+    /// Every ended UID, by its place in `ended`.
+    ended_index: HashTable<u32>,
     ended: Vec<Ended>,
     accounts: Accounts,
     /// Test-only fault: claims leave the UIDs they supersede active.
@@ -201,9 +184,7 @@ impl Sessions {
     pub(super) fn new(snapshot: Snapshot) -> Self {
         let mut sessions = Self::default();
         let uids = snapshot.active.len() + snapshot.ended.len();
-        sessions.reserve(uids);
-        sessions.active.reserve_exact(snapshot.active.len());
-        sessions.ended.reserve_exact(snapshot.ended.len());
+        sessions.reserve(snapshot.active.len(), snapshot.ended.len());
         // Only accounts with a UID are kept; the store names others too. Room is made for
         // as many as can be kept (growing would leave the old copies in the allocator's
         // hands), and given back below if fewer are.
@@ -231,19 +212,31 @@ impl Sessions {
         sessions
     }
 
-    /// Room for `more` UIDs in the index without growing it.
-    fn reserve(&mut self, more: usize) {
-        let (active, ended) = (&self.active, &self.ended);
-        self.index
-            .reserve(more, |&slot| key_at(active, ended, slot).hash());
+    /// Room for `active` more active UIDs and `ended` more ended ones without growing.
+    fn reserve(&mut self, active: usize, ended: usize) {
+        let records = &self.active;
+        self.active_index
+            .reserve(active, |&at| records[at as usize].key.hash());
+        self.active.reserve_exact(active);
+        let records = &self.ended;
+        self.ended_index
+            .reserve(ended, |&at| records[at as usize].key.hash());
+        self.ended.reserve_exact(ended);
     }
 
     /// Where `key` is, if memory has it.
     fn slot_of(&self, key: Key) -> Option<Slot> {
         let (active, ended) = (&self.active, &self.ended);
-        self.index
-            .find(key.hash(), |&slot| key_at(active, ended, slot) == key)
-            .map(|&slot| Slot::decode(slot))
+        let found = self
+            .active_index
+            .find(key.hash(), |&at| active[at as usize].key == key);
+        if let Some(&at) = found {
+            return Some(Slot::Active(at));
+        }
+        let found = self
+            .ended_index
+            .find(key.hash(), |&at| ended[at as usize].key == key);
+        found.map(|&at| Slot::Ended(at))
     }
 
     /// The active session of `uid`, with when it was last used; else what memory knows of
@@ -328,13 +321,20 @@ impl Sessions {
         self.link(key, slot);
     }
 
-    /// Adds `key` at `slot` to the index (its record is in place already).
+    /// Adds `key` at `slot` to its index (its record is in place already).
     fn link(&mut self, key: Key, slot: Slot) {
-        let (active, ended) = (&self.active, &self.ended);
-        self.index
-            .insert_unique(key.hash(), slot.encode(), |&slot| {
-                key_at(active, ended, slot).hash()
-            });
+        match slot {
+            Slot::Active(at) => {
+                let records = &self.active;
+                let rehash = |&at: &u32| records[at as usize].key.hash();
+                self.active_index.insert_unique(key.hash(), at, rehash);
+            }
+            Slot::Ended(at) => {
+                let records = &self.ended;
+                let rehash = |&at: &u32| records[at as usize].key.hash();
+                self.ended_index.insert_unique(key.hash(), at, rehash);
+            }
+        }
     }
 
     pub(super) fn forget(&mut self, uid: &UidDigest) {
@@ -353,42 +353,36 @@ impl Sessions {
         let Some(slot) = self.slot_of(key) else {
             return;
         };
-        if let Ok(entry) = self.index.find_entry(key.hash(), |&s| s == slot.encode()) {
-            entry.remove();
-        }
-        let (account, moved, last) = match slot {
+        // The removed record's place, and the key of the last record, which moves there.
+        let (at, moved) = match slot {
             Slot::Active(at) => {
                 let removed = self.active.swap_remove(at as usize);
                 let account = self.accounts.slot(removed.session.account);
+                debug_assert!(account.is_some(), "a UID's account is in memory");
                 if let Some(account) = account {
                     self.accounts
                         .release(account, |a| a.active = a.active.saturating_sub(1));
                 }
-                let moved = self.active.get(at as usize).map(|a| a.key);
-                (account, moved, Slot::Active(self.active.len() as u32))
+                (at, self.active.get(at as usize).map(|a| a.key))
             }
             Slot::Ended(at) => {
                 let removed = self.ended.swap_remove(at as usize);
                 self.accounts
                     .release(removed.account, |a| a.ended = a.ended.saturating_sub(1));
-                let moved = self.ended.get(at as usize).map(|e| e.key);
-                (
-                    Some(removed.account),
-                    moved,
-                    Slot::Ended(self.ended.len() as u32),
-                )
+                (at, self.ended.get(at as usize).map(|e| e.key))
             }
         };
-        debug_assert!(
-            account.is_some(),
-            "a UID in memory has its account in memory"
-        );
-        // The record that was last now sits where the removed one was.
-        if let Some(moved) = moved {
-            let from = last.encode();
-            if let Some(entry) = self.index.find_mut(moved.hash(), |&s| s == from) {
-                *entry = slot.encode();
-            }
+        let (index, last) = match slot {
+            Slot::Active(_) => (&mut self.active_index, self.active.len() as u32),
+            Slot::Ended(_) => (&mut self.ended_index, self.ended.len() as u32),
+        };
+        if let Ok(entry) = index.find_entry(key.hash(), |&s| s == at) {
+            entry.remove();
+        }
+        if let Some(moved) = moved
+            && let Some(entry) = index.find_mut(moved.hash(), |&s| s == last)
+        {
+            *entry = at;
         }
     }
 
@@ -434,14 +428,6 @@ impl Sessions {
     #[cfg(test)]
     pub(super) fn accounts_in_memory(&self) -> usize {
         self.accounts.index.len()
-    }
-}
-
-/// The key of the record at `slot`.
-fn key_at(active: &[Active], ended: &[Ended], slot: u32) -> Key {
-    match Slot::decode(slot) {
-        Slot::Active(at) => active[at as usize].key,
-        Slot::Ended(at) => ended[at as usize].key,
     }
 }
 
