@@ -116,9 +116,9 @@ impl FromRef<BenchState> for solotab::metrics::Metrics {
     }
 }
 
-impl FromRef<BenchState> for Registry {
-    fn from_ref(state: &BenchState) -> Self {
-        state.registry.clone()
+impl AsRef<Registry> for BenchState {
+    fn as_ref(&self) -> &Registry {
+        &self.registry
     }
 }
 

@@ -37,7 +37,7 @@ pub struct ActiveTab {
 
 impl<S> FromRequestParts<S> for ActiveTab
 where
-    Registry: FromRef<S>,
+    S: AsRef<Registry>,
     Disclosure: FromRef<S>,
     Metrics: FromRef<S>,
     History: FromRef<S>,
@@ -48,16 +48,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let registry = Registry::from_ref(state);
-        let disclosure = Disclosure::from_ref(state);
-        let metrics = Metrics::from_ref(state);
+        // Borrowed, not cloned: every clone of shared state is atomic reference counts,
+        // which the cores serving requests would pass back and forth on every request.
+        // What only a refusal needs is taken when one happens.
+        let registry: &Registry = state.as_ref();
         let refuse = |refusal: TabRefusal, username: Option<&str>| {
             let code = refusal.code().as_str();
-            metrics.rejected(code);
+            Metrics::from_ref(state).rejected(code);
             if refusal_log::first_of_its_kind(code) {
                 tracing::info!(code, account = username, "request rejected");
             }
-            ApiError::Refused(refusal, disclosure)
+            ApiError::Refused(refusal, Disclosure::from_ref(state))
         };
         let mut values = parts.headers.get_all(TAB_UID_HEADER).iter();
         let (Some(value), None) = (values.next(), values.next()) else {
@@ -95,7 +96,7 @@ where
                     .refused(&uid.digest(), &refused, Some(origin))
                     .await;
                 if recorded == Some(EventKind::Expired) {
-                    metrics.expired();
+                    Metrics::from_ref(state).expired();
                     tracing::info!(account = refused.username.as_deref(), "tab expired");
                 }
                 Err(refuse(

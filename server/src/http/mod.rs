@@ -103,6 +103,13 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// How the `ActiveTab` extractor reaches the registry: by reference, on every request.
+impl AsRef<Registry> for AppState {
+    fn as_ref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
 impl FromRef<AppState> for Registry {
     fn from_ref(state: &AppState) -> Self {
         state.registry.clone()
