@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 
 pub use crate::store::Policy;
 use crate::store::{
-    AccountId, ActiveSession, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
+    AccountId, ActiveSession, EndKind, EndReason, EndedSession, FanOut, LoginOrigin, Replacing,
     SessionStore, StoreError, Stored, TabDetails, TabEnd, TabsPage,
 };
 use crate::time::UnixMillis;
@@ -48,7 +48,7 @@ mod sessions;
 mod watch;
 
 pub use sessions::Session;
-use sessions::{Gone, Sessions, Why};
+use sessions::{Gone, Sessions};
 use watch::Watchers;
 pub use watch::{MAX_WATCHES_PER_UID, Watch};
 
@@ -419,10 +419,10 @@ impl Registry {
             return NotAccepted::Refused(Refused::unknown());
         };
         let rejection = match gone.why {
-            Why::LoggedOut => Rejection::LoggedOut { at: gone.at },
-            Why::Revoked => Rejection::Revoked { at: gone.at },
-            Why::Expired => Rejection::Expired { at: gone.at },
-            Why::Superseded => match self.store.lookup(*digest).await {
+            EndKind::LoggedOut => Rejection::LoggedOut { at: gone.at },
+            EndKind::Revoked => Rejection::Revoked { at: gone.at },
+            EndKind::Expired => Rejection::Expired { at: gone.at },
+            EndKind::Superseded => match self.store.lookup(*digest).await {
                 Ok(Some(Stored::Ended(ended, _))) => {
                     Rejection::ended(ended.ended_at, &ended.reason)
                 }

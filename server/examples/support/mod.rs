@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use solotab::registry::Registry;
 use solotab::store::{
-    AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoadedEnded, LoginOrigin,
-    Replacing, SessionStore, Snapshot, StoreError, Stored, TabEnd,
+    AccountId, ActiveSession, EndReason, EndedSession, LoadedActive, LoginOrigin, Replacing,
+    SessionStore, Snapshot, SnapshotEnded, StoreError, Stored, TabEnd,
 };
 use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
@@ -90,10 +90,10 @@ impl Population {
             (*uid, loaded)
         };
         let loaded_ended = |(uid, e): &(UidDigest, EndedSession)| {
-            let loaded = LoadedEnded {
+            let loaded = SnapshotEnded {
                 account: e.account,
                 ended_at: e.ended_at,
-                reason: e.reason.clone(),
+                kind: e.reason.kind(),
             };
             (*uid, loaded)
         };

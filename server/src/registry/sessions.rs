@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use hashbrown::HashTable;
 
-use crate::store::{AccountId, EndReason, EndedSession, Snapshot};
+use crate::store::{AccountId, EndKind, EndedSession, Snapshot};
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
 
@@ -113,32 +113,12 @@ struct Ended {
     at: UnixMillis,
     /// Its account's place in [`Accounts::slots`].
     account: u32,
-    why: Why,
+    why: EndKind,
 }
 
 // What the module docs promise; a field added to either record must be worth its bytes.
 const _: () = assert!(std::mem::size_of::<Active>() == 40);
 const _: () = assert!(std::mem::size_of::<Ended>() == 32);
-
-/// Why a UID ended, as memory keeps it (a superseding login's origin is the store's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Why {
-    Superseded,
-    LoggedOut,
-    Revoked,
-    Expired,
-}
-
-impl From<&EndReason> for Why {
-    fn from(reason: &EndReason) -> Self {
-        match reason {
-            EndReason::Superseded { .. } => Why::Superseded,
-            EndReason::LoggedOut => Why::LoggedOut,
-            EndReason::Revoked => Why::Revoked,
-            EndReason::Expired => Why::Expired,
-        }
-    }
-}
 
 /// An active UID as a check finds it: the session, and when it was last used.
 pub(super) struct Found<'a> {
@@ -163,7 +143,7 @@ pub(super) struct Gone {
     pub account: AccountId,
     pub username: Arc<str>,
     pub at: UnixMillis,
-    pub why: Why,
+    pub why: EndKind,
 }
 
 #[derive(Debug, Default)]
@@ -204,7 +184,7 @@ impl Sessions {
             sessions.start_seen(&uid, session, loaded.last_seen, username(loaded.account));
         }
         for (uid, loaded) in snapshot.ended {
-            let why = Why::from(&loaded.reason);
+            let why = loaded.kind;
             let name = username(loaded.account);
             sessions.remember(Key::from(&uid), loaded.account, loaded.ended_at, why, name);
         }
@@ -298,13 +278,13 @@ impl Sessions {
 
     /// Ends `uid` (if active) and remembers it as `ended`.
     pub(super) fn end(&mut self, uid: &UidDigest, ended: &EndedSession) {
-        let why = Why::from(&ended.reason);
+        let why = ended.reason.kind();
         let (account, at) = (ended.account, ended.ended_at);
         self.remember(Key::from(uid), account, at, why, &ended.username);
     }
 
     /// Remembers `key` (active, ended or new) as ended `at` for `why`.
-    fn remember(&mut self, key: Key, account: AccountId, at: UnixMillis, why: Why, name: &str) {
+    fn remember(&mut self, key: Key, account: AccountId, at: UnixMillis, why: EndKind, name: &str) {
         // Counted for the new account before the old one is released: the same account
         // keeps its slot.
         let account = self.accounts.slot_or_insert(account, name);
@@ -575,7 +555,7 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::LoginOrigin;
+    use crate::store::{EndReason, LoginOrigin};
     use crate::uid::Uid;
     use proptest::prelude::*;
 
@@ -619,7 +599,7 @@ mod tests {
     #[derive(Debug, Clone, PartialEq)]
     enum Model {
         Active(i64, i64),
-        Ended(i64, i64, Why),
+        Ended(i64, i64, EndKind),
     }
 
     proptest! {
@@ -649,7 +629,7 @@ mod tests {
                             reason: reason(why),
                         };
                         memory.end(&uids[uid], &ended);
-                        model.insert(uid, Model::Ended(account, now, Why::from(&reason(why))));
+                        model.insert(uid, Model::Ended(account, now, reason(why).kind()));
                     }
                     Step::Forget { uid } => {
                         memory.forget(&uids[uid]);

@@ -135,6 +135,8 @@ macro_rules! conformance {
                 assert_eq!(active, vec![(a2, AccountId(1)), (b1, AccountId(2))]);
                 assert_eq!(snap.ended.len(), 1);
                 assert_eq!(snap.ended[0].0, a1);
+                let loaded = SnapshotEnded { account: AccountId(1), ended_at: UnixMillis::from_millis(20), kind: EndKind::Superseded };
+                assert_eq!(snap.ended[0].1, loaded, "loaded with when and why, not who");
                 let named = |account| snap.usernames.iter().find(|(a, _)| *a == account).map(|(_, n)| &**n);
                 assert_eq!(named(AccountId(1)), Some("Ann"), "every account with a session is named");
                 assert_eq!(named(AccountId(2)), Some("bob"));
@@ -178,7 +180,7 @@ macro_rules! conformance {
                 assert!(!store.release(Uid::generate().digest(), UnixMillis::from_millis(17)).await.unwrap());
                 let snap = store.load(UnixMillis::from_millis(0)).await.unwrap();
                 assert!(snap.active.is_empty());
-                assert_eq!(snap.ended[0].1.reason, EndReason::LoggedOut);
+                assert_eq!(snap.ended[0].1.kind, EndKind::LoggedOut);
                 assert_eq!(snap.ended[0].1.ended_at, UnixMillis::from_millis(15));
             }
 
@@ -307,15 +309,16 @@ macro_rules! conformance {
                 assert_eq!(store.count_active().await.unwrap(), 1);
                 assert!(store.end_tabs(AccountId(1), None, at(40), TabEnd::Revoked).await.unwrap().is_empty());
                 let snap = store.load(at(0)).await.unwrap();
-                assert_eq!(snap.ended.iter().filter(|(_, e)| e.reason == EndReason::Revoked).count(), 3, "loaded as revoked");
+                assert_eq!(snap.ended.iter().filter(|(_, e)| e.kind == EndKind::Revoked).count(), 3, "loaded as revoked");
 
                 // Expired: Bob's tab, at the moment it timed out; read back and loaded so.
                 assert_eq!(store.end_tabs(AccountId(2), Some(&[bobs]), at(35), TabEnd::Expired).await.unwrap(), [bobs]);
                 let expired = LoadedEnded { account: AccountId(2), ended_at: at(35), reason: EndReason::Expired };
-                assert_eq!(store.lookup(bobs).await.unwrap(), Some(Stored::Ended(expired.clone(), "bob".into())));
+                assert_eq!(store.lookup(bobs).await.unwrap(), Some(Stored::Ended(expired, "bob".into())));
                 assert_eq!(store.count_active().await.unwrap(), 0);
                 let snap = store.load(at(0)).await.unwrap();
-                assert_eq!(snap.ended.iter().find(|(uid, _)| *uid == bobs).map(|(_, e)| e.clone()), Some(expired));
+                let loaded = SnapshotEnded { account: AccountId(2), ended_at: at(35), kind: EndKind::Expired };
+                assert_eq!(snap.ended.iter().find(|(uid, _)| *uid == bobs).map(|(_, e)| *e), Some(loaded));
             }
 
             #[tokio::test]

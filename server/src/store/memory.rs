@@ -11,7 +11,8 @@ use super::{
     AccountEvent, AccountId, AccountRecord, AccountStore, ActiveSession, CreateAccountError,
     DeviceDetails, DeviceHash, DeviceRecord, DeviceStore, EndReason, EndedSession, LoadedActive,
     LoadedEnded, MAX_EVENTS_PER_ACCOUNT, MAX_TABS_PER_DEVICE, Mode, NewDevice, Policy, Replacing,
-    SessionStore, Snapshot, StoreError, Stored, TabDetails, TabEnd, TabsPage, oldest_beyond,
+    SessionStore, Snapshot, SnapshotEnded, StoreError, Stored, TabDetails, TabEnd, TabsPage,
+    oldest_beyond,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -88,10 +89,10 @@ impl SessionStore for MemoryStore {
             .filter(|(_, e)| e.ended_at >= ended_since)
         {
             usernames.insert(e.account, e.username.clone());
-            let loaded = LoadedEnded {
+            let loaded = SnapshotEnded {
                 account: e.account,
                 ended_at: e.ended_at,
-                reason: e.reason.clone(),
+                kind: e.reason.kind(),
             };
             snapshot.ended.push((*uid, loaded));
         }

@@ -150,6 +150,53 @@ pub enum EndReason {
     Expired,
 }
 
+/// What kind of end a session had, without who took over: what memory keeps of an ended
+/// UID, and what [`SessionStore::load`] reads (a superseding login's address and browser
+/// are read from the store only when a tab is told of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndKind {
+    Superseded,
+    LoggedOut,
+    Revoked,
+    Expired,
+}
+
+impl EndKind {
+    /// As the stores write it in `end_reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndKind::Superseded => "superseded",
+            EndKind::LoggedOut => "logged_out",
+            EndKind::Revoked => "revoked",
+            EndKind::Expired => "expired",
+        }
+    }
+
+    /// Reads a stored `end_reason`.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        [
+            EndKind::Superseded,
+            EndKind::LoggedOut,
+            EndKind::Revoked,
+            EndKind::Expired,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+        .ok_or_else(|| StoreError::Backend(format!("unknown end_reason {text:?}")))
+    }
+}
+
+impl EndReason {
+    pub fn kind(&self) -> EndKind {
+        match self {
+            EndReason::Superseded { .. } => EndKind::Superseded,
+            EndReason::LoggedOut => EndKind::LoggedOut,
+            EndReason::Revoked => EndKind::Revoked,
+            EndReason::Expired => EndKind::Expired,
+        }
+    }
+}
+
 /// Why [`SessionStore::end_tabs`] ends tabs: the reasons that need no newer login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TabEnd {
@@ -299,7 +346,16 @@ pub struct Snapshot {
     /// The username of every account with a session below (and possibly of others).
     pub usernames: Vec<(AccountId, Arc<str>)>,
     pub active: Vec<(UidDigest, LoadedActive)>,
-    pub ended: Vec<(UidDigest, LoadedEnded)>,
+    pub ended: Vec<(UidDigest, SnapshotEnded)>,
+}
+
+/// An ended session as [`SessionStore::load`] returns it: when and why, not who took over
+/// (a million of those would be read at every start for nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotEnded {
+    pub account: AccountId,
+    pub ended_at: UnixMillis,
+    pub kind: EndKind,
 }
 
 /// One UID as [`SessionStore::lookup`] finds it, with its account's username.
@@ -318,7 +374,7 @@ pub struct LoadedActive {
     pub last_seen: UnixMillis,
 }
 
-/// An ended session as [`SessionStore::load`] returns it.
+/// An ended session as [`SessionStore::lookup`] finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedEnded {
     pub account: AccountId,
@@ -816,19 +872,19 @@ pub trait DeviceStore: Debug + Send + Sync + 'static {
 
 /// Reading back what the SQL stores keep in their columns (the same columns in both).
 mod columns {
-    use std::collections::HashSet;
     use std::net::IpAddr;
     use std::sync::Arc;
 
     use super::{
-        AccountId, EndReason, LoadedActive, LoadedEnded, LoginOrigin, Snapshot, StoreError, Stored,
+        AccountId, EndKind, EndReason, LoadedActive, LoadedEnded, LoginOrigin, Snapshot,
+        SnapshotEnded, StoreError, Stored,
     };
     use crate::time::UnixMillis;
     use crate::uid::UidDigest;
 
-    /// A `sessions` row as both SQL stores select it, after the uid: `account_id, issued_at,
-    /// ended_at, end_reason, ended_by_user_agent, ended_by_ip, last_seen`. Text is borrowed
-    /// from the row.
+    /// A `sessions` row as both SQL stores look one up, after the uid: `account_id,
+    /// issued_at, ended_at, end_reason, ended_by_user_agent, ended_by_ip, last_seen`. Text
+    /// is borrowed from the row.
     pub(super) struct SessionRow<'r> {
         pub account: i64,
         pub issued_at: i64,
@@ -839,68 +895,75 @@ mod columns {
         pub last_seen: Option<i64>,
     }
 
-    /// What a row says: an active session, or an ended one and why.
-    pub(super) enum Loaded {
-        Active(LoadedActive),
-        Ended(LoadedEnded),
-    }
-
     impl SessionRow<'_> {
-        pub(super) fn read(self, user_agents: &mut UserAgents) -> Result<Loaded, StoreError> {
+        /// What the row says, with its account's `username`.
+        pub(super) fn with_username(self, username: &str) -> Result<Stored, StoreError> {
             let account = AccountId(self.account);
+            let username = Arc::from(username);
             let Some(ended_at) = self.ended_at else {
-                let issued_at = UnixMillis::from_millis(self.issued_at);
-                let last_seen = self.last_seen.map_or(issued_at, UnixMillis::from_millis);
-                return Ok(Loaded::Active(LoadedActive {
-                    account,
-                    issued_at,
-                    last_seen,
-                }));
+                let active = active(account, self.issued_at, self.last_seen);
+                return Ok(Stored::Active(active, username));
             };
             let reason = end_reason(
                 self.end_reason.unwrap_or_default(),
-                user_agents.share(self.by_user_agent),
+                self.by_user_agent.map(Arc::from),
                 self.by_ip,
             )?;
-            Ok(Loaded::Ended(LoadedEnded {
+            let ended = LoadedEnded {
                 account,
                 ended_at: UnixMillis::from_millis(ended_at),
                 reason,
-            }))
+            };
+            Ok(Stored::Ended(ended, username))
         }
     }
 
-    impl Loaded {
-        pub(super) fn into_snapshot(self, uid: UidDigest, snapshot: &mut Snapshot) {
-            match self {
-                Loaded::Active(active) => snapshot.active.push((uid, active)),
-                Loaded::Ended(ended) => snapshot.ended.push((uid, ended)),
-            }
-        }
+    /// The columns both SQL stores load at start, `SNAPSHOT_COLUMNS`, as
+    /// [`SnapshotRow::add_to`] reads them.
+    pub(super) const SNAPSHOT_COLUMNS: &str =
+        "uid, account_id, issued_at, ended_at, end_reason, last_seen";
 
-        pub(super) fn with_username(self, username: &str) -> Stored {
-            let username = Arc::from(username);
-            match self {
-                Loaded::Active(active) => Stored::Active(active, username),
-                Loaded::Ended(ended) => Stored::Ended(ended, username),
+    /// A `sessions` row as both SQL stores load it, after the uid: `account_id, issued_at,
+    /// ended_at, end_reason, last_seen` (who took over is not read).
+    pub(super) struct SnapshotRow<'r> {
+        pub account: i64,
+        pub issued_at: i64,
+        pub ended_at: Option<i64>,
+        pub end_reason: Option<&'r str>,
+        pub last_seen: Option<i64>,
+    }
+
+    impl SnapshotRow<'_> {
+        pub(super) fn add_to(
+            self,
+            uid: UidDigest,
+            snapshot: &mut Snapshot,
+        ) -> Result<(), StoreError> {
+            let account = AccountId(self.account);
+            match self.ended_at {
+                None => {
+                    let active = active(account, self.issued_at, self.last_seen);
+                    snapshot.active.push((uid, active));
+                }
+                Some(ended_at) => {
+                    let ended = SnapshotEnded {
+                        account,
+                        ended_at: UnixMillis::from_millis(ended_at),
+                        kind: EndKind::parse(self.end_reason.unwrap_or_default())?,
+                    };
+                    snapshot.ended.push((uid, ended));
+                }
             }
+            Ok(())
         }
     }
 
-    /// Each distinct user agent read by one load, once: real traffic has few, and a million
-    /// rows then share them instead of holding a copy each.
-    #[derive(Default)]
-    pub(super) struct UserAgents(HashSet<Arc<str>>);
-
-    impl UserAgents {
-        pub(super) fn share(&mut self, user_agent: Option<&str>) -> Option<Arc<str>> {
-            let user_agent = user_agent?;
-            if let Some(known) = self.0.get(user_agent) {
-                return Some(known.clone());
-            }
-            let shared: Arc<str> = Arc::from(user_agent);
-            self.0.insert(shared.clone());
-            Some(shared)
+    fn active(account: AccountId, issued_at: i64, last_seen: Option<i64>) -> LoadedActive {
+        let issued_at = UnixMillis::from_millis(issued_at);
+        LoadedActive {
+            account,
+            issued_at,
+            last_seen: last_seen.map_or(issued_at, UnixMillis::from_millis),
         }
     }
 
@@ -959,18 +1022,17 @@ mod columns {
         by_user_agent: Option<Arc<str>>,
         by_ip: Option<&str>,
     ) -> Result<EndReason, StoreError> {
-        match reason {
-            "logged_out" => Ok(EndReason::LoggedOut),
-            "revoked" => Ok(EndReason::Revoked),
-            "expired" => Ok(EndReason::Expired),
-            "superseded" => Ok(EndReason::Superseded {
+        Ok(match EndKind::parse(reason)? {
+            EndKind::LoggedOut => EndReason::LoggedOut,
+            EndKind::Revoked => EndReason::Revoked,
+            EndKind::Expired => EndReason::Expired,
+            EndKind::Superseded => EndReason::Superseded {
                 by: LoginOrigin {
                     user_agent: by_user_agent,
                     ip: ip(by_ip.unwrap_or_default())?,
                 },
-            }),
-            other => Err(StoreError::Backend(format!("unknown end_reason {other:?}"))),
-        }
+            },
+        })
     }
 }
 

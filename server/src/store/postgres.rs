@@ -262,22 +262,23 @@ impl SessionStore for PostgresStore {
                 .usernames
                 .push((AccountId(row.try_get(0).map_err(backend)?), Arc::from(name)));
         }
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE ended_at IS NULL OR ended_at >= $1",
+            columns::SNAPSHOT_COLUMNS
+        );
         let rows = client
-            .query(
-                "SELECT uid, account_id, issued_at, ended_at, end_reason,
-                        ended_by_user_agent, ended_by_ip, last_seen
-                 FROM sessions
-                 WHERE ended_at IS NULL OR ended_at >= $1",
-                &[&ended_since.as_millis()],
-            )
+            .query(&sql, &[&ended_since.as_millis()])
             .await
             .map_err(backend)?;
-        let mut user_agents = columns::UserAgents::default();
         for row in &rows {
-            let (uid, session) = session_row(row)?;
-            session
-                .read(&mut user_agents)?
-                .into_snapshot(uid, &mut snapshot);
+            let session = columns::SnapshotRow {
+                account: row.try_get(1).map_err(backend)?,
+                issued_at: row.try_get(2).map_err(backend)?,
+                ended_at: row.try_get(3).map_err(backend)?,
+                end_reason: row.try_get(4).map_err(backend)?,
+                last_seen: row.try_get(5).map_err(backend)?,
+            };
+            session.add_to(uid_from_row(row, 0)?, &mut snapshot)?;
         }
         Ok(snapshot)
     }
@@ -504,10 +505,7 @@ impl SessionStore for PostgresStore {
         let Some(row) = row else { return Ok(None) };
         let (_, session) = session_row(&row)?;
         let username: &str = row.try_get(8).map_err(backend)?;
-        let found = session
-            .read(&mut columns::UserAgents::default())?
-            .with_username(username);
-        Ok(Some(found))
+        Ok(Some(session.with_username(username)?))
     }
 
     async fn count_active(&self) -> Result<u64, StoreError> {

@@ -34,7 +34,8 @@ use tokio::sync::mpsc;
 
 use super::{
     AccountId, ActiveSession, EndedSession, FanOut, LoadedActive, LoadedEnded, LoginOrigin,
-    Replacing, SessionStore, Snapshot, StoreError, Stored, TabDetails, TabEnd, TabsPage, columns,
+    Replacing, SessionStore, Snapshot, SnapshotEnded, StoreError, Stored, TabDetails, TabEnd,
+    TabsPage, columns,
 };
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -459,6 +460,11 @@ impl SessionStore for RedisStore {
                 }
                 Stored::Ended(ended, username) if ended.ended_at >= ended_since => {
                     usernames.insert(ended.account, username);
+                    let ended = SnapshotEnded {
+                        account: ended.account,
+                        ended_at: ended.ended_at,
+                        kind: ended.reason.kind(),
+                    };
                     snapshot.ended.push((uid, ended));
                 }
                 Stored::Ended(..) => {}

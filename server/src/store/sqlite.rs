@@ -299,6 +299,15 @@ fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
+/// A uid digest column read in place.
+fn uid_at(row: &rusqlite::Row<'_>, column: usize) -> Result<UidDigest, StoreError> {
+    columns::uid(
+        row.get_ref(column)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(backend)?,
+    )
+}
+
 /// A text column read in place (no copy).
 fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>, StoreError> {
     row.get_ref(column)
@@ -306,15 +315,25 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>
         .map_err(backend)
 }
 
+/// The uid (column 0) and the [`columns::SnapshotRow`] after it, read in place.
+fn snapshot_row<'r>(
+    row: &'r rusqlite::Row<'_>,
+) -> Result<(UidDigest, columns::SnapshotRow<'r>), StoreError> {
+    let session = columns::SnapshotRow {
+        account: row.get(1).map_err(backend)?,
+        issued_at: row.get(2).map_err(backend)?,
+        ended_at: row.get(3).map_err(backend)?,
+        end_reason: text(row, 4)?,
+        last_seen: row.get(5).map_err(backend)?,
+    };
+    Ok((uid_at(row, 0)?, session))
+}
+
 /// The uid (column 0) and the [`columns::SessionRow`] after it, read in place.
 fn session_row<'r>(
     row: &'r rusqlite::Row<'_>,
 ) -> Result<(UidDigest, columns::SessionRow<'r>), StoreError> {
-    let uid = columns::uid(
-        row.get_ref(0)
-            .and_then(|v| Ok(v.as_blob()?))
-            .map_err(backend)?,
-    )?;
+    let uid = uid_at(row, 0)?;
     let session = columns::SessionRow {
         account: row.get(1).map_err(backend)?,
         issued_at: row.get(2).map_err(backend)?,
@@ -343,23 +362,18 @@ impl SessionStore for SqliteStore {
                 let account = AccountId(row.get(0).map_err(backend)?);
                 snapshot.usernames.push((account, Arc::from(name)));
             }
-            let mut user_agents = columns::UserAgents::default();
             let mut stmt = conn
-                .prepare(
-                    "SELECT uid, account_id, issued_at, ended_at, end_reason,
-                            ended_by_user_agent, ended_by_ip, last_seen
-                     FROM sessions
-                     WHERE ended_at IS NULL OR ended_at >= ?1",
-                )
+                .prepare(&format!(
+                    "SELECT {} FROM sessions WHERE ended_at IS NULL OR ended_at >= ?1",
+                    columns::SNAPSHOT_COLUMNS
+                ))
                 .map_err(backend)?;
             let mut rows = stmt.query([ended_since.as_millis()]).map_err(backend)?;
             // Text and blobs are read in place: a million rows are several million
             // allocations fewer.
             while let Some(row) = rows.next().map_err(backend)? {
-                let (uid, session) = session_row(row)?;
-                session
-                    .read(&mut user_agents)?
-                    .into_snapshot(uid, &mut snapshot);
+                let (uid, session) = snapshot_row(row)?;
+                session.add_to(uid, &mut snapshot)?;
             }
             Ok(snapshot)
         })
@@ -565,10 +579,7 @@ impl SessionStore for SqliteStore {
             };
             let (_, session) = session_row(row)?;
             let username = text(row, 8)?.unwrap_or_default();
-            let found = session
-                .read(&mut columns::UserAgents::default())?
-                .with_username(username);
-            Ok(Some(found))
+            Ok(Some(session.with_username(username)?))
         })
         .await
     }
