@@ -181,11 +181,12 @@ impl Sessions {
                 account: loaded.account,
                 issued_at: loaded.issued_at,
             };
-            sessions.start_seen(&uid, session, loaded.last_seen, username(loaded.account));
+            let name = || username(loaded.account);
+            sessions.start_seen(&uid, session, loaded.last_seen, name);
         }
         for (uid, loaded) in snapshot.ended {
             let why = loaded.kind;
-            let name = username(loaded.account);
+            let name = || username(loaded.account);
             sessions.remember(Key::from(&uid), loaded.account, loaded.ended_at, why, name);
         }
         sessions.accounts.shrink_to_fit();
@@ -212,6 +213,11 @@ impl Sessions {
             .find(key.hash(), |&at| active[at as usize].key == key);
         if let Some(&at) = found {
             return Some(Slot::Active(at));
+        }
+        // No probe of an empty table (as it is while start-up loads the active UIDs): its
+        // control bytes would cost a cache miss each time.
+        if ended.is_empty() {
+            return None;
         }
         let found = self
             .ended_index
@@ -250,16 +256,17 @@ impl Sessions {
 
     /// Makes `uid` active; `username` names its account if memory does not know it yet.
     pub(super) fn start(&mut self, uid: &UidDigest, session: Session, username: &str) {
-        self.start_seen(uid, session, session.issued_at, username);
+        self.start_seen(uid, session, session.issued_at, || username);
     }
 
-    /// [`start`](Self::start), last used at `last_seen`.
-    fn start_seen(
+    /// [`start`](Self::start), last used at `last_seen`; `username` is asked for only if
+    /// memory does not know the account.
+    fn start_seen<'n>(
         &mut self,
         uid: &UidDigest,
         session: Session,
         last_seen: UnixMillis,
-        username: &str,
+        username: impl FnOnce() -> &'n str,
     ) {
         let key = Key::from(uid);
         // Counted before a record of `key` is removed, as in `remember`.
@@ -280,11 +287,19 @@ impl Sessions {
     pub(super) fn end(&mut self, uid: &UidDigest, ended: &EndedSession) {
         let why = ended.reason.kind();
         let (account, at) = (ended.account, ended.ended_at);
-        self.remember(Key::from(uid), account, at, why, &ended.username);
+        self.remember(Key::from(uid), account, at, why, || &ended.username);
     }
 
-    /// Remembers `key` (active, ended or new) as ended `at` for `why`.
-    fn remember(&mut self, key: Key, account: AccountId, at: UnixMillis, why: EndKind, name: &str) {
+    /// Remembers `key` (active, ended or new) as ended `at` for `why`; `name` is asked for
+    /// only if memory does not know the account.
+    fn remember<'n>(
+        &mut self,
+        key: Key,
+        account: AccountId,
+        at: UnixMillis,
+        why: EndKind,
+        name: impl FnOnce() -> &'n str,
+    ) {
         // Counted for the new account before the old one is released: the same account
         // keeps its slot.
         let account = self.accounts.slot_or_insert(account, name);
@@ -460,13 +475,17 @@ impl Accounts {
     }
 
     /// `account`'s slot, added (with no UIDs) if memory did not know it.
-    fn slot_or_insert(&mut self, account: AccountId, username: &str) -> u32 {
+    fn slot_or_insert<'n>(
+        &mut self,
+        account: AccountId,
+        username: impl FnOnce() -> &'n str,
+    ) -> u32 {
         if let Some(slot) = self.slot(account) {
             return slot;
         }
         let record = Account {
             id: account,
-            name: self.add_name(username),
+            name: self.add_name(username()),
             active: 0,
             ended: 0,
         };
