@@ -315,14 +315,24 @@ async fn an_outage_fails_closed(url: &str, args: &[&str], store: &mut impl Stopp
     );
 }
 
-/// Sends `request` again and again until `running` is false; returns every status. Each answer
-/// must be a 200 or a 503 `store_unavailable` in JSON: no dropped connection, no other error.
+/// Sends `request` again and again until `running` is false and it was last served; returns
+/// every status. Each answer must be a 200 or a 503 `store_unavailable` in JSON: no dropped
+/// connection, no other error.
 async fn keep_asking(
     request: reqwest::RequestBuilder,
     running: Arc<AtomicBool>,
 ) -> Vec<StatusCode> {
     let mut statuses = Vec::new();
-    while running.load(Ordering::Relaxed) {
+    // Told to stop, it still asks until it is served (for at most 30 s): a request sent a
+    // moment before the store came back may be answered 503 after the test saw it back.
+    let mut stop_by = None;
+    loop {
+        if !running.load(Ordering::Relaxed) {
+            let stop_by = *stop_by.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
+            if statuses.last() == Some(&StatusCode::OK) || Instant::now() > stop_by {
+                break;
+            }
+        }
         let reply = request
             .try_clone()
             .unwrap()
