@@ -207,10 +207,7 @@ pub enum TabEnd {
 impl TabEnd {
     /// As the stores write it in `end_reason`, and in fan-out notices.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TabEnd::Revoked => "revoked",
-            TabEnd::Expired => "expired",
-        }
+        self.reason().kind().as_str()
     }
 
     pub fn reason(self) -> EndReason {
