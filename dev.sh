@@ -7,6 +7,7 @@
 #   ./dev.sh bench   set up, then measure what enforcement costs (release build) and append the
 #                    figures to docs/BENCHMARKS.md; --quick: a short run that only prints
 #   ./dev.sh soak [secs]  the load + kill -9 history check for longer (default 600 s, release)
+#   ./dev.sh bundle  the release build, and the size of what the browser downloads
 #   ./dev.sh setup   only set up
 #
 # Works offline except for the package registries (crates.io, npm, Debian).
@@ -56,6 +57,8 @@ setup_system() {
   fi
   # The HTTP benchmark's load generator (also run, briefly, by the test command).
   command -v wrk >/dev/null || missing+=(wrk)
+  # The release bundle's compressed size, which the test command and the benchmarks print.
+  command -v brotli >/dev/null || missing+=(brotli)
   # The browser tests put two instances behind nginx.
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
   if [ "$need_browser" = yes ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -237,7 +240,7 @@ run_tests() {
   timed "cargo test" cargo test --locked -p app -p server
 
   say "Building the site (wasm + server) for the browser tests"
-  timed "cargo leptos build" cargo leptos build --cargo-locked
+  timed "cargo leptos build" cargo leptos build --cargo-locked --split
 
   say "Benchmarks, quick form in the debug build: proves they run (no figures kept, nothing asserted)"
   timed "cargo build --examples" cargo build --locked -p server --examples
@@ -249,6 +252,49 @@ run_tests() {
   say "Browser tests: Playwright in Debian's Chromium"
   # The config starts target/debug/server on a free port with a fresh database.
   timed "playwright" bash -c 'cd end2end && npx playwright test'
+
+  say "The release build (what ships): its download size, and the browser tests against it"
+  timed "cargo leptos build --release" build_release_site
+  bundle_report
+  timed "playwright (release)" bash -c 'cd end2end && E2E_PROFILE=release npx playwright test'
+}
+
+# `cargo leptos build --release`, as the README says to ship it: wasm-opt (npm binaryen, from
+# end2end/node_modules) shrinks the wasm, and --split puts the lazily loaded pages in files
+# of their own. Overwrites the debug build's target/site.
+build_release_site() {
+  PATH="$PWD/end2end/node_modules/.bin:$PATH" cargo leptos build --cargo-locked --release --split "$@"
+}
+
+# The stock Leptos start-axum-workspace counter's wasm + JS, brotli -q 11, built with this
+# project's toolchain, lock file and wasm-release profile (its code is not part of this
+# repository, so it is not rebuilt here; it rebuilt to the same byte on two days).
+STOCK_COUNTER_BROTLI=101364
+
+wasm_opt_version() { PATH="$PWD/end2end/node_modules/.bin:$PATH" wasm-opt --version | awk '{print $3}'; }
+
+# Brotli bytes of what every page of the release build loads.
+bundle_brotli() { bundle_report | sed -n 's/^| \*\*loaded by every page\*\* |.*| \*\*\([0-9]*\)\*\* |$/\1/p'; }
+
+# Prints the release build's download sizes as Markdown: raw, gzip -9 and brotli -q 11 of what
+# every page loads (the app's wasm and JS, and the loader of the split files), then of each
+# file loaded only by the page that needs it.
+bundle_report() {
+  local pkg=target/site/pkg f raw gz br
+  local total_raw=0 total_gz=0 total_br=0
+  echo "| file | raw | gzip | brotli |"
+  echo "|---|---|---|---|"
+  for f in "$pkg"/solotab.wasm "$pkg"/solotab.js "$pkg"/__wasm_split.*.js; do
+    [ -f "$f" ] || continue
+    raw=$(stat -c %s "$f"); gz=$(gzip -9c "$f" | wc -c); br=$(brotli -q 11 -c "$f" | wc -c)
+    total_raw=$((total_raw + raw)); total_gz=$((total_gz + gz)); total_br=$((total_br + br))
+    echo "| \`${f##*/}\` | $raw | $gz | $br |"
+  done
+  echo "| **loaded by every page** | **$total_raw** | **$total_gz** | **$total_br** |"
+  for f in "$pkg"/split_*.wasm "$pkg"/chunk_*.wasm; do
+    [ -f "$f" ] || continue
+    echo "| \`${f##*/}\` (on demand) | $(stat -c %s "$f") | $(gzip -9c "$f" | wc -c) | $(brotli -q 11 -c "$f" | wc -c) |"
+  done
 }
 
 # Starts the built server on a free port with a fresh database, lets schemathesis fuzz every
@@ -303,6 +349,7 @@ run_bench() {
   timed "redis" find_or_start_redis
   say "Building the server and the benchmarks (release)"
   timed "cargo build --release" cargo build --locked --release -p server --bins --examples
+  timed "cargo leptos build --release" build_release_site
   say "Measuring (loopback only)"
   local out
   out=$(mktemp)
@@ -313,6 +360,15 @@ run_bench() {
 $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
     echo
     run_benchmarks release "$@"
+    echo "### Download size of the release build (target 7)"
+    echo
+    echo "\`cargo leptos build --release --split\`, wasm-opt $(wasm_opt_version); sizes in bytes."
+    echo
+    bundle_report
+    echo
+    echo "Brotli of what every page loads / the stock start-axum-workspace counter's wasm + JS \
+($STOCK_COUNTER_BROTLI B, same toolchain and profile; docs/BENCHMARKS.md says how it was built): \
+**$(bundle_brotli | awk -v s="$STOCK_COUNTER_BROTLI" '{printf "%.2f", $1 / s}')** (target <= 1.5)."
   } | tee "$out"
   if [[ " $* " != *" --quick "* ]]; then
     cat "$out" >>docs/BENCHMARKS.md
@@ -337,7 +393,7 @@ case "${1:-}" in
   run)
     setup no
     say "Starting Solotab on ${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (database: ${SOLOTAB_DB:-solotab.db})"
-    exec cargo leptos watch
+    exec cargo leptos watch --split
     ;;
   test)
     setup yes
@@ -348,6 +404,12 @@ case "${1:-}" in
     shift
     setup no
     run_bench "$@"
+    summary
+    ;;
+  bundle)
+    setup no
+    timed "cargo leptos build --release" build_release_site
+    bundle_report
     summary
     ;;
   soak)
@@ -361,7 +423,7 @@ case "${1:-}" in
     summary
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -59,7 +59,8 @@ export default defineConfig({
   ],
   webServer: ownServer
     ? {
-        command: join(root, "target", "debug", "server"),
+        // The debug build, or the release one (`cargo leptos build --release`) with E2E_PROFILE=release.
+        command: join(root, "target", process.env.E2E_PROFILE ?? "debug", "server"),
         cwd: root,
         url: `${baseURL}/healthz`,
         reuseExistingServer: false,

@@ -15,7 +15,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{Lazy, path};
 
 use crate::components::{ConnectionBanner, Header};
 use crate::pages::{
@@ -80,8 +80,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/register") view=RegisterPage/>
                     <Route path=path!("/about") view=AboutPage/>
-                    <Route path=path!("/sessions") view=SessionsPage/>
-                    <Route path=path!("/admin") view=AdminPage/>
+                    <Route path=path!("/sessions") view={Lazy::<SessionsPage>::new()}/>
+                    <Route path=path!("/admin") view={Lazy::<AdminPage>::new()}/>
                 </Routes>
             </main>
         </Router>

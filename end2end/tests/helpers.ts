@@ -144,7 +144,9 @@ export function screenshotPath(name: string): string {
 /** The repository's root, where `target/` is. */
 export const root = resolve(__dirname, "..", "..");
 
-/** A server of a test's own (the real binary), so that the test can stop, kill or restart it. */
+/** The server binary under test: the debug build, or the release one with E2E_PROFILE=release. */
+export const serverBinary = join(root, "target", process.env.E2E_PROFILE ?? "debug", "server");
+
 /** A started server of the test's own on a fresh SQLite file, with `settings` besides. */
 export async function startOwnServer(name: string, settings: Record<string, string> = {}): Promise<OwnServer> {
   const db = join(mkdtempSync(join(tmpdir(), `solotab-${name}-`)), "solotab.db");
@@ -175,6 +177,7 @@ export async function withOwnServer(
   }
 }
 
+/** A server of a test's own (the real binary), so that the test can stop, kill or restart it. */
 export class OwnServer {
   private process?: ChildProcess;
   constructor(
@@ -188,7 +191,7 @@ export class OwnServer {
   }
 
   async start() {
-    this.process = spawn(join(root, "target", "debug", "server"), [], {
+    this.process = spawn(serverBinary, [], {
       cwd: root,
       stdio: "ignore",
       env: {
@@ -209,7 +212,7 @@ export class OwnServer {
 
   /** Runs `server <args>` (an administrative task) on this server's database; throws if it fails. */
   runTask(...args: string[]) {
-    const done = spawnSync(join(root, "target", "debug", "server"), args, {
+    const done = spawnSync(serverBinary, args, {
       cwd: root,
       env: { ...process.env, ...this.settings },
       encoding: "utf8",
