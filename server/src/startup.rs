@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{Config, Database};
 use crate::device::Devices;
-use crate::http::{AllowedOrigins, AppState, Channels, Disclosure, Throttles};
+use crate::http::{AllowedOrigins, AppState, Channels, Disclosure, Services, Throttles};
 use crate::passwords::{PasswordError, Passwords};
 use crate::registry::Registry;
 use crate::store::{
@@ -93,7 +93,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
                 (registry, postgres.clone(), postgres)
             }
         };
-    Ok(AppState {
+    Ok(AppState::new(Services {
         registry: registry
             .with_policy(policy)
             .with_lifetime(config.absolute_timeout)
@@ -111,7 +111,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         metrics: crate::metrics::Metrics::new(),
         history: crate::history::History::new(accounts),
         mode: config.mode.into(),
-    })
+    }))
 }
 
 /// `GET /metrics`: the Prometheus text exposition of `state`'s metrics, with the gauges read

@@ -91,7 +91,7 @@ pub(super) async fn channel(
     }
     let (registry, disclosure) = (state.registry.clone(), state.disclosure);
     let observer = Observer::from_ref(&state);
-    let (history, metrics) = (state.history, state.metrics);
+    let (history, metrics) = (state.history.clone(), state.metrics.clone());
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)

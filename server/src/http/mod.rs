@@ -48,9 +48,28 @@ pub use observe::Observer;
 pub use openapi::ApiDoc;
 pub use origin::{AllowedOrigins, SameOrigin};
 
-/// What every handler may use. Cheap to clone.
+/// What every handler may use: one reference count, because axum clones the state for every
+/// request (the parts it holds are about thirty more).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The server's parts, shared by every request through [`AppState`].
+#[derive(Debug)]
+pub struct Services {
     pub registry: Registry,
     pub accounts: Arc<dyn AccountStore>,
     pub devices: Devices,
