@@ -235,12 +235,17 @@ run_tests() {
   timed "cargo clippy" cargo clippy --locked --all-targets -- -D warnings
   # The browser build too: some of its code exists only on wasm32.
   timed "cargo clippy (wasm)" cargo clippy --locked -p frontend --target wasm32-unknown-unknown -- -D warnings
+  # And as a split build compiles it (app/build.rs: lazily loaded pages), in its own target
+  # directory so that neither build undoes the other's.
+  timed "cargo clippy (wasm, split)" env CARGO_TARGET_DIR=target/clippy-split \
+    cargo clippy --locked -p frontend --target wasm32-unknown-unknown \
+    --config 'build.rustflags = ["--cfg", "lazy_pages"]' -- -D warnings
 
   say "Unit, property, HTTP-contract and restart tests"
   timed "cargo test" cargo test --locked -p app -p server
 
   say "Building the site (wasm + server) for the browser tests"
-  timed "cargo leptos build" cargo leptos build --cargo-locked --split
+  timed "cargo leptos build" cargo leptos build --cargo-locked
 
   say "Benchmarks, quick form in the debug build: proves they run (no figures kept, nothing asserted)"
   timed "cargo build --examples" cargo build --locked -p server --examples
@@ -256,7 +261,8 @@ run_tests() {
   say "The release build (what ships): its download size, and the browser tests against it"
   timed "cargo leptos build --release" build_release_site
   bundle_report
-  timed "playwright (release)" bash -c 'cd end2end && E2E_PROFILE=release npx playwright test'
+  # E2E_SPLIT: this build's sessions and admin pages are lazily loaded (the debug one's are not).
+  timed "playwright (release)" bash -c 'cd end2end && E2E_PROFILE=release E2E_SPLIT=1 npx playwright test'
 }
 
 # `cargo leptos build --release`, as the README says to ship it: wasm-opt (npm binaryen, from
@@ -393,7 +399,7 @@ case "${1:-}" in
   run)
     setup no
     say "Starting Solotab on ${LEPTOS_SITE_ADDR:-127.0.0.1:3000} (database: ${SOLOTAB_DB:-solotab.db})"
-    exec cargo leptos watch --split
+    exec cargo leptos watch
     ;;
   test)
     setup yes

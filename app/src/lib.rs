@@ -15,12 +15,10 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{Lazy, path};
+use leptos_router::path;
 
 use crate::components::{ConnectionBanner, Header};
-use crate::pages::{
-    AboutPage, AdminPage, HomePage, LoginPage, NotFoundPage, RegisterPage, SessionsPage,
-};
+use crate::pages::{AboutPage, HomePage, LoginPage, NotFoundPage, RegisterPage};
 use crate::session::Session;
 
 /// The HTML document the server renders around the app.
@@ -68,6 +66,15 @@ pub fn App() -> impl IntoView {
         api::listen_to_other_tabs(session);
     });
 
+    // Their code is fetched on first visit in a split build (see `pages::lazy_page`).
+    #[cfg(lazy_pages)]
+    let (sessions, admin) = (
+        leptos_router::Lazy::<pages::LazySessionsPage>::new(),
+        leptos_router::Lazy::<pages::LazyAdminPage>::new(),
+    );
+    #[cfg(not(lazy_pages))]
+    let (sessions, admin) = (pages::SessionsPage, pages::AdminPage);
+
     view! {
         <Stylesheet id="leptos" href="/pkg/solotab.css"/>
         <Title text="Solotab"/>
@@ -80,8 +87,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/register") view=RegisterPage/>
                     <Route path=path!("/about") view=AboutPage/>
-                    <Route path=path!("/sessions") view={Lazy::<SessionsPage>::new()}/>
-                    <Route path=path!("/admin") view={Lazy::<AdminPage>::new()}/>
+                    <Route path=path!("/sessions") view=sessions/>
+                    <Route path=path!("/admin") view=admin/>
                 </Routes>
             </main>
         </Router>

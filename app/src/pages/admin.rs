@@ -1,7 +1,6 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::{LazyRoute, lazy_route};
 
 use crate::Hydrated;
 use crate::api::{self, ApiError};
@@ -12,18 +11,9 @@ use crate::session::Session;
 
 /// `/admin`: for administrators, every account's active tabs (searchable, 50 a page), with
 /// a sign-out per account, and a form to set an account's policy.
-/// Its code is fetched on first visit: most visitors are not administrators.
-pub struct AdminPage;
-
-#[lazy_route]
-impl LazyRoute for AdminPage {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        active_tab_only(|_, _| view! { <Admin/> }).into_any()
-    }
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    active_tab_only(|_, _| view! { <Admin/> })
 }
 
 #[component]

@@ -1,7 +1,6 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::{LazyRoute, lazy_route};
 
 use crate::Hydrated;
 use crate::api::{self, ApiError};
@@ -12,18 +11,9 @@ use crate::session::Session;
 
 /// `/sessions`: the account's active tabs and signed-in browsers (each but this one can be
 /// signed out from here) and what happened to the account lately.
-/// Its code is fetched on first visit, not with every page.
-pub struct SessionsPage;
-
-#[lazy_route]
-impl LazyRoute for SessionsPage {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        active_tab_only(|_, _| view! { <YourSessions/> }).into_any()
-    }
+#[component]
+pub fn SessionsPage() -> impl IntoView {
+    active_tab_only(|_, _| view! { <YourSessions/> })
 }
 
 #[component]
