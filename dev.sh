@@ -269,7 +269,7 @@ run_tests() {
 # end2end/node_modules) shrinks the wasm, and --split puts the lazily loaded pages in files
 # of their own. Overwrites the debug build's target/site.
 build_release_site() {
-  PATH="$PWD/end2end/node_modules/.bin:$PATH" cargo leptos build --cargo-locked --release --split "$@"
+  PATH="$NPM_BIN:$PATH" cargo leptos build --cargo-locked --release --split "$@"
 }
 
 # The stock Leptos start-axum-workspace counter's wasm + JS, brotli -q 11, built with this
@@ -277,14 +277,14 @@ build_release_site() {
 # repository, so it is not rebuilt here; it rebuilt to the same byte on two days).
 STOCK_COUNTER_BROTLI=101364
 
-wasm_opt_version() { PATH="$PWD/end2end/node_modules/.bin:$PATH" wasm-opt --version | awk '{print $3}'; }
+# wasm-opt (npm binaryen) is installed with the end-to-end test packages.
+NPM_BIN="$PWD/end2end/node_modules/.bin"
 
-# Brotli bytes of what every page of the release build loads.
-bundle_brotli() { bundle_report | sed -n 's/^| \*\*loaded by every page\*\* |.*| \*\*\([0-9]*\)\*\* |$/\1/p'; }
+wasm_opt_version() { PATH="$NPM_BIN:$PATH" wasm-opt --version | awk '{print $3}'; }
 
 # Prints the release build's download sizes as Markdown: raw, gzip -9 and brotli -q 11 of what
 # every page loads (the app's wasm and JS, and the loader of the split files), then of each
-# file loaded only by the page that needs it.
+# file loaded only by the page that needs it. Leaves the first total, brotli, in BUNDLE_BROTLI.
 bundle_report() {
   local pkg=target/site/pkg f raw gz br
   local total_raw=0 total_gz=0 total_br=0
@@ -297,6 +297,7 @@ bundle_report() {
     echo "| \`${f##*/}\` | $raw | $gz | $br |"
   done
   echo "| **loaded by every page** | **$total_raw** | **$total_gz** | **$total_br** |"
+  BUNDLE_BROTLI=$total_br
   for f in "$pkg"/split_*.wasm "$pkg"/chunk_*.wasm; do
     [ -f "$f" ] || continue
     echo "| \`${f##*/}\` (on demand) | $(stat -c %s "$f") | $(gzip -9c "$f" | wc -c) | $(brotli -q 11 -c "$f" | wc -c) |"
@@ -374,7 +375,7 @@ $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr);
     echo
     echo "Brotli of what every page loads / the stock start-axum-workspace counter's wasm + JS \
 ($STOCK_COUNTER_BROTLI B, same toolchain and profile; docs/BENCHMARKS.md says how it was built): \
-**$(bundle_brotli | awk -v s="$STOCK_COUNTER_BROTLI" '{printf "%.2f", $1 / s}')** (target <= 1.5)."
+**$(awk -v b="$BUNDLE_BROTLI" -v s="$STOCK_COUNTER_BROTLI" 'BEGIN {printf "%.2f", b / s}')** (target <= 1.5)."
   } | tee "$out"
   if [[ " $* " != *" --quick "* ]]; then
     cat "$out" >>docs/BENCHMARKS.md
