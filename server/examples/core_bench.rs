@@ -198,6 +198,8 @@ async fn lookups(population: &Population, rounds: usize) {
     let mut locked_ns = Vec::new();
     let mut hashed_ns = Vec::new();
     let mut ratios = Vec::new();
+    let mut check_both_ns = Vec::new();
+    let mut locked_both_ns = Vec::new();
     for _ in 0..rounds {
         // What every check computes first: the SHA-256 that memory is keyed by.
         let started = Instant::now();
@@ -246,6 +248,43 @@ async fn lookups(population: &Population, rounds: usize) {
         check_ns.push(check);
         get_ns.push(get);
         ratios.push(check / get);
+
+        // Two threads at once, as two cores serving requests: what sharing the lock costs.
+        let runtime = tokio::runtime::Handle::current();
+        let both = |look: &(dyn Fn(usize) -> bool + Sync)| -> f64 {
+            let per_thread: Vec<f64> = std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..2)
+                    .map(|t| {
+                        let order = &order;
+                        let runtime = runtime.clone();
+                        scope.spawn(move || {
+                            let _context = runtime.enter();
+                            // Each thread its own keys: the same ones would share cache lines.
+                            let mine: Vec<usize> =
+                                order.iter().skip(t).step_by(2).copied().collect();
+                            let started = Instant::now();
+                            let mut found = 0usize;
+                            for &i in &mine {
+                                found += look(i) as usize;
+                            }
+                            let elapsed = started.elapsed();
+                            assert_eq!(found, mine.len());
+                            elapsed.as_nanos() as f64 / mine.len() as f64
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            per_thread.iter().sum::<f64>() / per_thread.len() as f64
+        };
+        check_both_ns.push(both(&|i| {
+            let checked = registry.check(&population.uids[i]).now_or_never();
+            std::hint::black_box(checked).is_some_and(|c| c.is_ok())
+        }));
+        locked_both_ns.push(both(&|i| {
+            let map = locked.read().unwrap_or_else(|p| p.into_inner());
+            std::hint::black_box(map.get(&population.numbers[i])).is_some()
+        }));
     }
     println!(
         "| lookup ({} keys, {} per round) | median ns | spread |",
@@ -277,6 +316,16 @@ async fn lookups(population: &Population, rounds: usize) {
         "| diagnostic: the bare `get` after computing the UID's SHA-256 | {:.0} | {} |",
         median(&hashed_ns),
         spread(&hashed_ns)
+    );
+    println!(
+        "| diagnostic: `Registry::check` in two threads at once (each its own half of the keys) | {:.0} | {} |",
+        median(&check_both_ns),
+        spread(&check_both_ns)
+    );
+    println!(
+        "| diagnostic: the locked bare `get` in two threads at once | {:.0} | {} |",
+        median(&locked_both_ns),
+        spread(&locked_both_ns)
     );
     println!(
         "\n`check` / `get`: **{:.2}** (median of per-round ratios; {}; target <= 2)\n",

@@ -5,11 +5,14 @@
 //!    extractor, a no-op extractor, the real `ActiveTab` check with N sessions loaded), and
 //!    `wrk` (Debian) drives each in interleaved rounds: peak rps, then p99 at half the bare
 //!    route's peak from an open-loop paced client. The same check with 1,000 sessions shows
-//!    whether it slows as accounts grow.
+//!    whether it slows as accounts grow. Each run also counts the CPU time this process
+//!    (the servers) and wrk spent per request: on two cores that wrk shares with the
+//!    servers, rps moves with how the scheduler interleaves them; CPU per request does not.
 //! 2. Logins: a login's p50 against a raw argon2id verify with the same parameters; and
 //!    `GET /api/me`'s p99 with and without a flood of logins (4 per core, half of them wrong).
 //!
-//! `cargo run --release -p server --example http_bench -- [--quick] [--only overhead|logins]` (`./dev.sh bench`).
+//! `cargo run --release -p server --example http_bench -- [--quick] [--only overhead|logins]
+//! [--rounds N]` (`./dev.sh bench`).
 
 mod support;
 
@@ -26,7 +29,7 @@ use axum::routing::get;
 use clap::Parser;
 use solotab::http::{ActiveTab, Disclosure};
 use solotab::registry::Registry;
-use support::{Population, median, percentile, registry_of, spread};
+use support::{Population, cpu_seconds, median, percentile, registry_of, spread};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -41,8 +44,15 @@ struct Sizes {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let sizes = if quick {
+    let args: Vec<String> = std::env::args().collect();
+    // `--name value`, if given.
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut sizes = if quick {
         Sizes {
             sessions: 100_000,
             wrk_secs: 1,
@@ -59,16 +69,16 @@ fn main() {
             logins: 40,
         }
     };
+    // `--rounds N`: more interleaved rounds, for a narrower spread.
+    if let Some(rounds) = value("--rounds") {
+        sizes.rounds = rounds.parse().expect("--rounds takes a number");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     // `--only overhead` or `--only logins` runs one part.
-    let args: Vec<String> = std::env::args().collect();
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1));
+    let only = value("--only");
     let wanted = |part: &str| only.is_none_or(|o| o == part);
     runtime.block_on(async {
         if wanted("overhead") {
@@ -180,9 +190,13 @@ fn wrk_script(population: &Population, dir: &std::path::Path, name: &str) -> std
 
 struct WrkResult {
     rps: f64,
+    /// CPU microseconds per request: of this process (the servers), and of wrk.
+    server_us: f64,
+    client_us: f64,
 }
 
 fn wrk(url: &str, script: &std::path::Path, secs: u64) -> WrkResult {
+    let (server_before, client_before) = cpu_seconds();
     let output = Command::new("wrk")
         .args(["-t1", "-c32", &format!("-d{secs}s"), "-s"])
         .arg(script)
@@ -199,7 +213,19 @@ fn wrk(url: &str, script: &std::path::Path, secs: u64) -> WrkResult {
         !text.contains("Non-2xx"),
         "some requests were refused:\n{text}"
     );
-    WrkResult { rps }
+    let (server_after, client_after) = cpu_seconds();
+    // "  123456 requests in 3.00s, ...": the exact count the CPU time was spent on.
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("wrk said:\n{text}"));
+    let per_request = |seconds: f64| seconds * 1e6 / requests;
+    WrkResult {
+        rps,
+        server_us: per_request(server_after - server_before),
+        client_us: per_request(client_after - client_before),
+    }
 }
 
 async fn overhead(sizes: &Sizes) {
@@ -227,6 +253,8 @@ async fn overhead(sizes: &Sizes) {
         ),
     ];
     let mut rps: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
+    let mut server_us: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
+    let mut client_us: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
     for round in 0..sizes.rounds {
         // Every other round runs the routes in reverse, so that drift in the machine's speed
         // during a round favours no route.
@@ -238,10 +266,21 @@ async fn overhead(sizes: &Sizes) {
             let (_, url, script) = &routes[i];
             let result = tokio::task::block_in_place(|| wrk(url, script, sizes.wrk_secs));
             rps[i].push(result.rps);
+            server_us[i].push(result.server_us);
+            client_us[i].push(result.client_us);
         }
     }
     let ratio = |a: usize, b: usize| -> Vec<f64> {
         rps[a].iter().zip(&rps[b]).map(|(x, y)| x / y).collect()
+    };
+    // Requests per CPU-second of the server, route a / route b: what the rps ratio would be
+    // if the servers had their cores to themselves (wrk shares them here).
+    let cpu_ratio = |a: usize, b: usize| -> Vec<f64> {
+        server_us[b]
+            .iter()
+            .zip(&server_us[a])
+            .map(|(x, y)| x / y)
+            .collect()
     };
 
     // p99 at half the bare route's peak, open loop, in interleaved rounds.
@@ -267,10 +306,19 @@ async fn overhead(sizes: &Sizes) {
         "### Request overhead ({} sessions loaded; wrk -t1 -c32, {} s per run, {} interleaved rounds)\n",
         sizes.sessions, sizes.wrk_secs, sizes.rounds
     );
-    println!("| route | median rps | spread |");
-    println!("|---|---|---|");
+    println!(
+        "| route | median rps | spread | server CPU us / request (spread) | wrk CPU us / request |"
+    );
+    println!("|---|---|---|---|---|");
     for (i, (name, _, _)) in routes.iter().enumerate() {
-        println!("| {name} | {:.0} | {} |", median(&rps[i]), spread(&rps[i]));
+        println!(
+            "| {name} | {:.0} | {} | {:.2} ({}) | {:.2} |",
+            median(&rps[i]),
+            spread(&rps[i]),
+            median(&server_us[i]),
+            spread(&server_us[i]),
+            median(&client_us[i]),
+        );
     }
     println!(
         "\n- checked / no-op: **{:.3}** ({}; target >= 0.95)\n- checked / bare: **{:.3}** ({}; target >= 0.85)\n- checked at {} / at 1,000 sessions: **{:.3}** ({}; target >= 0.95)\n- p99 at {:.0} rps (half the bare peak), open loop, {} s per run: bare {:.2} ms, checked {:.2} ms; checked / bare: **{:.2}** ({}; target <= 1.2)\n",
@@ -287,6 +335,19 @@ async fn overhead(sizes: &Sizes) {
         median(&p99[1]),
         median(&p99_ratio),
         spread(&p99_ratio),
+    );
+    println!(
+        "Requests per server CPU-second (the same runs; wrk's own CPU left out, so the two-core \
+         machine's scheduling of wrk against the servers does not enter): checked / no-op \
+         **{:.3}** ({}), checked / bare **{:.3}** ({}), checked at {} / at 1,000 sessions \
+         **{:.3}** ({}).\n",
+        median(&cpu_ratio(2, 1)),
+        spread(&cpu_ratio(2, 1)),
+        median(&cpu_ratio(2, 0)),
+        spread(&cpu_ratio(2, 0)),
+        sizes.sessions,
+        median(&cpu_ratio(2, 3)),
+        spread(&cpu_ratio(2, 3)),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

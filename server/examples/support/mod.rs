@@ -195,6 +195,36 @@ pub fn rss() -> u64 {
     pages * 4096
 }
 
+/// CPU time used so far, in seconds: by this process (all its threads), and by its children
+/// that have been waited for (Linux, `/proc/self/stat`).
+pub fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    // The fields after the command's name, which is in parentheses and may hold spaces.
+    let fields: Vec<u64> = stat[stat.rfind(')').expect("a stat line") + 2..]
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14-17 of the line, 12-15 after the name.
+    let ticks = clock_ticks_per_second();
+    (
+        (fields[11] + fields[12]) as f64 / ticks,
+        (fields[13] + fields[14]) as f64 / ticks,
+    )
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux if it cannot say).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
 /// The UIDs as plain numbers in a std `HashMap`: the baseline a lookup is compared with.
 pub fn raw_map(population: &Population) -> HashMap<u128, u64> {
     population
