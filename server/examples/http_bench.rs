@@ -7,7 +7,7 @@
 //!    route's peak from an open-loop paced client. The same check with 1,000 sessions shows
 //!    whether it slows as accounts grow. Each run also counts the CPU time this process
 //!    (the servers) and wrk spent per request: on two cores that wrk shares with the
-//!    servers, rps moves with how the scheduler interleaves them; CPU per request does not.
+//!    servers, rps moves with how the scheduler interleaves them; CPU per request less so.
 //! 2. Logins: a login's p50 against a raw argon2id verify with the same parameters; and
 //!    `GET /api/me`'s p99 with and without a flood of logins (4 per core, half of them wrong).
 //!
@@ -337,8 +337,8 @@ async fn overhead(sizes: &Sizes) {
         spread(&p99_ratio),
     );
     println!(
-        "Requests per server CPU-second (the same runs; wrk's own CPU left out, so the two-core \
-         machine's scheduling of wrk against the servers does not enter): checked / no-op \
+        "Requests per server CPU-second (the same runs, wrk's own CPU left out: the two-core \
+         machine's scheduling of wrk against the servers moves it less than rps): checked / no-op \
          **{:.3}** ({}), checked / bare **{:.3}** ({}), checked at {} / at 1,000 sessions \
          **{:.3}** ({}).\n",
         median(&cpu_ratio(2, 1)),
