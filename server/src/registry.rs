@@ -44,6 +44,7 @@ use crate::store::{
 use crate::time::UnixMillis;
 use crate::uid::{Uid, UidDigest};
 
+mod index;
 mod sessions;
 mod watch;
 

@@ -2,9 +2,9 @@
 //! allows, so that a million sessions stay cheap and a check is one index lookup.
 //!
 //! - **Small indexes, dense records.** Records sit packed in two vectors (active, ended),
-//!   each found through a hash table of their 4-byte places. A map of whole records would
+//!   each found through an [`Index`] of their 4-byte places. A map of whole records would
 //!   leave up to half of its power-of-two buckets empty, each as wide as a record; here an
-//!   empty bucket costs 5 bytes. The price is one more memory read per check (see
+//!   empty bucket costs 4 bytes. A check reads the index's bucket, then the record (see
 //!   docs/BENCHMARKS.md). A record is removed by moving the last one into its place and
 //!   repointing that one's entry, so the vectors never have holes.
 //! - **Keys** are the first 128 bits of a UID's digest (still far beyond guessing), hashed by
@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use hashbrown::HashTable;
 
+use super::index::Index;
 use crate::store::{AccountId, EndKind, EndedSession, Snapshot};
 use crate::time::UnixMillis;
 use crate::uid::UidDigest;
@@ -148,11 +149,11 @@ pub(super) struct Gone {
 
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
-    /// Every active UID, by its place in `active`: the table a check probes.
-    active_index: HashTable<u32>,
+    /// Every active UID, by its place in `active`: the index a check probes.
+    active_index: Index,
     active: Vec<Active>,
     /// Every ended UID, by its place in `ended`.
-    ended_index: HashTable<u32>,
+    ended_index: Index,
     ended: Vec<Ended>,
     accounts: Accounts,
     /// Test-only fault: claims leave the UIDs they supersede active.
@@ -197,11 +198,11 @@ impl Sessions {
     fn reserve(&mut self, active: usize, ended: usize) {
         let records = &self.active;
         self.active_index
-            .reserve(active, |&at| records[at as usize].key.hash());
+            .reserve(active, |at| records[at as usize].key.hash());
         self.active.reserve_exact(active);
         let records = &self.ended;
         self.ended_index
-            .reserve(ended, |&at| records[at as usize].key.hash());
+            .reserve(ended, |at| records[at as usize].key.hash());
         self.ended.reserve_exact(ended);
     }
 
@@ -210,19 +211,14 @@ impl Sessions {
         let (active, ended) = (&self.active, &self.ended);
         let found = self
             .active_index
-            .find(key.hash(), |&at| active[at as usize].key == key);
-        if let Some(&at) = found {
+            .find(key.hash(), |at| active[at as usize].key == key);
+        if let Some(at) = found {
             return Some(Slot::Active(at));
-        }
-        // No probe of an empty table (as it is while start-up loads the active UIDs): its
-        // control bytes would cost a cache miss each time.
-        if ended.is_empty() {
-            return None;
         }
         let found = self
             .ended_index
-            .find(key.hash(), |&at| ended[at as usize].key == key);
-        found.map(|&at| Slot::Ended(at))
+            .find(key.hash(), |at| ended[at as usize].key == key);
+        found.map(Slot::Ended)
     }
 
     /// The active session of `uid`, with when it was last used; else what memory knows of
@@ -321,13 +317,13 @@ impl Sessions {
         match slot {
             Slot::Active(at) => {
                 let records = &self.active;
-                let rehash = |&at: &u32| records[at as usize].key.hash();
-                self.active_index.insert_unique(key.hash(), at, rehash);
+                let rehash = |at: u32| records[at as usize].key.hash();
+                self.active_index.insert(key.hash(), at, rehash);
             }
             Slot::Ended(at) => {
                 let records = &self.ended;
-                let rehash = |&at: &u32| records[at as usize].key.hash();
-                self.ended_index.insert_unique(key.hash(), at, rehash);
+                let rehash = |at: u32| records[at as usize].key.hash();
+                self.ended_index.insert(key.hash(), at, rehash);
             }
         }
     }
@@ -345,39 +341,22 @@ impl Sessions {
     /// Removes `key`'s record, active or ended, if any; the last record of its vector moves
     /// into its place.
     fn remove(&mut self, key: Key) {
-        let Some(slot) = self.slot_of(key) else {
-            return;
-        };
-        // The removed record's place, and the key of the last record, which moves there.
-        let (at, moved) = match slot {
-            Slot::Active(at) => {
-                let removed = self.active.swap_remove(at as usize);
+        match self.slot_of(key) {
+            Some(Slot::Active(at)) => {
+                let removed = unlink(&mut self.active_index, &mut self.active, at, |a| a.key);
                 let account = self.accounts.slot(removed.session.account);
                 debug_assert!(account.is_some(), "a UID's account is in memory");
                 if let Some(account) = account {
                     self.accounts
                         .release(account, |a| a.active = a.active.saturating_sub(1));
                 }
-                (at, self.active.get(at as usize).map(|a| a.key))
             }
-            Slot::Ended(at) => {
-                let removed = self.ended.swap_remove(at as usize);
+            Some(Slot::Ended(at)) => {
+                let removed = unlink(&mut self.ended_index, &mut self.ended, at, |e| e.key);
                 self.accounts
                     .release(removed.account, |a| a.ended = a.ended.saturating_sub(1));
-                (at, self.ended.get(at as usize).map(|e| e.key))
             }
-        };
-        let (index, last) = match slot {
-            Slot::Active(_) => (&mut self.active_index, self.active.len() as u32),
-            Slot::Ended(_) => (&mut self.ended_index, self.ended.len() as u32),
-        };
-        if let Ok(entry) = index.find_entry(key.hash(), |&s| s == at) {
-            entry.remove();
-        }
-        if let Some(moved) = moved
-            && let Some(entry) = index.find_mut(moved.hash(), |&s| s == last)
-        {
-            *entry = at;
+            None => {}
         }
     }
 
@@ -424,6 +403,19 @@ impl Sessions {
     pub(super) fn accounts_in_memory(&self) -> usize {
         self.accounts.index.len()
     }
+}
+
+/// Takes the record at `at` out of `records` and `index`; the last record moves into its
+/// place.
+fn unlink<R>(index: &mut Index, records: &mut Vec<R>, at: u32, key: impl Fn(&R) -> Key) -> R {
+    // Out of the index first: removal rehashes the records of its run, still in place.
+    let hash = key(&records[at as usize]).hash();
+    index.remove(hash, at, |place| key(&records[place as usize]).hash());
+    let removed = records.swap_remove(at as usize);
+    if let Some(moved) = records.get(at as usize) {
+        index.repoint(key(moved).hash(), records.len() as u32, at);
+    }
+    removed
 }
 
 /// An account with a UID in memory.
