@@ -79,6 +79,11 @@ impl Index {
     /// Adds `place`, whose record hashes to `hash` and is not in the index yet.
     pub(super) fn insert(&mut self, hash: u64, place: u32, rehash: impl Fn(u32) -> u64) {
         self.reserve(1, &rehash);
+        self.put(hash, place);
+    }
+
+    /// Puts `place` in the first empty bucket from `hash`'s home (there is room).
+    fn put(&mut self, hash: u64, place: u32) {
         let mut at = self.home(hash);
         while self.buckets[at] != 0 {
             at = (at + 1) & self.mask();
@@ -149,13 +154,7 @@ impl Index {
         self.bits = buckets.trailing_zeros();
         self.len = 0;
         for place in places {
-            let hash = rehash(place);
-            let mut at = self.home(hash);
-            while self.buckets[at] != 0 {
-                at = (at + 1) & self.mask();
-            }
-            self.buckets[at] = self.entry(hash, place);
-            self.len += 1;
+            self.put(rehash(place), place);
         }
     }
 }
