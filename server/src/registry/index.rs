@@ -53,6 +53,8 @@ impl Index {
 
     /// The bucket holding the place of `hash` for which `is` holds.
     fn position(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<usize> {
+        // An empty index reads no memory (the ended one is empty while start-up loads the
+        // active UIDs, each probing it).
         if self.len == 0 {
             return None;
         }

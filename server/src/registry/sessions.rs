@@ -196,13 +196,9 @@ impl Sessions {
 
     /// Room for `active` more active UIDs and `ended` more ended ones without growing.
     fn reserve(&mut self, active: usize, ended: usize) {
-        let records = &self.active;
-        self.active_index
-            .reserve(active, |at| records[at as usize].key.hash());
+        self.active_index.reserve(active, hash_at(&self.active));
         self.active.reserve_exact(active);
-        let records = &self.ended;
-        self.ended_index
-            .reserve(ended, |at| records[at as usize].key.hash());
+        self.ended_index.reserve(ended, hash_at(&self.ended));
         self.ended.reserve_exact(ended);
     }
 
@@ -315,16 +311,12 @@ impl Sessions {
     /// Adds `key` at `slot` to its index (its record is in place already).
     fn link(&mut self, key: Key, slot: Slot) {
         match slot {
-            Slot::Active(at) => {
-                let records = &self.active;
-                let rehash = |at: u32| records[at as usize].key.hash();
-                self.active_index.insert(key.hash(), at, rehash);
-            }
-            Slot::Ended(at) => {
-                let records = &self.ended;
-                let rehash = |at: u32| records[at as usize].key.hash();
-                self.ended_index.insert(key.hash(), at, rehash);
-            }
+            Slot::Active(at) => self
+                .active_index
+                .insert(key.hash(), at, hash_at(&self.active)),
+            Slot::Ended(at) => self
+                .ended_index
+                .insert(key.hash(), at, hash_at(&self.ended)),
         }
     }
 
@@ -343,7 +335,7 @@ impl Sessions {
     fn remove(&mut self, key: Key) {
         match self.slot_of(key) {
             Some(Slot::Active(at)) => {
-                let removed = unlink(&mut self.active_index, &mut self.active, at, |a| a.key);
+                let removed = unlink(&mut self.active_index, &mut self.active, at);
                 let account = self.accounts.slot(removed.session.account);
                 debug_assert!(account.is_some(), "a UID's account is in memory");
                 if let Some(account) = account {
@@ -352,7 +344,7 @@ impl Sessions {
                 }
             }
             Some(Slot::Ended(at)) => {
-                let removed = unlink(&mut self.ended_index, &mut self.ended, at, |e| e.key);
+                let removed = unlink(&mut self.ended_index, &mut self.ended, at);
                 self.accounts
                     .release(removed.account, |a| a.ended = a.ended.saturating_sub(1));
             }
@@ -407,15 +399,37 @@ impl Sessions {
 
 /// Takes the record at `at` out of `records` and `index`; the last record moves into its
 /// place.
-fn unlink<R>(index: &mut Index, records: &mut Vec<R>, at: u32, key: impl Fn(&R) -> Key) -> R {
+fn unlink<R: Keyed>(index: &mut Index, records: &mut Vec<R>, at: u32) -> R {
     // Out of the index first: removal rehashes the records of its run, still in place.
-    let hash = key(&records[at as usize]).hash();
-    index.remove(hash, at, |place| key(&records[place as usize]).hash());
+    index.remove(records[at as usize].key().hash(), at, hash_at(records));
     let removed = records.swap_remove(at as usize);
     if let Some(moved) = records.get(at as usize) {
-        index.repoint(key(moved).hash(), records.len() as u32, at);
+        index.repoint(moved.key().hash(), records.len() as u32, at);
     }
     removed
+}
+
+/// A record of either vector, as the indexes see it.
+trait Keyed {
+    fn key(&self) -> Key;
+}
+
+impl Keyed for Active {
+    fn key(&self) -> Key {
+        self.key
+    }
+}
+
+impl Keyed for Ended {
+    fn key(&self) -> Key {
+        self.key
+    }
+}
+
+/// The hash of the record at a place of `records`, which an [`Index`] asks for when it moves
+/// entries.
+fn hash_at<R: Keyed>(records: &[R]) -> impl Fn(u32) -> u64 + '_ {
+    |place| records[place as usize].key().hash()
 }
 
 /// An account with a UID in memory.
