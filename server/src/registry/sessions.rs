@@ -10,8 +10,11 @@
 //! - **Keys** are the first 128 bits of a UID's digest (still far beyond guessing), hashed by
 //!   taking 64 of those bits as they are: they are already uniformly random, and only UIDs
 //!   the server issued are ever inserted, so no client can choose keys that collide.
-//! - **An active UID** keeps 40 bytes: key, account, when it was issued and when it was last
-//!   used (an atomic, updated under the read lock by a check at most once a second).
+//! - **An active UID** keeps 32 bytes, so that two fit in a cache line and none spans two (a
+//!   check then reads one line of it; at 40 bytes half of them spanned two, docs/BENCHMARKS.md):
+//!   key, when it was issued, its account in 4 bytes ([`AccountRef`]) and when it was last
+//!   used in 4 ([`LastUse`]: an atomic, updated under the read lock by a check at most once a
+//!   second).
 //! - **An ended UID** keeps 32 bytes: key, account, when and why. Not who: a superseded tab
 //!   is told the newer login's address and browser from the store, which the registry reads
 //!   for that refusal only (a tab asks once; only a holder of that ended UID can ask again).
@@ -21,7 +24,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
 
@@ -102,9 +105,84 @@ enum Slot {
 #[derive(Debug)]
 struct Active {
     key: Key,
-    session: Session,
-    /// Unix milliseconds of the last check that used it (its login until then).
-    last_seen: AtomicI64,
+    issued_at: UnixMillis,
+    account: AccountRef,
+    /// The last check that used it (its login until then).
+    last_seen: LastUse,
+}
+
+/// An active record's account in 4 bytes: its id itself when that fits in 31 bits (every
+/// store counts ids up from 1), else its slot in [`Accounts`] with the top bit set, which
+/// costs a check one more read only past two billion accounts.
+#[derive(Debug, Clone, Copy)]
+struct AccountRef(u32);
+
+impl AccountRef {
+    const SLOT: u32 = 1 << 31;
+
+    fn new(id: AccountId, slot: u32) -> Self {
+        // No more accounts than records, and 2^31 records would take 64 GiB.
+        debug_assert!(slot < Self::SLOT);
+        match u32::try_from(id.0) {
+            Ok(id) if id < Self::SLOT => Self(id),
+            _ => Self(Self::SLOT | slot),
+        }
+    }
+
+    fn id(self, accounts: &Accounts) -> AccountId {
+        match self.slot_bits() {
+            None => AccountId(i64::from(self.0)),
+            Some(slot) => accounts.id(slot),
+        }
+    }
+
+    /// Its slot in `accounts`.
+    fn slot(self, accounts: &Accounts) -> Option<u32> {
+        match self.slot_bits() {
+            None => accounts.slot(self.id(accounts)),
+            slot => slot,
+        }
+    }
+
+    fn slot_bits(self) -> Option<u32> {
+        (self.0 & Self::SLOT != 0).then_some(self.0 & !Self::SLOT)
+    }
+}
+
+/// When an active UID was last used, in 4 bytes: tenths of a second after its login,
+/// rounded up (13.6 years of them). Rounding up never makes a UID idle sooner than it is:
+/// an idle timeout ends it at most 100 ms late (the production clock ticks every 100 ms
+/// anyway). The store keeps the millisecond.
+#[derive(Debug)]
+struct LastUse(AtomicU32);
+
+impl LastUse {
+    const TENTH: u64 = 100;
+
+    fn new(issued_at: UnixMillis, at: UnixMillis) -> Self {
+        Self(AtomicU32::new(Self::tenths(issued_at, at)))
+    }
+
+    fn get(&self, issued_at: UnixMillis) -> UnixMillis {
+        Self::at(issued_at, self.0.load(Ordering::Relaxed))
+    }
+
+    /// Moves it on to `now` (never back); returns what it was.
+    fn record(&self, issued_at: UnixMillis, now: UnixMillis) -> UnixMillis {
+        let now = Self::tenths(issued_at, now);
+        Self::at(issued_at, self.0.fetch_max(now, Ordering::Relaxed))
+    }
+
+    fn tenths(issued_at: UnixMillis, at: UnixMillis) -> u32 {
+        let millis = at.as_millis().saturating_sub(issued_at.as_millis());
+        let tenths = u64::try_from(millis).unwrap_or(0).div_ceil(Self::TENTH);
+        u32::try_from(tenths).unwrap_or(u32::MAX)
+    }
+
+    fn at(issued_at: UnixMillis, tenths: u32) -> UnixMillis {
+        let millis = u64::from(tenths) * Self::TENTH;
+        UnixMillis::from_millis(issued_at.as_millis().saturating_add(millis as i64))
+    }
 }
 
 /// An ended UID as memory keeps it.
@@ -118,23 +196,23 @@ struct Ended {
 }
 
 // What the module docs promise; a field added to either record must be worth its bytes.
-const _: () = assert!(std::mem::size_of::<Active>() == 40);
+const _: () = assert!(std::mem::size_of::<Active>() == 32);
 const _: () = assert!(std::mem::size_of::<Ended>() == 32);
 
 /// An active UID as a check finds it: the session, and when it was last used.
 pub(super) struct Found<'a> {
     pub session: Session,
-    last_seen: &'a AtomicI64,
+    last_seen: &'a LastUse,
 }
 
 impl Found<'_> {
     pub fn last_seen(&self) -> UnixMillis {
-        UnixMillis::from_millis(self.last_seen.load(Ordering::Relaxed))
+        self.last_seen.get(self.session.issued_at)
     }
 
     /// Records a use at `now`; returns when it was last used before.
     pub fn used(&self, now: UnixMillis) -> UnixMillis {
-        UnixMillis::from_millis(self.last_seen.fetch_max(now.as_millis(), Ordering::Relaxed))
+        self.last_seen.record(self.session.issued_at, now)
     }
 }
 
@@ -223,8 +301,12 @@ impl Sessions {
         match self.slot_of(Key::from(uid)) {
             Some(Slot::Active(at)) => {
                 let active = &self.active[at as usize];
+                let session = Session {
+                    account: active.account.id(&self.accounts),
+                    issued_at: active.issued_at,
+                };
                 Ok(Found {
-                    session: active.session,
+                    session,
                     last_seen: &active.last_seen,
                 })
             }
@@ -269,8 +351,9 @@ impl Sessions {
         let slot = Slot::Active(self.active.len() as u32);
         self.active.push(Active {
             key,
-            session,
-            last_seen: AtomicI64::new(last_seen.as_millis()),
+            issued_at: session.issued_at,
+            account: AccountRef::new(session.account, account),
+            last_seen: LastUse::new(session.issued_at, last_seen),
         });
         self.link(key, slot);
     }
@@ -336,7 +419,7 @@ impl Sessions {
         match self.slot_of(key) {
             Some(Slot::Active(at)) => {
                 let removed = unlink(&mut self.active_index, &mut self.active, at);
-                let account = self.accounts.slot(removed.session.account);
+                let account = removed.account.slot(&self.accounts);
                 debug_assert!(account.is_some(), "a UID's account is in memory");
                 if let Some(account) = account {
                     self.accounts
@@ -584,6 +667,14 @@ mod tests {
     use crate::uid::Uid;
     use proptest::prelude::*;
 
+    /// The accounts of the random histories: ids as stores hand them out, and ids that do
+    /// not fit an active record's 31 bits (kept there as a slot instead).
+    const ACCOUNTS: [i64; 5] = [1, 2, (1 << 31) - 1, 1 << 31, -7];
+
+    fn account() -> impl Strategy<Value = i64> {
+        proptest::sample::select(&ACCOUNTS[..])
+    }
+
     /// One step of a random history.
     #[derive(Debug, Clone)]
     enum Step {
@@ -595,8 +686,8 @@ mod tests {
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (0..24usize, 1..6i64).prop_map(|(uid, account)| Step::Start { uid, account }),
-            (0..24usize, 1..6i64, 0..4u8).prop_map(|(uid, account, why)| Step::End {
+            (0..24usize, account()).prop_map(|(uid, account)| Step::Start { uid, account }),
+            (0..24usize, account(), 0..4u8).prop_map(|(uid, account, why)| Step::End {
                 uid,
                 account,
                 why
@@ -681,7 +772,7 @@ mod tests {
                 }
                 let active = model.values().filter(|m| matches!(m, Model::Active(..))).count();
                 prop_assert_eq!(memory.counts(), (active, model.len() - active));
-                for account in 1..6i64 {
+                for account in ACCOUNTS {
                     let of = |m: &&Model| matches!(m, Model::Active(a, _) if *a == account);
                     let ended = |m: &&Model| matches!(m, Model::Ended(a, ..) if *a == account);
                     prop_assert_eq!(memory.is_active(AccountId(account)), model.values().any(|m| of(&m)));
@@ -689,6 +780,32 @@ mod tests {
                     let known = model.values().any(|m| of(&m) || ended(&m));
                     prop_assert_eq!(memory.username(AccountId(account)).is_some(), known);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// A last use reads back no earlier than it happened (nor than the login), and less
+        /// than a tenth of a second later; a use never moves it back.
+        #[test]
+        fn a_last_use_is_kept_to_the_next_tenth_of_a_second(
+            issued in 0..i64::from(u32::MAX),
+            uses in proptest::collection::vec(-1_000..400_000_000_000i64, 1..6),
+        ) {
+            let issued_at = UnixMillis::from_millis(issued);
+            let last_seen = LastUse::new(issued_at, issued_at);
+            let mut latest = issued;
+            for offset in uses {
+                let at = UnixMillis::from_millis(issued + offset);
+                let found = Found {
+                    session: Session { account: AccountId(1), issued_at },
+                    last_seen: &last_seen,
+                };
+                let before = found.last_seen();
+                prop_assert_eq!(found.used(at), before);
+                latest = latest.max(issued + offset);
+                let kept = found.last_seen().as_millis();
+                prop_assert!((latest..latest + 100).contains(&kept), "{} kept as {}", latest, kept);
             }
         }
     }

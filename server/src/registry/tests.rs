@@ -1166,6 +1166,26 @@ mod paused {
             .with_lifetime(lifetime)
     }
 
+    /// Memory keeps a last use in tenths of a second, rounded up: a use between two tenths
+    /// must never bring the idle timeout forward, and may push it back by less than a tenth.
+    #[tokio::test(start_paused = true)]
+    async fn a_use_between_two_tenths_of_a_second_never_makes_a_tab_idle_early() {
+        let reg = registry(Some(30 * MINUTE), None).await;
+        let uid = reg.claim(ANN, "ann".into(), origin(1)).await.unwrap().uid;
+        tokio::time::advance(Duration::from_millis(1_234)).await;
+        reg.check(&uid).await.unwrap();
+        let last_use = UnixMillis::now().as_millis();
+        // One millisecond before the exact deadline: still within the timeout.
+        tokio::time::advance(30 * MINUTE - Duration::from_millis(1)).await;
+        assert!(reg.deadline(&uid).await.is_ok(), "idle before its time");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let Rejection::Idle { at, .. } = refused(&reg, &uid).await.rejection else {
+            panic!("not refused as idle a tenth of a second after its deadline");
+        };
+        let late = at.as_millis() - (last_use + 30 * 60 * 1000);
+        assert!((0..100).contains(&late), "deadline moved by {late} ms");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_tab_used_within_thirty_minutes_stays_and_one_idle_longer_is_refused() {
         let reg = registry(Some(30 * MINUTE), None).await;
