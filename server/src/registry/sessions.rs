@@ -138,10 +138,8 @@ impl AccountRef {
 
     /// Its slot in `accounts`.
     fn slot(self, accounts: &Accounts) -> Option<u32> {
-        match self.slot_bits() {
-            None => accounts.slot(self.id(accounts)),
-            slot => slot,
-        }
+        self.slot_bits()
+            .or_else(|| accounts.slot(AccountId(i64::from(self.0))))
     }
 
     fn slot_bits(self) -> Option<u32> {
