@@ -3,7 +3,7 @@
 //! The server serialises these and the browser deserialises them, so the two agree by
 //! construction. Other clients rely on the JSON shapes; the README documents them.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 /// The header that carries a tab's UID on every protected request.
 pub const TAB_UID_HEADER: &str = "x-tab-uid";
@@ -150,23 +150,67 @@ impl std::fmt::Debug for ChannelRequest {
     }
 }
 
-/// What the server sends on the push channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the server sends on the push channel: `{"type": <tag>, <the variant's fields>}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelEvent {
     /// The hello's UID is active; the channel stays open until that changes.
-    Active { issued_at: String },
+    Active(ChannelActive),
     /// The UID is not (or no longer) active, with the body a 401 would carry. The server
     /// closes the channel after it.
     Ended(ErrorBody),
 }
 
-/// What one tab tells the other tabs of its browser (`BroadcastChannel`). Never a UID.
+impl ChannelEvent {
+    pub const ACTIVE: &str = "active";
+    pub const ENDED: &str = "ended";
+
+    /// The event whose `type` is `tag`, its fields read from the whole message (`type` is
+    /// ignored there). Read in two steps, not derived: serde's reader for an internally
+    /// tagged enum first copies every message into a generic tree, code the browser's wasm
+    /// does without.
+    pub fn from_tagged<'de, D: Deserializer<'de>>(tag: &str, message: D) -> Result<Self, D::Error> {
+        match tag {
+            Self::ACTIVE => ChannelActive::deserialize(message).map(Self::Active),
+            Self::ENDED => ErrorBody::deserialize(message).map(Self::Ended),
+            _ => Err(de::Error::unknown_variant(
+                tag,
+                &[Self::ACTIVE, Self::ENDED],
+            )),
+        }
+    }
+}
+
+/// The fields of [`ChannelEvent::Active`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelActive {
+    pub issued_at: String,
+}
+
+/// What one tab tells the other tabs of its browser (`BroadcastChannel`). Never a UID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TabMessage {
-    /// This tab signed in (login or "Use here") at `at` (RFC 3339): older tabs are superseded.
-    Taken { at: String },
+    Taken(Taken),
+}
+
+impl TabMessage {
+    pub const TAKEN: &str = "taken";
+
+    /// Like [`ChannelEvent::from_tagged`].
+    pub fn from_tagged<'de, D: Deserializer<'de>>(tag: &str, message: D) -> Result<Self, D::Error> {
+        match tag {
+            Self::TAKEN => Taken::deserialize(message).map(Self::Taken),
+            _ => Err(de::Error::unknown_variant(tag, &[Self::TAKEN])),
+        }
+    }
+}
+
+/// The fields of [`TabMessage::Taken`]: this tab signed in (login or "Use here") at `at` (RFC
+/// 3339), so older tabs are superseded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taken {
+    pub at: String,
 }
 
 /// 200 from `GET /api/me`.
@@ -364,7 +408,7 @@ pub struct ErrorBody {
 /// Clients must treat a code they do not know ([`ErrorCode::Other`]) by its HTTP status;
 /// for a 401 that means "signed out".
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // 401: the tab's UID was refused.
@@ -411,8 +455,19 @@ pub enum ErrorCode {
     /// 503: the server cannot reach its store (database); nothing was changed.
     StoreUnavailable,
     /// A code this build does not know (a newer server).
-    #[serde(other)]
     Other,
+}
+
+/// Read by name through [`ErrorCode::as_str`]; any other name is [`ErrorCode::Other`]. By
+/// hand because the derived reader is about ten times the size in the browser's wasm.
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
+            .unwrap_or(ErrorCode::Other))
+    }
 }
 
 impl ErrorCode {
@@ -480,6 +535,8 @@ impl ErrorCode {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]
@@ -523,9 +580,9 @@ mod tests {
         let hello: ChannelRequest =
             serde_json::from_str(r#"{"type":"hello","uid":"abc"}"#).unwrap();
         assert_eq!(hello, ChannelRequest::Hello { uid: "abc".into() });
-        let active = ChannelEvent::Active {
+        let active = ChannelEvent::Active(ChannelActive {
             issued_at: "2026-11-23T17:39:31.123Z".into(),
-        };
+        });
         assert_eq!(
             serde_json::to_value(&active).unwrap(),
             serde_json::json!({"type":"active","issued_at":"2026-11-23T17:39:31.123Z"})
@@ -545,10 +602,47 @@ mod tests {
             serde_json::json!({"type":"ended","error":"superseded","message":"m",
                                "superseded_at":"t","ip":"127.0.0.1"})
         );
-        let taken = TabMessage::Taken { at: "t".into() };
+        let taken = TabMessage::Taken(Taken { at: "t".into() });
         assert_eq!(
             serde_json::to_string(&taken).unwrap(),
             r#"{"type":"taken","at":"t"}"#
         );
+    }
+
+    /// Serialized, then read back the browser's way: the tag first, then the fields.
+    fn read_back<T: Serialize>(
+        message: &T,
+        from_tagged: fn(&str, Value) -> Result<T, serde_json::Error>,
+    ) -> T {
+        let value = serde_json::to_value(message).unwrap();
+        let tag = value["type"].as_str().unwrap().to_owned();
+        from_tagged(&tag, value).unwrap()
+    }
+
+    #[test]
+    fn channel_messages_read_back_by_their_tags() {
+        let events = [
+            ChannelEvent::Active(ChannelActive {
+                issued_at: "2026-11-23T17:39:31.123Z".into(),
+            }),
+            ChannelEvent::Ended(ErrorBody {
+                error: ErrorCode::Expired,
+                message: "m".into(),
+                superseded_at: Some("t".into()),
+                user_agent: Some("ua".into()),
+                ip: Some("::1".into()),
+                retry_after_secs: Some(3),
+                active_since: Some("s".into()),
+                idle_secs: Some(900),
+            }),
+        ];
+        for event in events {
+            assert_eq!(read_back(&event, ChannelEvent::from_tagged), event);
+        }
+        let taken = TabMessage::Taken(Taken { at: "t".into() });
+        assert_eq!(read_back(&taken, TabMessage::from_tagged), taken);
+        let unknown = serde_json::json!({"type": "paused", "at": "t"});
+        assert!(ChannelEvent::from_tagged("paused", unknown.clone()).is_err());
+        assert!(TabMessage::from_tagged("paused", unknown).is_err());
     }
 }

@@ -13,6 +13,7 @@ use gloo_net::websocket::Message;
 use gloo_net::websocket::futures::WebSocket;
 use leptos::task::spawn_local;
 
+use super::transport::{from_tagged_json, to_json};
 use super::{TabUid, ended, is_current};
 use crate::contract::{CHANNEL_PATH, ChannelEvent, ChannelRequest};
 use crate::session::Session;
@@ -61,7 +62,7 @@ async fn connect(session: Session, uid: &TabUid) -> Closed {
     };
     let (mut outgoing, mut incoming) = socket.split();
     let hello = ChannelRequest::Hello { uid: uid.0.clone() };
-    let Ok(hello) = serde_json::to_string(&hello) else {
+    let Some(hello) = to_json(&hello) else {
         return dropped;
     };
     // The hello waits for the socket to open; a socket that closes before opening never
@@ -79,19 +80,19 @@ async fn connect(session: Session, uid: &TabUid) -> Closed {
             Ok(Message::Bytes(_)) => continue,
             Err(_) => break,
         };
-        match serde_json::from_str::<ChannelEvent>(&text) {
-            Ok(ChannelEvent::Active { .. }) => {
+        match from_tagged_json(&text, ChannelEvent::from_tagged) {
+            Some(ChannelEvent::Active(_)) => {
                 was_active = true;
                 if is_current(uid) {
                     session.set_channel_down(false);
                 }
             }
-            Ok(ChannelEvent::Ended(error)) => {
+            Some(ChannelEvent::Ended(error)) => {
                 ended(session, uid, error);
                 return Closed::Ended;
             }
             // A message this build does not know (a newer server): not ours to act on.
-            Err(_) => {}
+            None => {}
         }
     }
     Closed::Dropped { was_active }

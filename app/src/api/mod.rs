@@ -319,7 +319,7 @@ fn end(uid: &TabUid, then: impl FnOnce()) {
 
 /// A 2xx answer's JSON body. One that does not parse is a server fault: retry later.
 fn json<T: DeserializeOwned>(body: String) -> Result<T, ApiError> {
-    serde_json::from_str(&body).map_err(|_| ApiError::Unreachable)
+    transport::from_json(&body).ok_or(ApiError::Unreachable)
 }
 
 /// The one place a request is sent, the UID attached, and the answer interpreted.
@@ -331,9 +331,9 @@ async fn send<B: Serialize>(
     body: Option<&B>,
     uid: Option<TabUid>,
 ) -> Result<String, ApiError> {
-    let body = match body.map(serde_json::to_string) {
-        Some(Ok(text)) => Some(text),
-        Some(Err(_)) => return Err(ApiError::Unreachable),
+    let body = match body.map(transport::to_json) {
+        Some(Some(text)) => Some(text),
+        Some(None) => return Err(ApiError::Unreachable),
         None => None,
     };
     let header = uid.as_ref().map(|TabUid(text)| text.as_str());
@@ -349,7 +349,7 @@ async fn send<B: Serialize>(
     if (200..300).contains(&status) {
         return Ok(text);
     }
-    let error = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+    let error = transport::from_json::<ErrorBody>(&text).unwrap_or_else(|| ErrorBody {
         error: ErrorCode::Other,
         message: format!("The server answered {status}."),
         superseded_at: None,

@@ -12,8 +12,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{BroadcastChannel, MessageEvent};
 
+use super::transport::{from_tagged_json, to_json};
 use super::{current, is_current, me};
-use crate::contract::TabMessage;
+use crate::contract::{TabMessage, Taken};
 use crate::session::Session;
 
 const CHANNEL_NAME: &str = "solotab-tabs";
@@ -34,8 +35,8 @@ pub(super) fn listen(session: Session) {
         let message = event
             .data()
             .as_string()
-            .and_then(|text| serde_json::from_str::<TabMessage>(&text).ok());
-        if let Some(TabMessage::Taken { at }) = message {
+            .and_then(|text| from_tagged_json(&text, TabMessage::from_tagged));
+        if let Some(TabMessage::Taken(Taken { at })) = message {
             taken(session, at);
         }
     });
@@ -47,8 +48,8 @@ pub(super) fn listen(session: Session) {
 
 /// Tells the other tabs that this one signed in at `at`.
 pub(super) fn announce_taken(at: &str) {
-    let message = TabMessage::Taken { at: at.to_owned() };
-    if let Ok(text) = serde_json::to_string(&message) {
+    let message = TabMessage::Taken(Taken { at: at.to_owned() });
+    if let Some(text) = to_json(&message) {
         CHANNEL.with_borrow(|channel| {
             if let Some(channel) = channel {
                 let _ = channel.post_message(&text.into());

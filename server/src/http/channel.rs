@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use app::contract::{ChannelEvent, ChannelRequest, HELLO_TIMEOUT_SECS, close_code};
+use app::contract::{ChannelActive, ChannelEvent, ChannelRequest, HELLO_TIMEOUT_SECS, close_code};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, State};
@@ -220,9 +220,9 @@ async fn run(
         // Not "ended": the tab stays signed in and tries again.
         Err(WatchRefused::Store(e)) => return Close::Unavailable(e),
     };
-    let active = ChannelEvent::Active {
+    let active = ChannelEvent::Active(ChannelActive {
         issued_at: session.issued_at.to_rfc3339(),
-    };
+    });
     let Ok(active) = serde_json::to_string(&active) else {
         return Close::Gone;
     };
