@@ -114,7 +114,7 @@ where
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <TakeoverButton in_use pending confirm={
                 let send = send.clone();
-                move || send(true)
+                move |()| send(true)
             }/>
             <button
                 type="submit"

@@ -9,13 +9,12 @@ pub fn TakeoverButton(
     in_use: RwSignal<bool>,
     /// Whether a request is on its way (the button waits).
     pending: RwSignal<bool>,
-    confirm: impl Fn() + Clone + Send + Sync + 'static,
+    #[prop(into)] confirm: Callback<()>,
 ) -> impl IntoView {
     move || {
         in_use.get().then(|| {
-            let confirm = confirm.clone();
             view! {
-                <button type="button" class="takeover" on:click=move |_| confirm()
+                <button type="button" class="takeover" on:click=move |_| confirm.run(())
                     disabled=move || pending.get()>
                     "Sign out the other tab and continue"
                 </button>

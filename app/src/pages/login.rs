@@ -148,7 +148,7 @@ fn UseHereCard(
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             <TakeoverButton in_use pending confirm={
                 let take_over = take_over.clone();
-                move || take_over(true)
+                move |()| take_over(true)
             }/>
             <button type="button" on:click=move |_| take_over(false) disabled=move || pending.get()>
                 {move || if pending.get() { "Taking over…" } else { "Use here" }}
