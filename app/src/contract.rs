@@ -1,7 +1,9 @@
 //! The public HTTP contract, as types both ends share.
 //!
 //! The server serialises these and the browser deserialises them, so the two agree by
-//! construction. Other clients rely on the JSON shapes; the README documents them.
+//! construction; the push channel's and the tabs' messages, which the browser reads in two
+//! steps (their `type`, then the variant), are read back by the tests below. Other clients
+//! rely on the JSON shapes; the README documents them.
 
 use serde::{Deserialize, Deserializer, Serialize, de};
 
