@@ -50,6 +50,8 @@ apt_install() {
 setup_system() {
   local need_browser=$1 missing=()
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
+  # jemalloc (the server's allocator) is built from C with its configure script and make.
+  command -v make >/dev/null || missing+=(make)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
   if [ "$need_browser" = yes ] && [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then

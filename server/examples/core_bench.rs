@@ -8,15 +8,16 @@
 mod support;
 
 use futures_util::FutureExt;
-use std::alloc::System;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use solotab::registry::Registry;
 use solotab::store::SqliteStore;
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use support::{Population, median, raw_map, registry_of, rss, spread};
+use stats_alloc::{Region, StatsAlloc};
+use support::{
+    Population, SERVER_ALLOCATOR, ServerAllocator, median, raw_map, registry_of, rss, spread,
+};
 
 struct Options {
     sessions: usize,
@@ -72,14 +73,15 @@ fn main() {
     }
 }
 
-/// Counts heap bytes (requested sizes), so that memory per session is exact.
+/// Counts heap bytes (requested sizes), so that memory per session is exact; the server's own
+/// allocator underneath, so that resident memory is laid out as the server's is.
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: StatsAlloc<ServerAllocator> = StatsAlloc::new(SERVER_ALLOCATOR);
 
 /// Heap bytes still allocated of those allocated since `region` began. (`stats_alloc`
 /// counts a reallocation's growth in `bytes_allocated` and its shrinking in
 /// `bytes_deallocated`; `bytes_reallocated` is the same change again, so it is not added.)
-fn live(region: &Region<System>) -> i64 {
+fn live(region: &Region<ServerAllocator>) -> i64 {
     let change = region.change();
     change.bytes_allocated as i64 - change.bytes_deallocated as i64
 }
@@ -89,13 +91,13 @@ async fn memory(population: &Population) {
     // The baseline first, then the registry; each measured as the heap and the resident
     // memory it adds. The registry is loaded from a copy of the population that it consumes,
     // so what is left on the heap afterwards is the registry alone.
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&GLOBAL);
     let before = rss();
     let raw = raw_map(population);
     let (raw_heap, raw_rss) = (live(&region), rss().saturating_sub(before));
     drop(raw);
 
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&GLOBAL);
     let before = rss();
     let registry = registry_of(population).await;
     let (registry_heap, registry_rss) = (live(&region), rss().saturating_sub(before));

@@ -18,6 +18,10 @@
 
 mod support;
 
+/// The server's allocator (see `support::ServerAllocator`).
+#[global_allocator]
+static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

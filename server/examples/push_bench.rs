@@ -14,6 +14,10 @@
 
 mod support;
 
+/// The server's allocator (see `support::ServerAllocator`).
+#[global_allocator]
+static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,18 @@ use solotab::time::UnixMillis;
 use solotab::uid::{Uid, UidDigest};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The server binary's allocator (`src/main.rs`), so that the benchmarks measure memory laid
+/// out as the server's is: jemalloc with transparent huge pages, unless the `jemalloc`
+/// feature is off.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+pub type ServerAllocator = tikv_jemallocator::Jemalloc;
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+pub const SERVER_ALLOCATOR: ServerAllocator = tikv_jemallocator::Jemalloc;
+#[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
+pub type ServerAllocator = std::alloc::System;
+#[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
+pub const SERVER_ALLOCATOR: ServerAllocator = std::alloc::System;
+
 /// User agents are few in real traffic; sessions draw from these.
 const USER_AGENTS: [&str; 3] = [
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
@@ -193,6 +205,16 @@ pub fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
+}
+
+/// Resident memory of this process in transparent huge pages, in bytes (Linux; 0 if unknown).
+pub fn huge_pages() -> u64 {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let kib: Option<u64> = rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("AnonHugePages:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok());
+    kib.unwrap_or(0) * 1024
 }
 
 /// CPU time used so far, in seconds: by this process (all its threads), and by its children
