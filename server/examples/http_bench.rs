@@ -17,10 +17,6 @@
 
 mod support;
 
-/// The server's allocator (see `support::ServerAllocator`).
-#[global_allocator]
-static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
@@ -37,6 +33,10 @@ use solotab::registry::Registry;
 use support::{Population, cpu_seconds, median, percentile, registry_of, spread};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The server's allocator (see `support::ServerAllocator`).
+#[global_allocator]
+static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
 
 const PASSWORD: &str = "correct horse battery";
 

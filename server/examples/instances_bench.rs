@@ -18,10 +18,6 @@
 
 mod support;
 
-/// The server's allocator (see `support::ServerAllocator`).
-#[global_allocator]
-static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -31,6 +27,10 @@ use serde_json::{Value, json};
 use solotab::config::Config;
 use solotab::store::{postgres_test_database_url, test_redis};
 use support::{PASSWORD, expect, login, median, open_channel, percentile, register, spread};
+
+/// The server's allocator (see `support::ServerAllocator`).
+#[global_allocator]
+static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
 
 struct Sizes {
     rounds: usize,

@@ -14,10 +14,6 @@
 
 mod support;
 
-/// The server's allocator (see `support::ServerAllocator`).
-#[global_allocator]
-static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -25,6 +21,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{Channel, expect, login, open_channel, percentile, register};
+
+/// The server's allocator (see `support::ServerAllocator`).
+#[global_allocator]
+static GLOBAL: support::ServerAllocator = support::SERVER_ALLOCATOR;
 
 /// Channels per active UID (the server allows four).
 const PER_UID: usize = 4;
